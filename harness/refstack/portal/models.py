@@ -1,0 +1,149 @@
+"""ORM tables of the reference portal (contract sections 2, 4, 9).
+
+Only what a load test touches is modelled; names follow VoxBento's (`events`, `rooms`, `booths`,
+`invite_tokens`, `users`, ...) so a reader of the contract finds them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def generate_token() -> str:
+    """Contract 2: invite tokens are 64 hex chars."""
+    return secrets.token_hex(32)
+
+
+# Contract 4.1: join codes are 6 chars from this alphabet.
+JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def generate_join_code() -> str:
+    return "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(6))
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Event(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    display_name: Mapped[str] = mapped_column(String(255))
+    join_code: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    transcription_api_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    rooms: Mapped[list[Room]] = relationship(back_populates="event", cascade="all, delete-orphan", order_by="Room.id")
+
+
+class Room(Base):
+    __tablename__ = "rooms"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
+    display_name: Mapped[str] = mapped_column(String(255))
+    audio_delay_ms: Mapped[int] = mapped_column(Integer, default=0)  # contract 6.2: 0-10000
+    floor_transcription_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    event: Mapped[Event] = relationship(back_populates="rooms")
+    booths: Mapped[list[Booth]] = relationship(back_populates="room", cascade="all, delete-orphan", order_by="Booth.id")
+
+
+class Booth(Base):
+    __tablename__ = "booths"
+    __table_args__ = (UniqueConstraint("room_id", "language_code", name="uq_booth_room_language"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"), index=True)
+    language_code: Mapped[str] = mapped_column(String(8))
+    language_name: Mapped[str] = mapped_column(String(64))
+    instance: Mapped[str] = mapped_column(String(16), default="primary")
+    transcription_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    transcription_provider: Mapped[str] = mapped_column(String(32), default="local")
+    transcription_model: Mapped[str] = mapped_column(String(64), default="tiny")
+    broadcast_unlocked: Mapped[bool] = mapped_column(Boolean, default=False)  # contract 8.1: never read for live state
+    room: Mapped[Room] = relationship(back_populates="booths")
+    tokens: Mapped[list[InviteToken]] = relationship(back_populates="booth", cascade="all, delete-orphan", order_by="InviteToken.id")
+
+
+class InviteToken(Base):
+    __tablename__ = "invite_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, index=True, default=generate_token)
+    booth_id: Mapped[int] = mapped_column(ForeignKey("booths.id"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(255), default="")
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    booth: Mapped[Booth] = relationship(back_populates="tokens")
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True, index=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuthToken(Base):
+    """Contract 3.3: verification / magic-link / reset tokens (64 hex)."""
+
+    __tablename__ = "auth_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, index=True, default=generate_token)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_type: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Membership(Base):
+    """Contract 3.2: event_owner / room_coordinator / interpreter scoped roles of registered users."""
+
+    __tablename__ = "memberships"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), nullable=True, index=True)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id"), nullable=True)
+    booth_id: Mapped[int | None] = mapped_column(ForeignKey("booths.id"), nullable=True)
+
+
+class TranscriptSegment(Base):
+    """Contract 7.4: every final caption with a room id inserts one row (a write)."""
+
+    __tablename__ = "transcript_segments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    booth_id: Mapped[str] = mapped_column(String(128), index=True)
+    room_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    language_code: Mapped[str] = mapped_column(String(8))
+    segment_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """Contract 14.26: the webhook loop claims pending rows once per second (an UPDATE even when idle)."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
