@@ -1,5 +1,170 @@
-"""The `voxload` command line (placeholder; being written)."""
+"""The `voxload` command line: argument parsing, one-line user errors and exit codes.
+
+Exit codes (shared by every subcommand, see also the README): 0 success / all SLOs met, 1 an SLO breached,
+2 a usage, input, target or harness error. User errors print one line on stderr and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import __version__
+
+EXIT_OK = 0
+EXIT_SLO_BREACHED = 1
+EXIT_ERROR = 2
 
 
-def main(argv=None) -> int:
-    raise SystemExit("voxload: not yet implemented")
+class UserError(Exception):
+    """Bad input from the operator: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block) and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_ERROR, f"{self.prog}: {message} (see --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
+    return value
+
+
+def _loopback_host(text: str) -> str:
+    # Standards: the embedded target only ever listens on loopback.
+    host = "127.0.0.1" if text == "localhost" else text
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return host
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not a loopback address (the reference stack only binds 127.0.0.0/8)")
+
+
+def _knob(text: str) -> tuple[str, str]:
+    from .refstack.portal.config import KNOBS
+
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    if key not in KNOBS:
+        raise argparse.ArgumentTypeError(f"unknown knob {key!r} (see `voxload stack up --help`)")
+    return key, value
+
+
+def _knob_epilog() -> str:
+    from .refstack.portal.config import KNOBS
+
+    width = max(map(len, KNOBS))
+    lines = ["portal knobs (environment variables, or --set KEY=VALUE):"]
+    lines += [f"  {name.ljust(width)}  {text}" for name, text in KNOBS.items()]
+    lines.append("")
+    lines.append("media relay fault flags are passed with --media-arg (see `python -m harness.refstack.media --help`).")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="voxload", description="Load and capacity harness for VoxBento.")
+    parser.add_argument("--version", action="version", version=f"voxload {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    stack = sub.add_parser("stack", help="the embedded reference target (VoxBento-compatible portal + MediaMTX-compatible relay)")
+    stack_sub = stack.add_subparsers(dest="stack_command", metavar="ACTION", parser_class=_Parser)
+    stack_sub.required = True
+    up = stack_sub.add_parser(
+        "up",
+        help="start the reference stack on loopback until Ctrl-C or SIGTERM",
+        description="Start the reference portal and media relay on loopback with VoxBento's default ports.",
+        epilog=_knob_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument("--host", type=_loopback_host, default="127.0.0.1", metavar="ADDR", help="loopback address to bind (default 127.0.0.1)")
+    up.add_argument("--portal-port", type=_port, default=8000, metavar="PORT", help="portal HTTP port (default 8000)")
+    up.add_argument("--media-port", type=_port, default=8889, metavar="PORT", help="WHIP/WHEP HTTP port (default 8889)")
+    up.add_argument("--media-api-port", type=_port, default=9997, metavar="PORT", help="media control API port (default 9997)")
+    up.add_argument("--no-media", action="store_true", help="start the portal only")
+    up.add_argument("--data-dir", type=Path, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
+    up.add_argument("--set", dest="knobs", type=_knob, action="append", default=[], metavar="KEY=VALUE", help="set a portal knob (repeatable)")
+    up.add_argument("--media-arg", dest="media_args", action="append", default=[], metavar="ARG", help="extra argument for the media relay (repeatable)")
+    up.set_defaults(func=cmd_stack_up)
+    return parser
+
+
+def cmd_stack_up(args: argparse.Namespace) -> int:
+    from .refstack.stack import Stack, StackConfig, StackError
+
+    config = StackConfig(
+        host=args.host,
+        portal_port=args.portal_port,
+        media_http_port=args.media_port,
+        media_api_port=args.media_api_port,
+        with_media=not args.no_media,
+        data_dir=args.data_dir,
+        portal_env=dict(args.knobs),
+        media_args=list(args.media_args),
+    )
+    stop = threading.Event()
+    # SIGTERM is handled like Ctrl-C: children get SIGTERM and are awaited.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stack = Stack(config)
+    t0 = time.monotonic()
+    try:
+        stack.start()
+    except StackError as exc:
+        stack.stop()
+        raise UserError(str(exc)) from None
+    ready_s = time.monotonic() - t0
+    password_note = "(from ADMIN_PASSWORD)" if "ADMIN_PASSWORD" in os.environ or "ADMIN_PASSWORD" in config.portal_env else stack.admin_password
+    print(f"voxload reference stack ready in {ready_s:.1f} s", flush=True)
+    print(f"  portal          {stack.portal_url}   (admin: {stack.portal_url}/admin/login)")
+    if config.with_media:
+        print(f"  WHIP/WHEP       {stack.media_http_url}")
+        print(f"  media API       {stack.media_api_url}")
+    print(f"  admin password  {password_note}")
+    print(f"  data and logs   {stack.data_dir}")
+    print("Ctrl-C or SIGTERM stops it.", flush=True)
+    exit_code = EXIT_OK
+    try:
+        while not stop.wait(0.5):
+            for name, proc in (("portal", stack.portal_proc), ("media relay", stack.media_proc)):
+                if proc is not None and proc.poll() is not None:
+                    print(f"voxload: {name} exited unexpectedly with code {proc.returncode} (log in {stack.data_dir})", file=sys.stderr)
+                    exit_code = EXIT_ERROR
+                    stop.set()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+    print("voxload reference stack stopped.", flush=True)
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"voxload: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("voxload: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -123,9 +123,13 @@ class Stack:
             if _port_in_use(self.config.host, port):
                 raise StackError(f"{name} port {self.config.host}:{port} is already in use (choose another with the port flags)")
         try:
+            # Both are spawned before either is awaited: start-up time is the slower one's, not the sum.
             if self.config.with_media:
-                self.start_media()
-            self.start_portal()
+                self.media_proc = self._spawn_media()
+            self.portal_proc = self._spawn_portal()
+            if self.config.with_media:
+                self._wait_ready("media relay", self.media_proc, self.config.media_api_port, "/v3/paths/list")
+            self._wait_ready("portal", self.portal_proc, self.config.portal_port, "/healthz")
         except BaseException:
             self.stop()
             raise
@@ -137,6 +141,10 @@ class Stack:
         return open(log_dir / f"{name}.log", "ab")
 
     def start_portal(self) -> None:
+        self.portal_proc = self._spawn_portal()
+        self._wait_ready("portal", self.portal_proc, self.config.portal_port, "/healthz")
+
+    def _spawn_portal(self) -> subprocess.Popen:
         cmd = [
             sys.executable, "-m", "uvicorn", "--factory", "harness.refstack.portal.app:app_from_env",
             "--host", self.config.host, "--port", str(self.config.portal_port),
@@ -146,10 +154,13 @@ class Stack:
         ]
         env = {**os.environ, **self.portal_env}
         with self._log_file("portal") as log:
-            self.portal_proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
-        self._wait_ready("portal", self.portal_proc, self.config.portal_port, "/healthz")
+            return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
 
     def start_media(self) -> None:
+        self.media_proc = self._spawn_media()
+        self._wait_ready("media relay", self.media_proc, self.config.media_api_port, "/v3/paths/list")
+
+    def _spawn_media(self) -> subprocess.Popen:
         cmd = [
             sys.executable, "-m", "harness.refstack.media",
             "--host", self.config.host,
@@ -158,8 +169,7 @@ class Stack:
             *self.config.media_args,
         ]
         with self._log_file("media") as log:
-            self.media_proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
-        self._wait_ready("media relay", self.media_proc, self.config.media_api_port, "/v3/paths/list")
+            return subprocess.Popen(cmd, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
 
     def _wait_ready(self, name: str, proc: subprocess.Popen, port: int, path: str) -> None:
         deadline = time.monotonic() + self.config.startup_timeout_s
