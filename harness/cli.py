@@ -105,8 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_stack_up(args: argparse.Namespace) -> int:
+    from .refstack.portal.config import ConfigError, Settings
     from .refstack.stack import Stack, StackConfig, StackError
 
+    # Knob values are checked here so a typo is one line, not a traceback in the portal's log.
+    try:
+        Settings.from_env({**os.environ, **dict(args.knobs)})
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
     config = StackConfig(
         host=args.host,
         portal_port=args.portal_port,
