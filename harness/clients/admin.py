@@ -1,0 +1,302 @@
+"""The admin panel as a scripted admin sees it (contract 3.2, 4.1, 4.3, 4.4, 4.5, Appendix B).
+
+All writes are form posts answered with **303**; ids are never in bodies, so they are learned from the
+`Location` header (wizard event) or read back from the HTML pages with the shapes of contract
+Appendix B. Those regexes live here and nowhere else. Page GETs for read-load scenarios are grouped
+under ``[id]`` names so Locust stats do not grow per id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+from collections.abc import Iterable, Mapping
+
+import requests
+
+from .cookies import ADMIN_COOKIE, jar_value
+from .errors import AuthRejected, MalformedResponse, ReadBackError
+from .http import PortalHttp
+
+# Contract 3.2
+LOGIN = "/admin/login"
+LOGOUT = "/admin/logout"
+DASHBOARD = "/admin/"
+# Contract 4.1 (wizard)
+SETUP = "/admin/setup"
+SETUP_ROOMS = "/admin/events/{e}/setup/rooms"
+SETUP_BOOTHS = "/admin/events/{e}/setup/booths"
+SETUP_INVITE = "/admin/events/{e}/setup/invite"
+# Contract 4.1 (classic) and the pages of 4.5
+EVENTS = "/admin/events/"
+EVENT = "/admin/events/{e}/"
+ROOMS = "/admin/events/{e}/rooms/"
+ROOM = "/admin/events/{e}/rooms/{r}/"
+BOOTHS = "/admin/events/{e}/rooms/{r}/booths/"
+BOOTH = "/admin/events/{e}/rooms/{r}/booths/{b}/"
+TOKENS = "/admin/events/{e}/rooms/{r}/booths/{b}/tokens/"
+MEMBERS = "/admin/events/{e}/members/"
+REGENERATE_JOIN_CODE = "/admin/events/{e}/regenerate_join_code/"
+# Contract 4.3
+TRANSCRIPTION_SETTINGS = "/admin/events/{e}/rooms/{r}/booths/{b}/transcription-settings"
+# Contract 4.4
+DELETE_EVENT = "/admin/events/{e}/delete"
+DELETE_ROOM = "/admin/events/{e}/rooms/{r}/delete"
+DELETE_BOOTH = "/admin/events/{e}/rooms/{r}/booths/{b}/delete"
+REVOKE_TOKEN = "/admin/events/{e}/rooms/{r}/booths/{b}/tokens/{token}/revoke"
+
+# --- read-back shapes (contract Appendix B; whitespace between tags varies, hence \s*) ---
+# App. B event id (wizard): `Location: /admin/events/{id}/setup/rooms`.
+WIZARD_EVENT_LOCATION = re.compile(r"/admin/events/(\d+)/setup/rooms/?$")
+# App. B event id (list, 20 per page, oldest first): `<a href="/admin/events/{id}/">{name}</a></td>` then `<td><code>{slug}</code>`.
+EVENT_ROW = re.compile(r'<a href="/admin/events/(\d+)/">\s*(.*?)\s*</a>\s*</td>\s*<td>\s*<code>\s*([^<\s]+)\s*</code>', re.S)
+# App. B room id: `href="/admin/events/{e}/rooms/{room_id}/">{room display name}</a>`.
+ROOM_LINK = r'href="/admin/events/{e}/rooms/(\d+)/">\s*(.*?)\s*</a>'
+# App. B booth DB id: the `<tr>` holding `<code>{lang}</code>` also holds `/admin/events/{e}/rooms/{r}/booths/{booth_id}/`.
+BOOTH_LINK = r"/admin/events/{e}/rooms/{r}/booths/(\d+)/"
+# App. B invite token: the `<tr>` holding `<td>{label}</td>` also holds `/join/{64 hex}`.
+INVITE_LINK = re.compile(r"/join/([0-9a-f]{64})")
+# App. B / 4.1 join code: `<span class="join-code">{CODE}</span>`, 6 chars of ABCDEFGHJKLMNPQRSTUVWXYZ23456789.
+JOIN_CODE = re.compile(r'class="join-code"[^>]*>\s*([ABCDEFGHJKLMNPQRSTUVWXYZ23456789]{6})\s*<')
+TABLE_ROW = re.compile(r"<tr\b[^>]*>(.*?)</tr>", re.S)
+# Contract 4.1: invite roles (an unknown role is a 500 on the server).
+INVITE_ROLES = ("interpreter", "room_coordinator", "event_owner", "super_admin", "support")
+# Browsers ask for HTML; contract 3.2: the admin guards then answer 403 with an HTML page instead of JSON.
+HTML_ACCEPT = {"Accept": "text/html,application/xhtml+xml"}
+
+
+@dataclasses.dataclass(frozen=True)
+class EventRow:
+    event_id: int
+    display_name: str
+    slug: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RoomSetup:
+    room_id: int
+    display_name: str
+    booth_ids: Mapping[str, int]  # language code -> booth DB id
+
+
+@dataclasses.dataclass(frozen=True)
+class EventSetup:
+    """What :meth:`AdminClient.setup_event` created, with every id read back."""
+
+    event_id: int
+    slug: str
+    join_code: str
+    rooms: tuple[RoomSetup, ...]
+
+
+def _rows(text: str) -> list[str]:
+    return TABLE_ROW.findall(text)
+
+
+def _text_equals(fragment: str, expected: str) -> bool:
+    return html.unescape(fragment).strip() == expected.strip()
+
+
+class AdminClient:
+    """A scripted admin (one PortalHttp = one admin cookie jar)."""
+
+    def __init__(self, http: PortalHttp) -> None:
+        self.http = http
+
+    def __repr__(self) -> str:
+        return f"AdminClient({self.http!r})"
+
+    # --- plumbing ---
+    def _form(self, path: str, name: str, data: Mapping[str, object], expected: Iterable[int] = (303,)) -> requests.Response:
+        form = {k: ("" if v is None else str(v)) for k, v in data.items()}
+        return self.http.request("POST", path, name=name, expected=tuple(expected), data=form, headers=HTML_ACCEPT)
+
+    def _get(self, path: str, name: str, params: Mapping[str, object] | None = None) -> requests.Response:
+        return self.http.request("GET", path, name=name, expected=(200,), params=params, headers=HTML_ACCEPT)
+
+    # --- contract 3.2 ---
+    @property
+    def admin_cookie(self) -> str | None:
+        return jar_value(self.http.cookies, ADMIN_COOKIE)
+
+    def login(self, password: str) -> None:
+        """303 `/admin/` + `admin_token` cookie; 403 `Invalid password.` (also when ADMIN_PASSWORD is empty)."""
+        response = self._form(LOGIN, LOGIN, {"password": password})
+        if not self.admin_cookie:
+            raise AuthRejected(response.url, 303, (303,), f"login redirected to {response.headers.get('Location')} without {ADMIN_COOKIE}")
+
+    def logout(self) -> None:
+        self.http.request("GET", LOGOUT, name=LOGOUT, expected=(303,), headers=HTML_ACCEPT)
+
+    # --- contract 4.1: wizard ---
+    def create_event_wizard(self, display_name: str, slug: str | None = None) -> int:
+        """`POST /admin/setup` -> 303 `/admin/events/{id}/setup/rooms`; 400 on empty name, bad or duplicate slug."""
+        response = self._form(SETUP, SETUP, {"display_name": display_name, "slug": slug or ""})
+        location = self.http.location(response)
+        match = WIZARD_EVENT_LOCATION.search(location.split("?")[0])
+        if not match:
+            raise MalformedResponse(response.url, f"Location {location!r} does not match {WIZARD_EVENT_LOCATION.pattern}")
+        return int(match.group(1))
+
+    def add_room_wizard(self, event_id: int, display_name: str) -> int:
+        """`POST .../setup/rooms` (303 same URL); the id is read back from the rooms page (newest room of that name)."""
+        self._form(SETUP_ROOMS.format(e=event_id), "/admin/events/[id]/setup/rooms", {"display_name": display_name})
+        return self.room_id(event_id, display_name)
+
+    def add_booth_wizard(self, event_id: int, room_id: int, language_code: str, language_name: str | None = None) -> int:
+        """`POST .../setup/booths` (303 even for duplicates); the id is read back from the room's booths page."""
+        self._form(SETUP_BOOTHS.format(e=event_id), "/admin/events/[id]/setup/booths",
+                   {"room_id": room_id, "language_code": language_code, "language_name": language_name or ""})
+        return self.booth_id(event_id, room_id, language_code)
+
+    def join_code(self, event_id: int) -> str:
+        """`GET .../setup/invite` generates the code if missing (contract 4.1) and shows it."""
+        response = self._get(SETUP_INVITE.format(e=event_id), "/admin/events/[id]/setup/invite")
+        return self._join_code_of(response)
+
+    def setup_event(self, display_name: str, slug: str, rooms: Mapping[str, Iterable[str]]) -> EventSetup:
+        """Contract Appendix A1 via the wizard: event, rooms (name -> language codes), booths, join code."""
+        event_id = self.create_event_wizard(display_name, slug)
+        created = []
+        for room_name, languages in rooms.items():
+            room_id = self.add_room_wizard(event_id, room_name)
+            booth_ids = {lang: self.add_booth_wizard(event_id, room_id, lang) for lang in languages}
+            created.append(RoomSetup(room_id, room_name, booth_ids))
+        return EventSetup(event_id, slug, self.join_code(event_id), tuple(created))
+
+    # --- contract 4.1: classic forms ---
+    def create_event(self, slug: str, display_name: str) -> int:
+        """`POST /admin/events/` (303 even on failure); the id is read back from the event list pages."""
+        self._form(EVENTS, EVENTS, {"slug": slug, "display_name": display_name})
+        return self.event_id(slug)
+
+    def create_room(self, event_id: int, display_name: str) -> int:
+        self._form(ROOMS.format(e=event_id), "/admin/events/[id]/rooms/", {"display_name": display_name})
+        return self.room_id(event_id, display_name)
+
+    def create_booth(self, event_id: int, room_id: int, language_code: str, language_name: str) -> int:
+        self._form(BOOTHS.format(e=event_id, r=room_id), "/admin/events/[id]/rooms/[id]/booths/",
+                   {"language_code": language_code, "language_name": language_name})
+        return self.booth_id(event_id, room_id, language_code)
+
+    def create_invite(
+        self, event_id: int, room_id: int, booth_id: int, label: str, role: str = "interpreter", expires_hours: int | None = None
+    ) -> str:
+        """`POST .../tokens/` then read the token back by its label; labels must be unique per booth."""
+        if role not in INVITE_ROLES:
+            raise ValueError(f"role {role!r} not in {INVITE_ROLES} (contract 4.1: unknown roles are a server 500)")
+        self._form(TOKENS.format(e=event_id, r=room_id, b=booth_id), "/admin/events/[id]/rooms/[id]/booths/[id]/tokens/",
+                   {"role": role, "label": label, "expires_hours": "" if expires_hours is None else expires_hours})
+        return self.invite_token(event_id, room_id, booth_id, label)
+
+    def regenerate_join_code(self, event_id: int) -> str:
+        """`POST .../regenerate_join_code/` -> 303 `/admin/events/{e}/`; the new code is read from the event page."""
+        self._form(REGENERATE_JOIN_CODE.format(e=event_id), "/admin/events/[id]/regenerate_join_code/", {})
+        return self._join_code_of(self._get(EVENT.format(e=event_id), "/admin/events/[id]/"))
+
+    # --- contract 4.3 ---
+    def set_transcription(
+        self, event_id: int, room_id: int, booth_id: int, enabled: bool, provider: str = "local", model: str = "tiny"
+    ) -> None:
+        """Absent `transcription_enabled` means false; 400 on bad provider/model; 500 at the worker cap (contract 7.2)."""
+        data: dict[str, object] = {"transcription_provider": provider, "transcription_model": model}
+        if enabled:
+            data["transcription_enabled"] = "true"
+        self._form(TRANSCRIPTION_SETTINGS.format(e=event_id, r=room_id, b=booth_id),
+                   "/admin/events/[id]/rooms/[id]/booths/[id]/transcription-settings", data)
+
+    # --- contract 4.4 ---
+    def delete_event(self, event_id: int) -> None:
+        self._form(DELETE_EVENT.format(e=event_id), "/admin/events/[id]/delete", {})
+
+    def delete_room(self, event_id: int, room_id: int) -> None:
+        self._form(DELETE_ROOM.format(e=event_id, r=room_id), "/admin/events/[id]/rooms/[id]/delete", {})
+
+    def delete_booth(self, event_id: int, room_id: int, booth_id: int) -> None:
+        """Contract 4.4: does not stop the booth's worker nor drop the in-memory booth."""
+        self._form(DELETE_BOOTH.format(e=event_id, r=room_id, b=booth_id), "/admin/events/[id]/rooms/[id]/booths/[id]/delete", {})
+
+    def revoke_invite(self, event_id: int, room_id: int, booth_id: int, token: str) -> None:
+        self._form(REVOKE_TOKEN.format(e=event_id, r=room_id, b=booth_id, token=token),
+                   "/admin/events/[id]/rooms/[id]/booths/[id]/tokens/[token]/revoke", {})
+
+    # --- read-backs (contract Appendix B) ---
+    def events_on_page(self, page: int = 1) -> list[EventRow]:
+        response = self.events_page(page)
+        return [EventRow(int(i), html.unescape(n).strip(), html.unescape(s)) for i, n, s in EVENT_ROW.findall(response)]
+
+    def event_id(self, slug: str, max_pages: int = 1000) -> int:
+        """Scan `/admin/events/?page=N` (20 per page, oldest first) until the slug's row appears."""
+        for page in range(1, max_pages + 1):
+            rows = self.events_on_page(page)
+            for row in rows:
+                if row.slug == slug:
+                    return row.event_id
+            if not rows:
+                break
+        raise ReadBackError(self.http.url(EVENTS), EVENT_ROW.pattern, f"no row for slug {slug!r}")
+
+    def room_id(self, event_id: int, display_name: str) -> int:
+        url = self.http.url(ROOMS.format(e=event_id))
+        pattern = re.compile(ROOM_LINK.format(e=event_id), re.S)
+        text = self.rooms_page(event_id)
+        ids = [int(i) for i, name in pattern.findall(text) if _text_equals(name, display_name)]
+        if not ids:
+            raise ReadBackError(url, pattern.pattern, f"no room named {display_name!r}")
+        return max(ids)  # ids are auto-increment: the newest room of that name is the one just created
+
+    def room_ids(self, event_id: int) -> dict[int, str]:
+        pattern = re.compile(ROOM_LINK.format(e=event_id), re.S)
+        return {int(i): html.unescape(n).strip() for i, n in pattern.findall(self.rooms_page(event_id))}
+
+    def booth_id(self, event_id: int, room_id: int, language_code: str) -> int:
+        url = self.http.url(BOOTHS.format(e=event_id, r=room_id))
+        link = re.compile(BOOTH_LINK.format(e=event_id, r=room_id))
+        code = re.compile(r"<code>\s*" + re.escape(language_code) + r"\s*</code>")
+        ids = {int(m) for row in _rows(self.booths_page(event_id, room_id)) if code.search(row) for m in link.findall(row)}
+        if len(ids) != 1:
+            raise ReadBackError(url, link.pattern, f"{len(ids)} booth ids in rows with <code>{language_code}</code>")
+        return ids.pop()
+
+    def invite_token(self, event_id: int, room_id: int, booth_id: int, label: str) -> str:
+        url = self.http.url(BOOTH.format(e=event_id, r=room_id, b=booth_id))
+        cell = re.compile(r"<td>\s*" + re.escape(html.escape(label, quote=False)) + r"\s*</td>")
+        tokens = {t for row in _rows(self.booth_page(event_id, room_id, booth_id)) if cell.search(row) for t in INVITE_LINK.findall(row)}
+        if len(tokens) != 1:
+            raise ReadBackError(url, INVITE_LINK.pattern, f"{len(tokens)} invite tokens in rows labelled {label!r}")
+        return tokens.pop()
+
+    def _join_code_of(self, response: requests.Response) -> str:
+        match = JOIN_CODE.search(response.text)
+        if not match:
+            raise ReadBackError(response.url, JOIN_CODE.pattern)
+        return match.group(1)
+
+    # --- pages for read load (contract 4.5); each returns the HTML ---
+    def dashboard(self) -> str:
+        return self._get(DASHBOARD, DASHBOARD).text
+
+    def events_page(self, page: int = 1) -> str:
+        return self._get(EVENTS, EVENTS, {"page": page}).text
+
+    def event_page(self, event_id: int) -> str:
+        return self._get(EVENT.format(e=event_id), "/admin/events/[id]/").text
+
+    def rooms_page(self, event_id: int) -> str:
+        return self._get(ROOMS.format(e=event_id), "/admin/events/[id]/rooms/").text
+
+    def room_page(self, event_id: int, room_id: int) -> str:
+        return self._get(ROOM.format(e=event_id, r=room_id), "/admin/events/[id]/rooms/[id]/").text
+
+    def booths_page(self, event_id: int, room_id: int) -> str:
+        return self._get(BOOTHS.format(e=event_id, r=room_id), "/admin/events/[id]/rooms/[id]/booths/").text
+
+    def booth_page(self, event_id: int, room_id: int, booth_id: int) -> str:
+        return self._get(BOOTH.format(e=event_id, r=room_id, b=booth_id), "/admin/events/[id]/rooms/[id]/booths/[id]/").text
+
+    def members_page(self, event_id: int) -> str:
+        return self._get(MEMBERS.format(e=event_id), "/admin/events/[id]/members/").text
+
+    def setup_booths_page(self, event_id: int) -> str:
+        return self._get(SETUP_BOOTHS.format(e=event_id), "/admin/events/[id]/setup/booths").text

@@ -1,0 +1,163 @@
+"""The booth JSON API under `/api/...` (contract 3.5, 4.2, 4.4, 5.2, 5.5, 7.1, 7.2).
+
+Guarded by `BOOTH_ACCESS_TOKEN` (contract 3.5): open when it is empty; otherwise a request passes with a
+decodable non-listener Bearer JWT (e.g. from :meth:`BoothApi.fetch_bearer`), ``?token=`` equal to the
+access token, or a decodable non-listener cookie in the session's jar. `GET /api/interpreter/status/*`
+is never guarded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .booth_state import BoothState
+from .errors import MalformedResponse
+from .http import PortalHttp
+from .media_urls import encode_uri_component
+
+# Contract 4.2
+CREATE_BOOTH = "/api/events/{slug}/booths"
+# Contract 5.2 step 1: never creates a booth; 404 when not in the in-memory registry.
+STATE = "/api/events/{slug}/booths/{lang}/state"
+# Contract 5.5: scripted publishers.
+WHIP_URL = "/api/events/{slug}/booths/{lang}/whip-url"
+# Contract 7.1
+TRANSCRIPTION_START = "/api/events/{slug}/rooms/{room_id}/booths/{lang}/transcription/start"
+TRANSCRIPTION_STOP = "/api/events/{slug}/rooms/{room_id}/booths/{lang}/transcription/stop"
+# Contract 4.4
+DELETE_BOOTH = "/api/events/{slug}/rooms/{room_id}/booths/{lang}"
+# Contract 3.5
+AUTH_TOKEN = "/api/auth/token"
+# Contract 5.2 step 2: `{"channel_id", "state": "mediamtx", "reachable": bool}`; channel encodeURIComponent'ed.
+INTERPRETER_STATUS = "/api/interpreter/status/{channel}"
+
+# Contract 4.2: `interpreter_invite_url` is `{PUBLIC_BASE_URL}/join/{token}`, token 64 hex (contract 2).
+_INVITE_URL_TOKEN = re.compile(r"/join/([0-9a-f]{64})$")
+
+
+@dataclasses.dataclass(frozen=True)
+class CreatedBooth:
+    """Contract 4.2: the 201 body (state object plus four URLs); a new single-use invite on every call."""
+
+    state: BoothState
+    whip_url: str
+    whep_url: str
+    interpreter_invite_url: str
+    invite_token: str
+    caption_url: str
+
+
+@dataclasses.dataclass(frozen=True)
+class WhipGrant:
+    whip_url: str
+    channel_id: str
+    booth_id: str
+
+
+class BoothApi:
+    def __init__(self, http: PortalHttp, *, bearer: str | None = None, query_token: str | None = None) -> None:
+        self.http = http
+        self._bearer = bearer
+        self._query_token = query_token
+
+    def __repr__(self) -> str:
+        return f"BoothApi({self.http!r}, bearer={'set' if self._bearer else 'none'}, query_token={'set' if self._query_token else 'none'})"
+
+    def _auth(self, params: Mapping[str, Any] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {self._bearer}"} if self._bearer else {}
+        merged = {k: v for k, v in (params or {}).items() if v is not None}
+        if self._query_token:
+            merged["token"] = self._query_token
+        return headers, merged
+
+    # --- contract 3.5 ---
+    def fetch_bearer(self, access_token: str = "") -> str:
+        """`POST /api/auth/token {"token": ...}` -> `access_token`; also used for later calls. 401 when wrong."""
+        response = self.http.request("POST", AUTH_TOKEN, name=AUTH_TOKEN, expected=(200,), json={"token": access_token})
+        body = self.http.json_body(response)
+        if not isinstance(body, Mapping) or not body.get("access_token") or body.get("token_type") != "bearer":
+            raise MalformedResponse(response.url, "expected {access_token, token_type: bearer} (contract 3.5)")
+        self._bearer = str(body["access_token"])
+        return self._bearer
+
+    # --- contract 4.2 ---
+    def create_booth(
+        self,
+        event_slug: str,
+        language_code: str,
+        *,
+        language: str | None = None,
+        room_id: int | None = None,
+        room_name: str | None = None,
+        instance: str | None = None,
+    ) -> CreatedBooth:
+        body: dict[str, Any] = {"language_code": language_code}
+        body.update({k: v for k, v in {"language": language, "room_id": room_id, "room_name": room_name, "instance": instance}.items()
+                     if v is not None})
+        headers, params = self._auth()
+        response = self.http.request("POST", CREATE_BOOTH.format(slug=event_slug), name="/api/events/[slug]/booths",
+                                     expected=(201,), json=body, headers=headers, params=params)
+        data = self.http.json_body(response)
+        state = BoothState.from_json(data, response.url)
+        try:
+            invite_url = str(data["interpreter_invite_url"])
+            urls = {k: str(data[k]) for k in ("whip_url", "whep_url", "caption_url")}
+        except KeyError as exc:
+            raise MalformedResponse(response.url, f"missing contract 4.2 field {exc}") from exc
+        match = _INVITE_URL_TOKEN.search(invite_url)
+        if not match:
+            raise MalformedResponse(response.url, "interpreter_invite_url does not end in /join/<64 hex> (contract 4.2)")
+        return CreatedBooth(state=state, interpreter_invite_url=invite_url, invite_token=match.group(1), **urls)
+
+    # --- contract 5.2 / 6.2 ---
+    def state(self, event_slug: str, language_code: str, room_id: int | None = None) -> BoothState:
+        headers, params = self._auth({"room_id": room_id})
+        response = self.http.request("GET", STATE.format(slug=event_slug, lang=language_code),
+                                     name="/api/events/[slug]/booths/[lang]/state", expected=(200,), headers=headers, params=params)
+        return BoothState.from_json(self.http.json_body(response), response.url)
+
+    # --- contract 5.5 ---
+    def whip_url(self, event_slug: str, language_code: str, participant_id: str, room_id: int) -> WhipGrant:
+        """404 `Participant does not exist in booth.`; 403 `Only the active interpreter can publish audio.`"""
+        headers, params = self._auth({"participant_id": participant_id, "room_id": room_id})
+        response = self.http.request("GET", WHIP_URL.format(slug=event_slug, lang=language_code),
+                                     name="/api/events/[slug]/booths/[lang]/whip-url", expected=(200,), headers=headers, params=params)
+        data = self.http.json_body(response)
+        try:
+            return WhipGrant(whip_url=str(data["whip_url"]), channel_id=str(data["channel_id"]), booth_id=str(data["booth_id"]))
+        except (KeyError, TypeError) as exc:
+            raise MalformedResponse(response.url, f"expected whip_url, channel_id, booth_id (contract 5.5): {exc!r}") from exc
+
+    # --- contract 7.1 / 7.2 ---
+    def transcription_start(self, event_slug: str, room_id: int, language_code: str) -> Mapping[str, Any]:
+        """200 `{"status": "started"|"disabled", ...}`; 429 at the worker cap (raised as RateLimited)."""
+        headers, params = self._auth()
+        response = self.http.request("POST", TRANSCRIPTION_START.format(slug=event_slug, room_id=room_id, lang=language_code),
+                                     name="/api/events/[slug]/rooms/[id]/booths/[lang]/transcription/start",
+                                     expected=(200,), json={}, headers=headers, params=params)
+        return self.http.json_body(response)
+
+    def transcription_stop(self, event_slug: str, room_id: int, language_code: str) -> Mapping[str, Any]:
+        headers, params = self._auth()
+        response = self.http.request("POST", TRANSCRIPTION_STOP.format(slug=event_slug, room_id=room_id, lang=language_code),
+                                     name="/api/events/[slug]/rooms/[id]/booths/[lang]/transcription/stop",
+                                     expected=(200,), json={}, headers=headers, params=params)
+        return self.http.json_body(response)
+
+    # --- contract 4.4 ---
+    def delete_booth(self, event_slug: str, room_id: int, language_code: str) -> None:
+        headers, params = self._auth()
+        self.http.request("DELETE", DELETE_BOOTH.format(slug=event_slug, room_id=room_id, lang=language_code),
+                          name="/api/events/[slug]/rooms/[id]/booths/[lang]", expected=(204,), headers=headers, params=params)
+
+    # --- contract 5.2 step 2 (never guarded) ---
+    def interpreter_status(self, channel: str) -> Mapping[str, Any]:
+        response = self.http.request("GET", INTERPRETER_STATUS.format(channel=encode_uri_component(channel)),
+                                     name="/api/interpreter/status/[channel]", expected=(200,))
+        data = self.http.json_body(response)
+        if not isinstance(data, Mapping) or "reachable" not in data:
+            raise MalformedResponse(response.url, "expected {channel_id, state, reachable} (contract 5.2)")
+        return data

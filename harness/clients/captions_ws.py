@@ -1,0 +1,119 @@
+"""`/ws/captions/{booth_id}`: the listener's caption socket (contract 6.3, 3.6, 7.4).
+
+Server to client only (client text is read and ignored). :class:`CaptionSocket` records every caption
+(`partial`, `final`, `clear`) and every `booth:state` (sent here only on broadcast lock/unlock) with its
+monotonic receive time. Caption texts are scanned for ``marker <id>`` tokens: the reference target's
+stand-in transcriber speaks those so caption latency can be matched to audio markers; a real
+transcriber will not, so markers are optional everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .booth_state import BoothState
+from .cookies import JWT_COOKIE_ORDER, cookie_header
+from .http import PortalHttp
+from .media_urls import encode_uri_component
+from .reporting import ReportFn
+from .ws_base import JsonSocket, ReceivedMessage
+
+CAPTIONS_WS_PATH = "/ws/captions/{booth_id}"
+STATS_NAME = "/ws/captions/[booth_id]"
+
+# Contract 6.3: message types and caption statuses.
+CAPTION = "caption"
+STATE = "booth:state"
+PARTIAL = "partial"
+FINAL = "final"
+CLEAR = "clear"
+
+# Stand-in transcriber convention (not VoxBento): "marker 17" inside caption text.
+MARKER_PATTERN = re.compile(r"\bmarker\s+([0-9A-Za-z_-]+)", re.IGNORECASE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Caption:
+    status: str
+    text: str
+    segment_id: str | None  # only on finals from a worker (contract 6.3); absent on admin-pushed empty finals
+    seq: int | None  # restarts at 1 when the worker's loop restarts
+    received_at_s: float
+    markers: tuple[str, ...]
+
+    @classmethod
+    def from_message(cls, message: ReceivedMessage) -> Caption:
+        payload = message.payload
+        text = str(payload.get("text") or "")
+        seq = payload.get("seq")
+        return cls(
+            status=str(payload.get("status", "")),
+            text=text,
+            segment_id=payload.get("segment_id"),
+            seq=int(seq) if isinstance(seq, int) else None,
+            received_at_s=message.received_at_s,
+            markers=tuple(MARKER_PATTERN.findall(text)),
+        )
+
+
+class CaptionSocket(JsonSocket):
+    def __init__(self, url: str, booth_id: str, **kwargs: Any) -> None:
+        super().__init__(url, name=STATS_NAME, **kwargs)
+        self.booth_id = booth_id
+
+    @classmethod
+    def for_portal(
+        cls,
+        http: PortalHttp,
+        booth_id: str,
+        *,
+        token: str | None = None,
+        use_cookies: bool = True,
+        origin: str | None = "",
+        report: ReportFn | None = None,
+        clock_s: Callable[[], float] = time.monotonic,
+        connect_timeout_s: float = 10.0,
+    ) -> CaptionSocket:
+        """Contract 6.3: open without credentials in open mode; in auth mode `?token=<listener JWT>` or a matching cookie."""
+        path = CAPTIONS_WS_PATH.format(booth_id=encode_uri_component(booth_id))
+        url = http.ws_url(path) + (f"?token={encode_uri_component(token)}" if token else "")
+        cookie = cookie_header(http.cookies, JWT_COOKIE_ORDER) if use_cookies else ""
+        return cls(
+            url,
+            booth_id,
+            cookie=cookie,
+            origin=http.base_url if origin == "" else origin,
+            report=report if report is not None else http.report,
+            clock_s=clock_s,
+            connect_timeout_s=connect_timeout_s,
+        )
+
+    def captions(self, status: str | None = None) -> list[Caption]:
+        return [Caption.from_message(m) for m in self.received(CAPTION) if status is None or m.payload.get("status") == status]
+
+    def finals(self) -> list[Caption]:
+        return self.captions(FINAL)
+
+    def marker_receipts(self) -> dict[str, float]:
+        """First receive time (monotonic s) of each marker id, over partials and finals."""
+        first: dict[str, float] = {}
+        for caption in self.captions():
+            for marker in caption.markers:
+                first.setdefault(marker, caption.received_at_s)
+        return first
+
+    def state_receipts(self) -> list[tuple[float, BoothState]]:
+        return [(m.received_at_s, BoothState.from_json(m.payload.get("state"), self.url)) for m in self.received(STATE)]
+
+    def wait_for_caption(self, status: str | None = None, *, timeout_s: float = 10.0, after_index: int = 0) -> Caption:
+        message = self.wait_for(
+            lambda m: m.type == CAPTION and (status is None or m.payload.get("status") == status),
+            waiting_for=f"caption {status or ''}".strip(),
+            timeout_s=timeout_s,
+            after_index=after_index,
+        )
+        return Caption.from_message(message)
