@@ -7,15 +7,23 @@ Owns the app factory and what lives on ``app.state`` (the contract's single-proc
 - ``booths``: the in-memory booth registry   - ``connections``: WebSocket connection sets and fan-out
 - ``workers``: the transcription worker registry (section 7)
 
-Routes live in ``routes_*`` modules, one per surface.
+Routes live in ``routes_*`` modules, one per surface. Error rendering is wired here (contract 3.2,
+9.3): an ``HTTPException`` answers ``{"detail": ...}`` JSON, or an HTML page when ``Accept`` contains
+``text/html``; any other exception is logged as ``Unhandled Server Error:`` and answers 500
+``{"detail":"Internal Server Error"}`` (HTML 500 page for ``text/html``). Unhandled exceptions roll
+back the request's DB transaction because they leave its ``get_session()`` block.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .config import Settings
 from .database import Database
@@ -68,7 +76,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (routes_pages, routes_admin, routes_users, routes_listener, routes_booth_api, routes_ws, transcription):
         app.include_router(module.router)
+    _install_error_handlers(app, routes_pages)
     return app
+
+
+def _install_error_handlers(app: FastAPI, pages) -> None:
+    log = logging.getLogger("harness.refstack.portal")
+
+    async def on_http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.scope["type"] != "http":  # WebSocket routes keep FastAPI's own handling
+            return await http_exception_handler(request, exc)
+        response = pages.error_response(request, exc.status_code, str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    async def on_unhandled(request: Request, exc: Exception) -> Response:
+        # Contract 7.2 / 9.3: VoxBento's generic handler logs this line and answers a bare 500.
+        # First line only: SQLAlchemy puts statement parameters (tokens, hashes) on later lines.
+        first_line = (str(exc).splitlines() or [""])[0][:300]
+        log.error("Unhandled Server Error: %s: %s", exc.__class__.__name__, first_line)
+        return pages.error_response(request, 500, "Internal Server Error")
+
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
+    app.add_exception_handler(Exception, on_unhandled)
 
 
 def app_from_env() -> FastAPI:

@@ -62,6 +62,10 @@ class Settings:
     mediamtx_api_base: str = "http://localhost:9997"
     mediamtx_rtsp_base: str = "rtsp://mediamtx:8554"
     public_base_url: str = "https://voxbento.com"
+    # Contract 1.2: empty SMTP_HOST = emails are not sent, the link is logged at WARNING instead.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_from_email: str = "noreply@voxbento.com"
     # --- reference-stack knobs for limits VoxBento hard-codes ---
     db_pool_size: int = 5  # contract 9.1: SQLAlchemy QueuePool default
     db_max_overflow: int = 10
@@ -71,6 +75,9 @@ class Settings:
     listener_rate_limit: bool = True  # contract 10: 10 failures per IP per 60 s (since 2026-07-06)
     bcrypt_rounds: int = 12  # contract 3.3: bcrypt.gensalt() default, run on the event loop
     webhook_loop: bool = True  # contract 14.26: one DB session per second, forever
+    # Contract 9.3: aiosmtplib's default timeout; a server that accepts but never answers holds the
+    # /register transaction (and its pooled connection and SQLite write lock) this long.
+    smtp_timeout_s: float = 60.0
 
     @property
     def effective_jwt_secret(self) -> str:
@@ -97,6 +104,9 @@ class Settings:
             mediamtx_api_base=s("MEDIAMTX_API_BASE", d.mediamtx_api_base).rstrip("/"),
             mediamtx_rtsp_base=s("MEDIAMTX_RTSP_BASE", d.mediamtx_rtsp_base).rstrip("/"),
             public_base_url=s("PUBLIC_BASE_URL", d.public_base_url).rstrip("/"),
+            smtp_host=s("SMTP_HOST", d.smtp_host).strip(),
+            smtp_port=_int("SMTP_PORT", s("SMTP_PORT", str(d.smtp_port)), 1),
+            smtp_from_email=s("SMTP_FROM_EMAIL", d.smtp_from_email),
             db_pool_size=_int("REFSTACK_DB_POOL_SIZE", s("REFSTACK_DB_POOL_SIZE", str(d.db_pool_size)), 1),
             db_max_overflow=_int("REFSTACK_DB_MAX_OVERFLOW", s("REFSTACK_DB_MAX_OVERFLOW", str(d.db_max_overflow))),
             db_pool_timeout_s=_float("REFSTACK_DB_POOL_TIMEOUT_S", s("REFSTACK_DB_POOL_TIMEOUT_S", str(d.db_pool_timeout_s)), 0.01),
@@ -105,6 +115,7 @@ class Settings:
             listener_rate_limit=_bool("REFSTACK_LISTENER_RATE_LIMIT", s("REFSTACK_LISTENER_RATE_LIMIT", "true")),
             bcrypt_rounds=_int("REFSTACK_BCRYPT_ROUNDS", s("REFSTACK_BCRYPT_ROUNDS", str(d.bcrypt_rounds)), 4),
             webhook_loop=_bool("REFSTACK_WEBHOOK_LOOP", s("REFSTACK_WEBHOOK_LOOP", "true")),
+            smtp_timeout_s=_float("REFSTACK_SMTP_TIMEOUT_S", s("REFSTACK_SMTP_TIMEOUT_S", str(d.smtp_timeout_s)), 0.01),
         )
 
     def validate_production_secrets(self) -> None:
@@ -125,6 +136,9 @@ KNOBS: dict[str, str] = {
     "MEDIAMTX_WHIP_BASE": "prefix of WHIP/WHEP URLs handed to clients (VoxBento)",
     "MEDIAMTX_API_BASE": "MediaMTX control API used for health and path creation (VoxBento)",
     "PUBLIC_BASE_URL": "base of invite links and caption_url (VoxBento)",
+    "SMTP_HOST": "empty = verification/magic links are logged at WARNING instead of mailed (VoxBento); plain SMTP only here",
+    "SMTP_PORT": "SMTP port, default 587 (VoxBento)",
+    "SMTP_FROM_EMAIL": "sender address, default noreply@voxbento.com (VoxBento)",
     "REFSTACK_DB_POOL_SIZE": "SQLAlchemy pool size, default 5 (VoxBento: not configurable)",
     "REFSTACK_DB_MAX_OVERFLOW": "SQLAlchemy max overflow, default 10",
     "REFSTACK_DB_POOL_TIMEOUT_S": "seconds a request waits for a pooled connection, default 30",
@@ -133,4 +147,5 @@ KNOBS: dict[str, str] = {
     "REFSTACK_LISTENER_RATE_LIMIT": "true/false: listener join-code limiter, default true",
     "REFSTACK_BCRYPT_ROUNDS": "bcrypt cost, default 12 (VoxBento's gensalt default)",
     "REFSTACK_WEBHOOK_LOOP": "true/false: the once-per-second webhook DB loop, default true",
+    "REFSTACK_SMTP_TIMEOUT_S": "seconds an SMTP exchange may take inside the /register transaction, default 60 (aiosmtplib)",
 }

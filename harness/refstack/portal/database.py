@@ -20,7 +20,8 @@ from .models import Base
 
 class Database:
     def __init__(self, settings: Settings) -> None:
-        kwargs: dict = {"echo": settings.debug}
+        # hide_parameters: error messages and DEBUG echo must not carry tokens or password hashes.
+        kwargs: dict = {"echo": settings.debug, "hide_parameters": True}
         if ":memory:" not in settings.database_url:
             kwargs.update(
                 poolclass=AsyncAdaptedQueuePool,

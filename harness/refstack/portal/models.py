@@ -53,7 +53,13 @@ class Room(Base):
     display_name: Mapped[str] = mapped_column(String(255))
     audio_delay_ms: Mapped[int] = mapped_column(Integer, default=0)  # contract 6.2: 0-10000
     floor_transcription_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Contract 6.1: listener-data `rooms` carries these two flags and the room's translation languages.
+    floor_translation_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    floor_tts_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     event: Mapped[Event] = relationship(back_populates="rooms")
+    translation_languages: Mapped[list[TranslationLanguage]] = relationship(
+        primaryjoin="Room.id == TranslationLanguage.room_id", order_by="TranslationLanguage.id", viewonly=True
+    )
     booths: Mapped[list[Booth]] = relationship(back_populates="room", cascade="all, delete-orphan", order_by="Booth.id")
 
 
@@ -70,7 +76,11 @@ class Booth(Base):
     transcription_provider: Mapped[str] = mapped_column(String(32), default="local")
     transcription_model: Mapped[str] = mapped_column(String(64), default="tiny")
     broadcast_unlocked: Mapped[bool] = mapped_column(Boolean, default=False)  # contract 8.1: never read for live state
+    translation_enabled: Mapped[bool] = mapped_column(Boolean, default=False)  # contract 6.1 listener-data
     room: Mapped[Room] = relationship(back_populates="booths")
+    translation_languages: Mapped[list[TranslationLanguage]] = relationship(
+        primaryjoin="Booth.id == TranslationLanguage.booth_id", order_by="TranslationLanguage.id", viewonly=True
+    )
     tokens: Mapped[list[InviteToken]] = relationship(back_populates="booth", cascade="all, delete-orphan", order_by="InviteToken.id")
 
 
@@ -137,6 +147,28 @@ class TranscriptSegment(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class TranslationLanguage(Base):
+    """Contract 6.1: target languages of a booth (or of a room's floor audio), loaded by the listener page."""
+
+    __tablename__ = "translation_languages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    booth_id: Mapped[int | None] = mapped_column(ForeignKey("booths.id"), nullable=True, index=True)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id"), nullable=True, index=True)
+    language_code: Mapped[str] = mapped_column(String(8))
+    language_name: Mapped[str] = mapped_column(String(64))
+
+
+class WebhookSubscription(Base):
+    """Contract 3.8: a developer's webhook target and the event types it wants (comma-separated)."""
+
+    __tablename__ = "webhook_subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target_url: Mapped[str] = mapped_column(String(1024))
+    event_types: Mapped[str] = mapped_column(Text, default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class WebhookDelivery(Base):
     """Contract 14.26: the webhook loop claims pending rows once per second (an UPDATE even when idle)."""
 
@@ -146,4 +178,6 @@ class WebhookDelivery(Base):
     payload: Mapped[str] = mapped_column(Text, default="{}")
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_subscriptions.id"), nullable=True, index=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,1 +1,153 @@
-"""Placeholder: being written."""
+"""Public pages (contract sections 3.2, 3.4, 4.5, 9.2) and the HTML helpers every page module uses.
+
+Routes: ``GET /healthz`` (no DB session: not a DB health signal), ``GET /`` (home: events and their
+booths; DB errors are swallowed and the page still answers 200), ``GET /join/{token}`` (single-use
+invite -> ``session_token``), ``GET /logout`` and ``GET /admin/logout``.
+
+Helpers: the Jinja2 environment over ``templates/``, ``render``, content negotiation for errors
+(``error_response``: JSON ``{"detail": ...}`` unless ``Accept`` contains ``text/html``), and small
+request accessors shared by the ``routes_*`` modules of the page/form side.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from . import tokens
+from .config import Settings
+from .database import Database
+from .models import Booth, Event, InviteToken, Membership, Room, utcnow
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# Contract 14.22: list helpers cap at the first 100 rows.
+LIST_CAP = 100
+
+
+# --- helpers shared by the page modules ---
+def settings_of(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def db_of(request: Request) -> Database:
+    return request.app.state.db
+
+
+def wants_html(request: Request) -> bool:
+    """Contract 3.2: errors are JSON unless the Accept header contains text/html."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> Response:
+    return TEMPLATES.TemplateResponse(request, name, context or {}, status_code=status_code)
+
+
+def error_response(request: Request, status_code: int, detail: str) -> Response:
+    if wants_html(request):
+        return render(request, "error.html", {"status_code": status_code, "detail": detail}, status_code=status_code)
+    return JSONResponse({"detail": detail}, status_code=status_code)
+
+
+def redirect(url: str) -> RedirectResponse:
+    """Contract 4: every successful form post answers 303."""
+    return RedirectResponse(url, status_code=303)
+
+
+def client_ip(request: Request) -> str:
+    """Contract 10: "IP" is the client host, which uvicorn rewrites from X-Forwarded-For sent by 127.0.0.1."""
+    return request.client.host if request.client else "unknown"
+
+
+# --- routes ---
+@router.get("/healthz")
+async def healthz(request: Request) -> dict[str, Any]:
+    # Contract 9.2: no DB session here; only MediaMTX health (cached 5 s, contract 12.2).
+    return {"status": "ok", "mediamtx_ok": await request.app.state.media.healthy()}
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    payload = tokens.decode(settings_of(request), request.cookies.get(tokens.USER_COOKIE))
+    events: list[Event] = []
+    booths_by_event: dict[int, list[Booth]] = {}
+    memberships: list[Membership] = []
+    try:
+        async with db_of(request).get_session() as session:
+            events = list(
+                (await session.scalars(select(Event).where(Event.is_deleted.is_(False)).order_by(Event.id).limit(LIST_CAP))).all()
+            )
+            if events:
+                booths = await session.scalars(
+                    select(Booth).where(Booth.event_id.in_([e.id for e in events])).order_by(Booth.room_id, Booth.id)
+                )
+                for booth in booths:
+                    booths_by_event.setdefault(booth.event_id, []).append(booth)
+            if payload and payload.get("user") and str(payload.get("sub", "")).isdigit():
+                memberships = list((await session.scalars(select(Membership).where(Membership.user_id == int(payload["sub"])))).all())
+    except Exception:
+        # Contract 4.5 / 9.3: DB errors are swallowed; the page answers 200 with no events.
+        log.exception("Home page: event query failed")
+        events, booths_by_event, memberships = [], {}, []
+    return render(
+        request, "home.html", {"events": events, "booths_by_event": booths_by_event, "memberships": memberships, "user": payload}
+    )
+
+
+@router.get("/join/{token}")
+async def join(request: Request, token: str) -> Response:
+    settings = settings_of(request)
+    async with db_of(request).get_session() as session:
+        invite = await session.scalar(
+            select(InviteToken)
+            .where(InviteToken.token == token)
+            .options(selectinload(InviteToken.booth).selectinload(Booth.room).selectinload(Room.event))
+        )
+        # Contract 3.4: unknown 404, used 403, expired 403; tokens are single use.
+        if invite is None:
+            raise HTTPException(status_code=404, detail="Invalid invite token.")
+        if invite.used:
+            raise HTTPException(status_code=403, detail="Token has already been used.")
+        if invite.expires_at is not None and invite.expires_at < utcnow():
+            raise HTTPException(status_code=403, detail="Token has expired.")
+        invite.used = True
+        booth = invite.booth
+        event_slug = booth.room.event.slug
+        claims = {
+            "sub": uuid.uuid4().hex,
+            "booth_id": booth.id,
+            "role": invite.role,
+            "event_slug": event_slug,
+            "room_id": booth.room_id,
+            "language_code": booth.language_code,
+        }
+        role = invite.role
+    # Contract 3.4: the landing page, not the booth (listener invites cannot be created at HEAD).
+    response = redirect(f"/listener/{event_slug}" if role == "listener" else "/interpreter")
+    tokens.set_cookie(settings, response, tokens.SESSION_COOKIE, tokens.encode(settings, claims))
+    return response
+
+
+@router.get("/logout")
+async def logout() -> Response:
+    response = redirect("/")
+    tokens.delete_auth_cookies(response)
+    return response
+
+
+@router.get("/admin/logout")
+async def admin_logout() -> Response:
+    response = redirect("/admin/login")
+    tokens.delete_auth_cookies(response)
+    return response
+

@@ -45,6 +45,16 @@ def admin_claims() -> dict[str, Any]:
     return {"admin": True}
 
 
+def user_claims(user_id: int, email: str, display_name: str, is_admin: bool) -> dict[str, Any]:
+    """Contract 3.1: claims of the ``user_token`` cookie (``sub`` is the user id as a string)."""
+    return {"sub": str(user_id), "email": email, "display_name": display_name, "is_admin": is_admin, "user": True}
+
+
+def listener_code_cookie(event_slug: str) -> str:
+    """Contract 3.1: the per-event cookie holding a listener join code."""
+    return LISTENER_CODE_COOKIE.format(event_slug=event_slug)
+
+
 def cookie_payload(settings: Settings, conn: HTTPConnection) -> tuple[str, dict[str, Any]] | None:
     """Contract 3.1: the first decodable cookie in the order admin, user, session, with its name."""
     for name in COOKIE_ORDER:
