@@ -1,0 +1,114 @@
+"""JUnit XML from summary.json: one <testcase> per SLO threshold, for CI systems.
+
+Shape (the common Jenkins/xunit ``junit-10.xsd`` dialect, which GitLab, GitHub actions and Jenkins read)::
+
+    <testsuites name="voxload" tests= failures= errors= time=>
+      <testsuite name="voxload.<scenario>" tests= failures= errors= skipped= time= timestamp= hostname=>
+        <properties> run_id, scenario, verdict, exit_code, target </properties>
+        <testcase classname="voxload.slo.<scenario>" name="<metric>: <threshold>" time="0">
+          pass    -> no child element
+          fail    -> <failure type="SloBreached" message="observed p95 = 512 ms, threshold p95 < 400">
+          no_data -> required:     <error type="NoData" ...>   (the run exits 2: a harness-side problem)
+                     not required: <skipped message="...">     (reported, does not change the exit code)
+          <system-out> "FILE:LINE: metric: threshold -> observed (N samples)" </system-out>
+        </testcase>
+        a harness error, if any, becomes one more <testcase name="harness"> with an <error>
+      </testsuite>
+    </testsuites>
+
+The input is the summary dict (``harness.results.load_summary``), so JUnit can be regenerated from any
+finished run directory without re-reading samples.
+"""
+
+from __future__ import annotations
+
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .slo import METRICS, SloState
+
+FAILURE_TYPE = "SloBreached"
+NO_DATA_TYPE = "NoData"
+HARNESS_ERROR_TYPE = "HarnessError"
+
+
+def _observed_text(row: Mapping[str, Any]) -> str:
+    if row["observed"] is None:
+        return "no samples"
+    unit = METRICS[row["metric"]].unit if row["metric"] in METRICS else row.get("unit", "")
+    suffix = "" if unit in ("ratio", "count", "") else f" {unit}"
+    return f"{row['aggregation']} = {row['observed']:.6g}{suffix}"
+
+
+def _where(row: Mapping[str, Any]) -> str:
+    return f"{row['file']}:{row['line']}: " if row.get("file") and row.get("line") else ""
+
+
+def _testcase(suite: ET.Element, classname: str, row: Mapping[str, Any]) -> None:
+    case = ET.SubElement(suite, "testcase", name=f"{row['metric']}: {row['source']}", classname=classname, time="0")
+    state = SloState(row["state"])
+    observed = _observed_text(row)
+    if state is SloState.FAIL:
+        failure = ET.SubElement(case, "failure", type=FAILURE_TYPE, message=f"observed {observed}, threshold {row['source']}")
+        failure.text = f"{row['metric']}: {observed} does not satisfy {row['source']} ({row['sample_count']} samples)"
+    elif state is SloState.NO_DATA:
+        message = f"no samples for {row['metric']}: the threshold {row['source']} could not be judged"
+        if row["required"]:
+            ET.SubElement(case, "error", type=NO_DATA_TYPE, message=message).text = message
+        else:
+            ET.SubElement(case, "skipped", message=message + " (not required)")
+    out = ET.SubElement(case, "system-out")
+    out.text = f"{_where(row)}{row['metric']}: {row['source']} -> {observed} ({row['sample_count']} samples): {state.value}"
+
+
+def junit_element(summary: Mapping[str, Any], hostname: str | None = None) -> ET.Element:
+    scenario = summary["scenario"]
+    rows = summary["slos"]
+    failures = sum(1 for r in rows if r["state"] == SloState.FAIL.value)
+    errors = sum(1 for r in rows if r["state"] == SloState.NO_DATA.value and r["required"])
+    skipped = sum(1 for r in rows if r["state"] == SloState.NO_DATA.value and not r["required"])
+    harness_error = summary.get("harness_error")
+    tests = len(rows) + (1 if harness_error else 0)
+    errors += 1 if harness_error else 0
+    duration = f"{float(summary['timing']['duration_s']):.3f}"
+
+    root = ET.Element("testsuites", name="voxload", tests=str(tests), failures=str(failures), errors=str(errors), time=duration)
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name=f"voxload.{scenario}",
+        tests=str(tests),
+        failures=str(failures),
+        errors=str(errors),
+        skipped=str(skipped),
+        time=duration,
+        timestamp=str(summary["timing"]["started_at"]).removesuffix("Z")[:19],  # xs:dateTime without zone, as the XSD wants
+        hostname=hostname if hostname is not None else socket.gethostname(),
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name in ("run_id", "scenario", "verdict", "exit_code", "status"):
+        ET.SubElement(properties, "property", name=name, value=str(summary[name]))
+    classname = f"voxload.slo.{scenario}"
+    for row in rows:
+        _testcase(suite, classname, row)
+    if harness_error:
+        case = ET.SubElement(suite, "testcase", name="harness", classname=f"voxload.run.{scenario}", time="0")
+        ET.SubElement(case, "error", type=HARNESS_ERROR_TYPE, message=harness_error).text = harness_error
+    return root
+
+
+def junit_xml(summary: Mapping[str, Any], hostname: str | None = None) -> bytes:
+    root = junit_element(summary, hostname)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def write_junit(summary: Mapping[str, Any], path: Path, hostname: str | None = None) -> Path:
+    data = junit_xml(summary, hostname)
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return Path(path)

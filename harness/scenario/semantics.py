@@ -1,0 +1,224 @@
+"""Semantic checks of a scenario: rules a schema cannot express, each reported at its key's line.
+
+Runs only on documents that passed ``harness.scenario.schema`` (so types and ranges are known good) and
+returns the issues plus the parsed SLO thresholds (parsed once here, with their file and line). Checks:
+event form and languages, duplicate rooms and languages, listener capacity per stage, think-time ranges,
+handover schedules (booths must exist and have a backup; times inside the run), media engines, target URL,
+and every SLO (metric name from ``harness.slo.METRICS``, threshold syntax, aggregation for the metric kind).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..refstack.portal.languages import ISO_639_1
+from ..slo import METRICS, SloError, Threshold, parse_threshold, suggest
+from .errors import ScenarioIssue
+from .marked_yaml import MarkedDocument
+from .model import EventSpec, build_load, expand_event, parse_percent
+from .schema_check import describe_value
+
+_THRESHOLD_OBJECT_KEYS = ("threshold", "required")
+
+
+class _Checker:
+    def __init__(self, doc: MarkedDocument) -> None:
+        self.doc = doc
+        self.data: Mapping[str, Any] = doc.data
+        self.issues: list[ScenarioIssue] = []
+
+    def add(self, path: tuple[str | int, ...], message: str) -> None:
+        self.issues.append(self.doc.issue(path, message))
+
+    # --- target ---
+
+    def check_target(self) -> None:
+        host = self.data.get("target", {}).get("host")
+        if host is None:
+            return
+        path = ("target", "host")
+        parts = urlsplit(host)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.add(path, f"must be an http:// or https:// URL (got {describe_value(host)})")
+        elif parts.username is not None or parts.password is not None:
+            # Issue 4: credentials come only from environment variables, never from files that get committed.
+            self.add(path, "must not contain credentials (set them through environment variables)")
+        elif parts.query or parts.fragment:
+            self.add(path, "must not have a query or fragment")
+
+    # --- event ---
+
+    def check_language(self, path: tuple[str | int, ...], code: str) -> None:
+        # Contract 2: a booth language is two lower-case letters from the ISO 639-1 allow-list.
+        if code not in ISO_639_1:
+            self.add(path, f"must be an ISO 639-1 language code (got {describe_value(code)}){suggest(code.lower(), ISO_639_1)}")
+
+    def check_event(self) -> EventSpec | None:
+        event = self.data["event"]
+        has_rooms, has_generate = "rooms" in event, "generate" in event
+        if has_rooms == has_generate:
+            where = ("event", "generate") if has_rooms else ("event",)
+            self.add(where, "give exactly one of 'rooms' (explicit list) or 'generate' (compact form)")
+            return None
+        before = len(self.issues)
+        if has_rooms:
+            self.check_rooms(event["rooms"])
+        else:
+            self.check_generate(event["generate"])
+        return expand_event(event) if len(self.issues) == before else None
+
+    def check_rooms(self, rooms: list[dict[str, Any]]) -> None:
+        seen_rooms: dict[str, int] = {}
+        for r, room in enumerate(rooms):
+            if room["name"] in seen_rooms:
+                self.add(("event", "rooms", r, "name"), f"duplicate room name {room['name']!r} (also rooms[{seen_rooms[room['name']]}])")
+            seen_rooms.setdefault(room["name"], r)
+            if "/" in room["name"]:
+                # booth references are "ROOM/LANG"
+                self.add(("event", "rooms", r, "name"), "must not contain '/'")
+            seen_languages: dict[str, int] = {}
+            for b, booth in enumerate(room["booths"]):
+                path = ("event", "rooms", r, "booths", b, "language")
+                self.check_language(path, booth["language"])
+                if booth["language"] in seen_languages:
+                    # Contract 2: the booth id is {slug}-{room_id}-{language}, so a room has one booth per language.
+                    self.add(path, f"duplicate language {booth['language']!r} in room {room['name']!r} (also booths[{seen_languages[booth['language']]}])")
+                seen_languages.setdefault(booth["language"], b)
+
+    def check_generate(self, gen: Mapping[str, Any]) -> None:
+        seen: dict[str, int] = {}
+        for i, code in enumerate(gen["languages"]):
+            self.check_language(("event", "generate", "languages", i), code)
+            if code in seen:
+                self.add(("event", "generate", "languages", i), f"duplicate language {code!r} (also languages[{seen[code]}])")
+            seen.setdefault(code, i)
+        if len(gen["languages"]) < gen["booths_per_room"]:
+            self.add(("event", "generate", "languages"),
+                     f"needs at least booths_per_room = {gen['booths_per_room']} languages (got {len(gen['languages'])})")
+        total = gen["rooms"] * gen["booths_per_room"]
+        if gen.get("transcribed_booths", 0) > total:
+            self.add(("event", "generate", "transcribed_booths"), f"must be <= the number of booths, {total} (got {gen['transcribed_booths']})")
+
+    # --- load ---
+
+    def check_load(self, event: EventSpec | None) -> None:
+        load = self.data["load"]
+        capacity = event.listener_capacity if event is not None else None
+        for i, stage in enumerate(load["stages"]):
+            path = ("load", "stages", i, "listeners")
+            raw = stage["listeners"]
+            if isinstance(raw, str):
+                percent = parse_percent(raw)
+                if percent is None:
+                    self.add(path, f"must be a count or a percentage like '50%' (got {describe_value(raw)})")
+                elif not 0 <= percent <= 100:
+                    self.add(path, f"must be between 0% and 100% of the event's listener capacity (got {raw!r})")
+            elif capacity is not None and raw > capacity:
+                self.add(path, f"exceeds the event's listener capacity of {capacity} (got {raw})")
+        for role, pair in load.get("think_time_s", {}).items():
+            if pair[0] > pair[1]:
+                self.add(("load", "think_time_s", role), f"must be [min, max] with min <= max (got [{pair[0]:g}, {pair[1]:g}])")
+
+    # --- handovers ---
+
+    def check_handover_booth(self, path: tuple[str | int, ...], ref: str, event: EventSpec) -> None:
+        refs = [b.ref for b in event.booths]
+        if ref not in refs:
+            self.add(path, f"unknown booth {ref!r}, expected 'ROOM/LANG'{suggest(ref, refs)}")
+            return
+        booth = event.booth(ref)
+        if booth.interpreters < 2:
+            # Contract 5.3: a handoff needs another eligible participant ("No other interpreter in the booth to hand off to.").
+            self.add(path, f"booth {ref!r} has 1 interpreter; a handover needs a backup (interpreters >= 2)")
+
+    def check_handovers(self, event: EventSpec | None) -> None:
+        spec = self.data.get("handovers")
+        if spec is None or event is None:
+            return
+        total_s = build_load(self.data["load"], event.listener_capacity).total_duration_s
+        if "at" in spec and "every_s" in spec:
+            self.add(("handovers", "at"), "give either 'every_s' (periodic) or 'at' (explicit times), not both")
+            return
+        if "at" in spec:
+            for key in ("first_at_s", "booths"):
+                if key in spec:
+                    self.add(("handovers", key), "only applies to a periodic schedule ('every_s'); put booths in each 'at' entry")
+            for i, entry in enumerate(spec["at"]):
+                self.check_handover_booth(("handovers", "at", i, "booth"), entry["booth"], event)
+                if entry["at_s"] >= total_s:
+                    self.add(("handovers", "at", i, "at_s"), f"must be before the end of the load stages at {total_s:g} s (got {entry['at_s']:g})")
+            return
+        if "every_s" not in spec:
+            self.add(("handovers",), "needs 'every_s' (periodic) or 'at' (explicit times)")
+            return
+        booths = spec.get("booths", "all")
+        if isinstance(booths, str):
+            if booths != "all":
+                self.add(("handovers", "booths"), f"must be 'all' or a list of 'ROOM/LANG' booths (got {describe_value(booths)})")
+            elif not any(b.interpreters >= 2 for b in event.booths):
+                self.add(("handovers", "booths"), "no booth has a backup interpreter (interpreters >= 2) to hand over to")
+        else:
+            for i, ref in enumerate(booths):
+                self.check_handover_booth(("handovers", "booths", i), ref, event)
+        first_s = spec.get("first_at_s")
+        if first_s is not None and first_s >= total_s:
+            self.add(("handovers", "first_at_s"), f"must be before the end of the load stages at {total_s:g} s (got {first_s:g})")
+
+    # --- media ---
+
+    def check_media(self) -> None:
+        engines = self.data.get("media", {}).get("engines")
+        if engines is None:
+            return
+        if isinstance(engines, str) and engines != "auto":
+            self.add(("media", "engines"), f"must be 'auto' or a number of engine processes >= 1 (got {describe_value(engines)})")
+        elif isinstance(engines, int) and engines < 1:
+            self.add(("media", "engines"), f"must be >= 1 (got {engines})")
+
+    # --- slos ---
+
+    def check_slos(self) -> list[Threshold]:
+        thresholds: list[Threshold] = []
+        for metric, items in self.data["slos"].items():
+            if metric not in METRICS:
+                self.add(("slos", metric), f"unknown metric{suggest(str(metric), METRICS)}")
+                continue
+            for i, item in enumerate(items):
+                path = ("slos", metric, i)
+                required = True
+                source = item
+                if isinstance(item, dict):
+                    unknown = [k for k in item if k not in _THRESHOLD_OBJECT_KEYS]
+                    for key in unknown:
+                        self.add(path + (key,), f"unknown key{suggest(str(key), _THRESHOLD_OBJECT_KEYS)}")
+                    if "threshold" not in item:
+                        self.add(path + ("threshold",), "missing required key")
+                    elif not isinstance(item["threshold"], str):
+                        self.add(path + ("threshold",), f"must be a string like 'p95 < 400' (got {describe_value(item['threshold'])})")
+                    if "required" in item and not isinstance(item["required"], bool):
+                        self.add(path + ("required",), f"must be true or false (got {describe_value(item['required'])})")
+                    if unknown or not isinstance(item.get("threshold"), str) or not isinstance(item.get("required", True), bool):
+                        continue
+                    source, required = item["threshold"], item.get("required", True)
+                try:
+                    thresholds.append(parse_threshold(metric, source, required=required, file=self.doc.file, line=self.doc.line_of(path)))
+                except SloError as exc:
+                    self.add(path, str(exc))
+        return thresholds
+
+
+def semantic_issues(doc: MarkedDocument) -> tuple[list[ScenarioIssue], tuple[Threshold, ...]]:
+    """All semantic issues of a schema-valid document, and its parsed thresholds."""
+    checker = _Checker(doc)
+    checker.check_target()
+    event = checker.check_event()
+    checker.check_load(event)
+    checker.check_handovers(event)
+    checker.check_media()
+    thresholds = checker.check_slos()
+    return checker.issues, tuple(thresholds)
+
+
+__all__ = ["semantic_issues"]
