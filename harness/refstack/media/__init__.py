@@ -1,0 +1,8 @@
+"""MediaMTX-compatible media relay of the embedded reference target (contract section 12).
+
+One process (``python -m harness.refstack.media``) serving WHIP/WHEP on one port and a MediaMTX-like control
+API on another. Modules: ``relay`` (session rules per path), ``sessions`` (aiortc peers and their state
+machine), ``forwarding`` (packet fan-out, sequence/timestamp rewriting), ``paths`` (path configuration and
+runtime), ``faults`` (delay/loss/stall knobs), ``whip_server`` and ``control_api`` (HTTP), ``aiortc_patches``
+(every use of aiortc/aioice internals).
+"""

@@ -1,0 +1,171 @@
+"""Minimal real aiortc peers for the media relay tests: a WHIP publisher and a WHEP subscriber.
+
+- :class:`LoopPublisher` sends a pre-encoded Opus loop (``harness.media.audio.load_loop``) paced on an absolute
+  20 ms schedule; aiortc's sender only packs the ``av.Packet`` s. It records when each payload was sent.
+- :class:`RecordingSubscriber` reads a WHEP path and records every RTP packet (arrival time, sequence number,
+  timestamp, SSRC, payload hash) through the relay's RTP tap: no jitter buffer, no decoding.
+
+Both use ``iceServers=[]`` and loopback-only ICE host candidates. Independent of ``harness.media``'s
+WhipPublisher/WhepListener on purpose (they are built in parallel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import time
+from fractions import Fraction
+from urllib.parse import urljoin
+
+import av
+import httpx
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
+
+from harness.media.audio import payload_hash
+from harness.refstack.media import aiortc_patches
+
+FRAME_SAMPLES = 960
+FRAME_S = 0.02
+OPUS_TIME_BASE = Fraction(1, 48000)
+
+aiortc_patches.restrict_ice_to_loopback()
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@contextlib.contextmanager
+def relay_importable():
+    """Stack starts the relay with ``cwd`` = its data directory; make ``-m harness.refstack.media`` importable
+    there even when the checkout is not pip-installed (the environment passed on is ``os.environ``)."""
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = REPO_ROOT + (os.pathsep + old if old else "")
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+class LoopTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, payloads: tuple[bytes, ...] | list[bytes], clock=time.monotonic) -> None:
+        super().__init__()
+        self._payloads = payloads
+        self._clock = clock
+        self._index = 0
+        self._start_s: float | None = None
+        self.sent_at_s: dict[bytes, float] = {}  # payload hash -> last send time
+        self.sent_count = 0
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start_s is None:
+            self._start_s = self._clock()
+        # Absolute schedule: packet n leaves at start + n * 20 ms, so pacing never drifts.
+        wait_s = self._start_s + self._index * FRAME_S - self._clock()
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        payload = self._payloads[self._index % len(self._payloads)]
+        packet = av.Packet(payload)
+        packet.pts = self._index * FRAME_SAMPLES
+        packet.time_base = OPUS_TIME_BASE
+        self._index += 1
+        # aiortc's sender packs and sends this packet without suspending: now is the send time.
+        self.sent_at_s[payload_hash(payload)] = self._clock()
+        self.sent_count += 1
+        return packet
+
+
+class WhipWhepError(RuntimeError):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+
+
+async def _post_offer(http: httpx.AsyncClient, url: str, pc: RTCPeerConnection) -> str:
+    await pc.setLocalDescription(await pc.createOffer())
+    response = await http.post(url, content=pc.localDescription.sdp, headers={"Content-Type": "application/sdp"})
+    if response.status_code != 201:
+        raise WhipWhepError(response.status_code, response.text)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+    return urljoin(url, response.headers["Location"])
+
+
+async def wait_connected(pc: RTCPeerConnection, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while pc.connectionState != "connected":
+        if pc.connectionState in ("failed", "closed") or time.monotonic() > deadline:
+            raise TimeoutError(f"peer connection {pc.connectionState}")
+        await asyncio.sleep(0.02)
+
+
+class LoopPublisher:
+    def __init__(self, http: httpx.AsyncClient, media_url: str, path: str, payloads) -> None:
+        self.http = http
+        self.url = f"{media_url}/{path}/whip"
+        self.track = LoopTrack(payloads)
+        self.pc = RTCPeerConnection(aiortc_patches.ice_configuration())
+        self.session_url: str | None = None
+
+    async def start(self) -> LoopPublisher:
+        self.pc.addTransceiver(self.track, direction="sendonly")
+        self.session_url = await _post_offer(self.http, self.url, self.pc)
+        await wait_connected(self.pc)
+        return self
+
+    async def close(self, delete: bool = True) -> None:
+        if delete and self.session_url:
+            await self.http.delete(self.session_url)
+        await self.pc.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class Arrival:
+    time_s: float
+    seq: int
+    ts: int
+    ssrc: int
+    hash: bytes
+
+
+class RecordingSubscriber:
+    def __init__(self, http: httpx.AsyncClient, media_url: str, path: str, clock=time.monotonic) -> None:
+        self.http = http
+        self.url = f"{media_url}/{path}/whep"
+        self.clock = clock
+        self.pc = RTCPeerConnection(aiortc_patches.ice_configuration())
+        self.arrivals: list[Arrival] = []
+        self.session_url: str | None = None
+        self.states: list[str] = []
+        self.pc.on("connectionstatechange", lambda: self.states.append(self.pc.connectionState))
+
+    async def start(self, wait: bool = True) -> RecordingSubscriber:
+        transceiver = self.pc.addTransceiver("audio", direction="recvonly")
+        aiortc_patches.install_rtp_tap(transceiver.receiver, self._tap)
+        self.session_url = await _post_offer(self.http, self.url, self.pc)
+        if wait:
+            await wait_connected(self.pc)
+        return self
+
+    async def _tap(self, packet: RtpPacket, arrival_time_ms: int = 0) -> None:
+        self.arrivals.append(Arrival(self.clock(), packet.sequence_number, packet.timestamp, packet.ssrc, payload_hash(packet.payload)))
+
+    async def wait_packets(self, count: int, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.arrivals) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.arrivals)} of {count} packets arrived")
+            await asyncio.sleep(0.02)
+
+    async def close(self, delete: bool = True) -> None:
+        if delete and self.session_url:
+            await self.http.delete(self.session_url)
+        await self.pc.close()
