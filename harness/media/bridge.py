@@ -1,0 +1,336 @@
+"""The bridge between a load generator (Locust greenlets, or plain threads) and media engine processes.
+
+Owns: spawning engines (``python -m harness.media.engine``, one per core by default), the client side of
+the JSON-lines RPC (rpc.py), routing (``publish``/``listen`` to the least-loaded live engine, ``close`` to
+the engine named in the handle), forwarding each publisher's schedule to every engine so listeners in any
+engine can compute payload-hash latency (schedule.py), delivering pushed per-second aggregates to plain
+callables, and turning an engine's death into ``EngineCrashed`` (name and exit code) for every waiting and
+later call, promptly.
+
+gevent: this module never imports gevent or locust. It uses ``socket``, ``threading`` and ``subprocess``
+through their modules at call time, so after ``gevent.monkey.patch_all()`` reads and waits yield to the hub
+instead of blocking it; each engine socket has one lock around ``sendall`` (concurrent writes to one gevent
+socket raise ConcurrentObjectUseError) and one reader (a greenlet, or a daemon thread when not patched).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import rpc
+from .errors import EngineCrashed, EngineProtocolError, EngineStartError, EngineTimeout, MediaError, UnknownHandle, error_from_wire
+
+logger = logging.getLogger(__name__)
+
+StatsCallback = Callable[[dict], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaHandle:
+    handle: str
+    engine: str
+    booth: str
+    role: str  # publisher | listener | probe
+    setup: dict  # offer_ms, post_ms, connected_ms, first_packet_ms
+    schedule: dict | None = None  # publishers only
+
+
+class _PendingCall:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.response: dict | None = None
+        self.error: MediaError | None = None
+
+
+class EngineProcess:
+    """One engine: its process, socket, reader, and calls in flight."""
+
+    def __init__(self, name: str, socket_path: str, results_dir: Path, engine_args: Sequence[str],
+                 on_push: Callable[[EngineProcess, dict], None]) -> None:
+        self.name = name
+        self.socket_path = socket_path
+        self.results_dir = results_dir
+        self.log_path = results_dir / f"media-{name}.log"
+        self._engine_args = list(engine_args)
+        self._on_push = on_push
+        self.proc: subprocess.Popen | None = None
+        self._sock: socket.socket | None = None
+        self._write_lock = threading.Lock()
+        self._pending: dict[int, _PendingCall] = {}
+        self._pending_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.dead: EngineCrashed | None = None
+        self.sessions = 0  # open sessions routed here (routing weight)
+        self._reader: threading.Thread | None = None
+
+    # --- lifecycle ---
+    def spawn(self) -> None:
+        cmd = [sys.executable, "-m", "harness.media.engine", "--socket", self.socket_path,
+               "--results-dir", str(self.results_dir), "--name", self.name, *self._engine_args]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def connect(self, deadline_s: float) -> None:
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                raise EngineStartError(f"media engine {self.name} exited with code {code} during startup: {self._log_tail()}")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.socket_path)
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline_s:
+                    raise EngineStartError(f"media engine {self.name} did not open {self.socket_path} in time: {self._log_tail()}") from None
+                time.sleep(0.05)
+                continue
+            self._sock = sock
+            break
+        self._reader = threading.Thread(target=self._read_loop, name=f"media-bridge-{self.name}", daemon=True)
+        self._reader.start()
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
+
+    def stop(self, timeout_s: float) -> None:
+        if self.dead is None and self._sock is not None:
+            try:
+                self.call("shutdown", {}, timeout_s)
+            except MediaError:
+                pass
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._sock is not None:
+            self._sock.close()
+        if self._reader is not None:
+            self._reader.join(timeout_s)
+
+    # --- RPC ---
+    def call(self, op: str, args: dict, timeout_s: float) -> dict:
+        if self.dead is not None:
+            raise self.dead
+        request_id = next(self._ids)
+        pending = _PendingCall()
+        with self._pending_lock:
+            self._pending[request_id] = pending
+        try:
+            data = rpc.encode({"id": request_id, "op": op, "args": args})
+            with self._write_lock:
+                self._sock.sendall(data)
+        except OSError:
+            with self._pending_lock:
+                self._pending.pop(request_id, None)
+            self._declare_dead()
+            raise self.dead from None
+        if not pending.done.wait(timeout_s):
+            with self._pending_lock:
+                self._pending.pop(request_id, None)
+            raise EngineTimeout(f"media engine {self.name}: no answer to {op} within {timeout_s:g} s")
+        if pending.error is not None:
+            raise pending.error
+        response = pending.response
+        if not response.get("ok"):
+            raise error_from_wire(response.get("error") or {})
+        return response.get("result") or {}
+
+    def _read_loop(self) -> None:
+        buffer = b""
+        try:
+            while True:
+                chunk = self._sock.recv(65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    self._dispatch(line)
+        except OSError:
+            pass
+        self._declare_dead()
+
+    def _dispatch(self, line: bytes) -> None:
+        try:
+            message = rpc.decode(line)
+        except ValueError as exc:
+            logger.warning("media engine %s sent an unreadable line: %s", self.name, exc)
+            return
+        if "push" in message:
+            self._on_push(self, message)
+            return
+        with self._pending_lock:
+            pending = self._pending.pop(message.get("id"), None)
+        if pending is None:
+            return  # the caller gave up (timeout)
+        pending.response = message
+        pending.done.set()
+
+    def _declare_dead(self) -> None:
+        if self.dead is not None:
+            return
+        code = None
+        if self.proc is not None:
+            try:
+                code = self.proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                code = None
+        self.dead = EngineCrashed(self.name, code, f"see {self.log_path}")
+        with self._pending_lock:
+            pending, self._pending = list(self._pending.values()), {}
+        for call in pending:
+            call.error = self.dead
+            call.done.set()
+        if code not in (0, None) or pending:
+            logger.error("%s", self.dead)
+
+
+class MediaBridge:
+    """Engines for a load-generating process; every method may be called from many greenlets/threads."""
+
+    def __init__(
+        self,
+        results_dir: str | Path,
+        engines: int | None = None,
+        on_stats: StatsCallback | None = None,
+        on_event: StatsCallback | None = None,
+        engine_args: Sequence[str] = (),
+        call_timeout_s: float = 30.0,
+        start_timeout_s: float = 60.0,
+    ) -> None:
+        self.results_dir = Path(results_dir)
+        self.engine_count = engines or os.cpu_count() or 1
+        self._on_stats = on_stats
+        self._on_event = on_event
+        self._engine_args = list(engine_args)
+        self.call_timeout_s = call_timeout_s
+        self.start_timeout_s = start_timeout_s
+        self.engines: dict[str, EngineProcess] = {}
+        self._schedules: dict[str, list[dict]] = {}
+        self._lock = threading.Lock()
+        self._socket_dir: str | None = None
+
+    # --- lifecycle ---
+    def start(self) -> MediaBridge:
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self._socket_dir = tempfile.mkdtemp(prefix="voxload-media-")
+        for i in range(self.engine_count):
+            name = f"e{i}"
+            engine = EngineProcess(name, os.path.join(self._socket_dir, f"{name}.sock"), self.results_dir, self._engine_args, self._on_push)
+            self.engines[name] = engine
+            engine.spawn()
+        deadline = time.monotonic() + self.start_timeout_s
+        try:
+            for engine in self.engines.values():
+                engine.connect(deadline)
+                hello = engine.call("hello", {}, self.call_timeout_s)
+                if hello.get("protocol") != rpc.PROTOCOL_VERSION:
+                    raise EngineProtocolError(f"media engine {engine.name} speaks protocol {hello.get('protocol')}, expected {rpc.PROTOCOL_VERSION}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        for engine in self.engines.values():
+            engine.stop(timeout_s)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
+
+    def __enter__(self) -> MediaBridge:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- pushes ---
+    def _on_push(self, engine: EngineProcess, message: dict) -> None:
+        callback = self._on_stats if message.get("push") == "stats" else self._on_event
+        if callback is None:
+            return
+        try:
+            callback(message.get("data") or {})
+        except Exception:
+            # conventions 3: a failing listener is reported but does not kill the run (or the reader).
+            logger.exception("media stats callback failed for a push from engine %s", engine.name)
+
+    # --- routing ---
+    def _pick_engine(self) -> EngineProcess:
+        with self._lock:
+            live = [e for e in self.engines.values() if e.dead is None]
+            if not live:
+                dead = next(iter(self.engines.values()), None)
+                raise dead.dead if dead is not None and dead.dead else EngineStartError("no media engine is running")
+            engine = min(live, key=lambda e: e.sessions)
+            engine.sessions += 1
+            return engine
+
+    def _engine_of(self, handle: MediaHandle | str) -> EngineProcess:
+        name = handle.engine if isinstance(handle, MediaHandle) else handle.split(":", 1)[0]
+        engine = self.engines.get(name)
+        if engine is None:
+            raise UnknownHandle(f"no media engine {name!r} for handle {handle}")
+        return engine
+
+    def publish(self, whip_url: str, booth_key: str) -> MediaHandle:
+        engine = self._pick_engine()
+        try:
+            result = engine.call("publish", {"whip_url": whip_url, "booth": booth_key}, self.call_timeout_s)
+        except BaseException:
+            engine.sessions -= 1
+            raise
+        schedule = result["schedule"]
+        with self._lock:
+            schedules = self._schedules.setdefault(booth_key, [])
+            schedules.append(schedule)
+            del schedules[:-4]
+        for other in self.engines.values():
+            if other is not engine and other.dead is None:
+                try:
+                    other.call("schedule", {"booth": booth_key, "schedule": schedule}, self.call_timeout_s)
+                except MediaError as exc:
+                    logger.warning("could not forward the schedule of %s to engine %s: %s", booth_key, other.name, exc)
+        return MediaHandle(result["handle"], engine.name, booth_key, "publisher", result["setup"], schedule)
+
+    def listen(self, whep_url: str, booth_key: str, probe: bool = False) -> MediaHandle:
+        engine = self._pick_engine()
+        with self._lock:
+            schedules = list(self._schedules.get(booth_key, []))
+        try:
+            result = engine.call("listen", {"whep_url": whep_url, "booth": booth_key, "probe": probe, "schedules": schedules}, self.call_timeout_s)
+        except BaseException:
+            engine.sessions -= 1
+            raise
+        return MediaHandle(result["handle"], engine.name, booth_key, "probe" if probe else "listener", result["setup"])
+
+    def close(self, handle: MediaHandle | str) -> dict:
+        engine = self._engine_of(handle)
+        result = engine.call("close", {"handle": handle.handle if isinstance(handle, MediaHandle) else handle}, self.call_timeout_s)
+        engine.sessions -= 1
+        return result
+
+    def hello(self, engine: str) -> dict:
+        return self.engines[engine].call("hello", {}, self.call_timeout_s)
+
+    def sample_files(self) -> list[Path]:
+        return sorted(self.results_dir.glob("media-*"))
+

@@ -1,0 +1,162 @@
+"""WHEP listener: RTP-tap statistics per packet, and (probe listeners) decoded audio with marker latency.
+
+Tap mode (the default, media-design 1): the receiver's RTP tap (aiortc_patches) sees each decrypted,
+parsed packet; no jitter buffer, no decoder thread, no ``recv()``. Per packet: arrival time, sequence and
+RFC 3550 statistics (rtpstats.py), and payload-hash latency: hash -> loop index (audio.py) -> scheduled
+send time (schedule.py) -> ``arrival - send``.
+
+Probe mode: the same tap, then the stock aiortc path (jitter buffer, Opus decoder thread, ``recv()``) feeds
+a ``ProbeAnalyzer``: markers detected in the decoded audio give mouth-to-ear latency (send time of the marker's
+packet -> the moment its first sample leaves ``recv()``; this includes the jitter buffer's 80 ms prefetch and
+Opus's 6.5 ms look-ahead, as a browser's ear would), and continuity (skipped markers, gaps in decoded time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import time
+
+import aiohttp
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
+
+from . import aiortc_patches
+from .audio import PACKETS_PER_MARKER, OpusLoop, frame_to_mono_int16, payload_hash
+from .markers import FRAME_SAMPLES, SAMPLE_RATE, MarkerDetector
+from .rtpstats import IntervalStats, RtpStreamStats
+from .schedule import BoothSchedules
+from .session import MediaSession, SessionTimeouts
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeInterval:
+    marker_latencies_ms: tuple[float, ...]
+    markers: int
+    markers_skipped: int
+    decoded_gap_ms: float
+    frames: int
+
+
+class ProbeAnalyzer:
+    """Decoded-audio checks of a probe listener (pure: frames and their wall times are passed in)."""
+
+    def __init__(self, loop_markers: int) -> None:
+        self._detector = MarkerDetector(SAMPLE_RATE)
+        self._loop_markers = loop_markers
+        self._samples_pushed = 0
+        self._frame_times: collections.deque[tuple[int, int]] = collections.deque(maxlen=200)  # (start sample, wall ns)
+        self._last_marker: int | None = None
+        self._last_pts: int | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._latencies: list[float] = []
+        self._markers = 0
+        self._skipped = 0
+        self._gap_ms = 0.0
+        self._frames = 0
+
+    def on_frame(self, mono_pcm, pts: int | None, wall_ns: int, schedules: BoothSchedules) -> None:
+        if pts is not None and self._last_pts is not None:
+            step = pts - self._last_pts
+            if step > FRAME_SAMPLES:
+                # Decoded time jumped: audio the listener never heard (lost or dropped by the jitter buffer).
+                self._gap_ms += (step - FRAME_SAMPLES) / SAMPLE_RATE * 1000.0
+        if pts is not None:
+            self._last_pts = pts
+        self._frames += 1
+        self._frame_times.append((self._samples_pushed, wall_ns))
+        self._samples_pushed += len(mono_pcm)
+        for marker_id, offset in self._detector.push(mono_pcm):
+            self._on_marker(marker_id, offset, schedules)
+
+    def _on_marker(self, marker_id: int, offset: int, schedules: BoothSchedules) -> None:
+        self._markers += 1
+        if self._last_marker is not None:
+            self._skipped += (marker_id - self._last_marker - 1) % self._loop_markers
+        self._last_marker = marker_id
+        ear_ns = None
+        for start, wall_ns in reversed(self._frame_times):
+            if start <= offset:
+                ear_ns = wall_ns + int((offset - start) * 1e9 / SAMPLE_RATE)
+                break
+        if ear_ns is None or marker_id >= self._loop_markers:
+            return
+        latency = schedules.latency_ns(marker_id * PACKETS_PER_MARKER, ear_ns)
+        if latency is not None:
+            self._latencies.append(latency / 1e6)
+
+    def take_interval(self) -> ProbeInterval:
+        interval = ProbeInterval(tuple(self._latencies), self._markers, self._skipped, self._gap_ms, self._frames)
+        self._reset()
+        return interval
+
+
+class WhepListener(MediaSession):
+    kind = "listener"
+
+    def __init__(
+        self,
+        handle: str,
+        whep_url: str,
+        booth: str,
+        loop: OpusLoop,
+        schedules: BoothSchedules,
+        http: aiohttp.ClientSession,
+        timeouts: SessionTimeouts,
+        probe: bool = False,
+        silence_threshold_ms: float = 200.0,
+    ) -> None:
+        super().__init__(handle, whep_url, http, timeouts)
+        self.booth = booth
+        self.probe = probe
+        self._index_by_hash = loop.index_by_hash
+        self._schedules = schedules
+        self.rtp = RtpStreamStats(SAMPLE_RATE, silence_threshold_ms)
+        self._latencies_ms: list[float] = []
+        self._unknown_payloads = 0
+        self.analyzer = ProbeAnalyzer(loop.params.loop_markers) if probe else None
+        self._probe_task: asyncio.Task | None = None
+
+    def _prepare(self) -> None:
+        self._transceiver = self.pc.addTransceiver("audio", direction="recvonly")
+        aiortc_patches.attach_tap(self._transceiver.receiver, self._on_rtp, passthrough=self.probe)
+
+    def _after_answer(self) -> None:
+        if self.probe:
+            # The remote track exists only once the answer is applied.
+            self._probe_task = asyncio.ensure_future(self._consume_decoded(self._transceiver.receiver.track))
+
+    def _on_rtp(self, packet: RtpPacket) -> None:
+        arrival_ns = time.time_ns()
+        self.rtp.on_packet(packet.ssrc, packet.sequence_number, packet.timestamp, arrival_ns / 1e9)
+        index = self._index_by_hash.get(payload_hash(packet.payload))
+        if index is None:
+            self._unknown_payloads += 1
+        elif self._schedules:
+            latency_ns = self._schedules.latency_ns(index, arrival_ns)
+            if latency_ns is not None:
+                self._latencies_ms.append(latency_ns / 1e6)
+        if not self._first_packet.is_set():
+            self._first_packet_seen()
+
+    async def _consume_decoded(self, track) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                self.analyzer.on_frame(frame_to_mono_int16(frame), frame.pts, time.time_ns(), self._schedules)
+        except MediaStreamError:
+            return
+
+    def take_interval(self, now_wall_s: float) -> tuple[IntervalStats, list[float], int, ProbeInterval | None]:
+        """(RTP stats, payload latencies ms, unknown payloads, probe interval) since the last call."""
+        latencies, self._latencies_ms = self._latencies_ms, []
+        unknown, self._unknown_payloads = self._unknown_payloads, 0
+        probe = self.analyzer.take_interval() if self.analyzer is not None else None
+        return self.rtp.take_interval(now_wall_s), latencies, unknown, probe
+
+    def _on_close(self) -> None:
+        if self._probe_task is not None:
+            self._probe_task.cancel()
