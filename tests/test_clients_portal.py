@@ -15,6 +15,7 @@ from harness.clients import (
     BoothErrorReply,
     BoothRef,
     BoothSocket,
+    CaptionSocket,
     HandoffState,
     HandshakeRejected,
     InterpreterClient,
@@ -284,3 +285,27 @@ def test_auth_mode_rejects_wrong_scope_and_origin(stack_factory) -> None:
         assert sock.join("Scoped").participant(sock.participant_id).role == "interpreter"
     finally:
         sock.close()
+
+
+def test_caption_socket_records_the_admin_pushed_final(portal) -> None:
+    # Contract 4.3 / 6.3: disabling transcription on a booth with an active interpreter pushes an empty final.
+    admin = AdminClient(PortalHttp.for_url(portal.portal_url))
+    admin.login(portal.admin_password)
+    slug = f"cap-{secrets.token_hex(3)}"
+    setup = admin.setup_event("Captions", slug, {"Main": ["es"]})
+    room = setup.rooms[0]
+    ref = BoothRef(slug, room.room_id, "es")
+    interp = InterpreterClient(PortalHttp.for_url(portal.portal_url))
+    interp.join_invite(admin.create_invite(setup.event_id, room.room_id, room.booth_ids["es"], label="cap"))
+    booth = BoothSocket.for_portal(interp.http, ref.booth_id).connect()
+    captions = CaptionSocket.for_portal(PortalHttp.for_url(portal.portal_url), ref.booth_id).connect()
+    try:
+        booth.join("Captioned")
+        admin.set_transcription(setup.event_id, room.room_id, room.booth_ids["es"], enabled=True)
+        admin.set_transcription(setup.event_id, room.room_id, room.booth_ids["es"], enabled=False)
+        final = captions.wait_for_caption("final")
+        assert final.text == "" and final.segment_id is None and final.markers == ()
+        assert captions.finals() and captions.statistics().received_by_type["caption"] >= 1
+    finally:
+        captions.close()
+        booth.close()
