@@ -16,6 +16,8 @@ public API. Each function says why; ``tests/test_media_relay_patches.py`` fails 
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -41,6 +43,23 @@ _SENDER_SR_COUNTERS = (
     "_RTCRtpSender__packet_count",
 )
 
+# sha256 (first 16 hex) of the source of every internal whose *behaviour* this module relies on:
+# _handle_rtp_data calls receiver._handle_rtp_packet(packet, arrival_time_ms=...) (the tap);
+# _send_rtp protects and sends without suspending (the fan-out); RTCRtpSender.__init__/_run_rtcp own the
+# sender-report counters; _run_rtp/_next_encoded_frame await track.recv() before anything else (so a track
+# that never yields keeps the stock sender idle); HeaderExtensionsMap.configure maps negotiated ids;
+# gather_candidates looks get_host_addresses up in aioice.ice at call time (the loopback restriction).
+PINNED_SOURCE_SHA256 = {
+    "aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data": "5def9061cc3da1f6",
+    "aiortc.rtcdtlstransport.RTCDtlsTransport._send_rtp": "763b02bceb0b0ab9",
+    "aiortc.rtcrtpsender.RTCRtpSender.__init__": "beb1bc0ae04db20d",
+    "aiortc.rtcrtpsender.RTCRtpSender._run_rtp": "ff597a1d554cb373",
+    "aiortc.rtcrtpsender.RTCRtpSender._run_rtcp": "51e0a924eac4e39b",
+    "aiortc.rtcrtpsender.RTCRtpSender._next_encoded_frame": "89dd9fa4fb33741c",
+    "aiortc.rtp.HeaderExtensionsMap.configure": "e7bc27f7de53a334",
+    "aioice.ice.Connection.gather_candidates": "d33db28d4d1e49ff",
+}
+
 RtpTap = Callable[..., Awaitable[None]]
 
 
@@ -56,17 +75,24 @@ def check_pinned_internals() -> None:
         raise PinnedInternalsError(f"aioice {aioice.__version__} installed, relay patches are for {PINNED_AIOICE_VERSION}")
     import aiortc.rtcdtlstransport as dtls
 
-    missing = [
-        f"{owner.__name__}.{name}"
-        for owner, name in (
-            (aioice.ice, "get_host_addresses"),
-            (RTCRtpReceiver, "_handle_rtp_packet"),
-            (dtls.RTCDtlsTransport, "_send_rtp"),
-        )
-        if not hasattr(owner, name)
-    ]
-    if missing:
-        raise PinnedInternalsError(f"aiortc/aioice internals moved: {missing}")
+    pinned = {
+        "aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data": dtls.RTCDtlsTransport._handle_rtp_data,
+        "aiortc.rtcdtlstransport.RTCDtlsTransport._send_rtp": dtls.RTCDtlsTransport._send_rtp,
+        "aiortc.rtcrtpsender.RTCRtpSender.__init__": RTCRtpSender.__init__,
+        "aiortc.rtcrtpsender.RTCRtpSender._run_rtp": RTCRtpSender._run_rtp,
+        "aiortc.rtcrtpsender.RTCRtpSender._run_rtcp": RTCRtpSender._run_rtcp,
+        "aiortc.rtcrtpsender.RTCRtpSender._next_encoded_frame": RTCRtpSender._next_encoded_frame,
+        "aiortc.rtp.HeaderExtensionsMap.configure": HeaderExtensionsMap.configure,
+        "aioice.ice.Connection.gather_candidates": aioice.ice.Connection.gather_candidates,
+    }
+    for name, func in pinned.items():
+        found = source_fingerprint(func)
+        if found != PINNED_SOURCE_SHA256[name]:
+            raise PinnedInternalsError(f"{name} changed (source sha256 {found}, relay patches written for {PINNED_SOURCE_SHA256[name]})")
+
+
+def source_fingerprint(func: Callable) -> str:
+    return hashlib.sha256(inspect.getsource(func).encode()).hexdigest()[:16]
 
 
 def ice_configuration() -> RTCConfiguration:
