@@ -197,10 +197,16 @@ class SloResult:
         }
 
 
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The closest of `choices` to `word` (difflib ratio >= 0.6), or None."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def suggest(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for a close match, else ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    match = closest(word, choices)
+    return f" (did you mean {match!r}?)" if match else ""
 
 
 def lookup_metric(name: str) -> Metric:

@@ -81,6 +81,9 @@ def load_marked(text: str, file: str) -> MarkedDocument:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = exc.problem or exc.context or "invalid YAML"
+        # The parser notices a problem where it stops (often the next line); name where the construct began.
+        if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            problem += f" ({exc.context} started on line {exc.context_mark.line + 1})"
         raise ScenarioError.single(file, line, "", f"YAML syntax error: {problem}") from None
     except yaml.YAMLError as exc:
         raise ScenarioError.single(file, 1, "", f"YAML error: {' '.join(str(exc).split())}") from None

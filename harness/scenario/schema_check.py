@@ -11,13 +11,14 @@ from typing import Any
 
 import jsonschema
 
-from ..slo import suggest
+from ..slo import closest, suggest
 from .errors import ScenarioIssue
 from .marked_yaml import MarkedDocument
 from .schema import SCENARIO_SCHEMA
 
 _VALIDATOR = jsonschema.Draft202012Validator(SCENARIO_SCHEMA)
 
+_MISSING = "missing required key"
 _TYPE_WORDS = {
     "integer": "an integer",
     "number": "a number",
@@ -60,7 +61,14 @@ def _issues_for(doc: MarkedDocument, error: jsonschema.ValidationError) -> list[
             if key not in known
         ]
     if kind == "required":
-        return [doc.issue(path + (key,), "missing required key", line=doc.line_of(path)) for key in error.validator_value if key not in value]
+        known = error.schema.get("properties", {})
+        # A misspelt required key is one mistake: the "unknown key (did you mean ...)" issue already says it.
+        misspelt = {closest(str(k), known) for k in value if k not in known}
+        return [
+            doc.issue(path + (key,), _MISSING, line=doc.line_of(path))
+            for key in error.validator_value
+            if key not in value and key not in misspelt
+        ]
     if kind == "type":
         if not path:
             return [doc.issue(path, f"the document must be a mapping of scenario keys (got {describe_value(value)})")]
