@@ -21,7 +21,8 @@ SCRIPT = textwrap.dedent(
     import json, sys
     from locust.clients import HttpSession
     from locust.env import Environment
-    from harness.clients import AdminClient, AuthRejected, BoothApi, NotFound, PortalHttp, TargetUnreachable
+    from harness.clients import (AdminClient, AuthRejected, BoothApi, BoothSocket, InterpreterClient, NotFound, PortalHttp,
+                                 TargetUnreachable)
 
     base_url, password, closed_url = sys.argv[1:4]
     env = Environment()
@@ -44,6 +45,15 @@ SCRIPT = textwrap.dedent(
         AdminClient(PortalHttp(HttpSession(closed_url, env.events.request, user=None))).dashboard()
     except TargetUnreachable:
         outcomes.append(["TargetUnreachable", 0])
+    # A booth socket under gevent's monkey patching (its reader thread is a greenlet), reporting into Locust.
+    created = BoothApi(admin.http).create_booth("gevent-booth", "es")
+    interp = InterpreterClient(PortalHttp(HttpSession(base_url, env.events.request, user=None)))
+    interp.join_invite(created.invite_token)
+    sock = BoothSocket.for_portal(interp.http, created.state.booth_id, report=env.events.request.fire).connect()
+    sock.join("Gevent")
+    outcomes.append(["chat", sock.chat("under gevent")["body"]])
+    sock.close()
+    outcomes.append(["socket", sock.state.value])
     print(json.dumps({"seen": seen, "outcomes": outcomes}))
     """
 )
@@ -58,11 +68,17 @@ def test_locust_http_session_reports_once_with_contract_verdicts(portal) -> None
                           capture_output=True, text=True, timeout=120, env=env, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["outcomes"] == [["AuthRejected", 403], ["cookie", True], ["NotFound", 404], ["TargetUnreachable", 0]]
+    assert result["outcomes"] == [["AuthRejected", 403], ["cookie", True], ["NotFound", 404], ["TargetUnreachable", 0],
+                                  ["chat", "under gevent"], ["socket", "closed"]]
     # One Locust event per request (no double reporting), grouped names, our typed errors as the failure.
     assert result["seen"] == [
         {"name": "/admin/login", "type": "POST", "error": "AuthRejected"},
         {"name": "/admin/login", "type": "POST", "error": None},
         {"name": "/api/events/[slug]/booths/[lang]/state", "type": "GET", "error": "NotFound"},
         {"name": "/admin/", "type": "GET", "error": "TargetUnreachable"},
+        {"name": "/api/events/[slug]/booths", "type": "POST", "error": None},
+        {"name": "/join/[token]", "type": "GET", "error": None},
+        {"name": "/ws/booth/[booth_id]", "type": "WSCONNECT", "error": None},
+        {"name": "booth:join", "type": "WS", "error": None},
+        {"name": "booth:chat", "type": "WS", "error": None},
     ]

@@ -23,7 +23,7 @@ from typing import Any
 
 import websocket
 
-from .errors import HandshakeRejected, ReplyTimeout, SocketClosed, SocketError, TargetUnreachable
+from .errors import HandshakeRejected, ReplyTimeout, SocketClosed, SocketError, TargetUnreachable, redact_url
 from .reporting import WS_CONNECT, WS_ROUND_TRIP, ReportFn, report_round_trip
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,6 @@ class JsonSocket:
 
     def __repr__(self) -> str:
         # The URL may carry ?token=; the cookie is never shown.
-        from .errors import redact_url
-
         return f"{type(self).__name__}({redact_url(self.url)!r}, state={self._state.value})"
 
     # --- state machine ---
