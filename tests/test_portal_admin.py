@@ -330,3 +330,33 @@ def test_transcripts_api_lists_persisted_segments(admin, portal_stack):
     assert admin.get(f"/api/admin/events/{event_id}/rooms/{room}/transcripts/fr").json()["count"] == 0
     with _anon(portal_stack) as client:
         assert client.get(f"/api/admin/events/{event_id}/rooms/{room}/transcripts/es").status_code == 403
+
+
+def test_members_form_invites_by_magic_link_and_grants_scoped_admin(admin, portal_stack):
+    import time
+
+    mine = _wizard_event(admin, "Owned Event", "owned-event")
+    other = _wizard_event(admin, "Other Event", "other-event")
+    resp = admin.post(f"/admin/events/{mine}/members/", data={"email": "Owner@Example.org", "role": "event_owner"})
+    assert resp.status_code == 303 and resp.headers["location"] == f"/admin/events/{mine}/members/"
+    assert admin.post(f"/admin/events/{mine}/members/", data={"email": "x@example.org", "role": "janitor"}).status_code == 400
+    page = admin.get(f"/admin/events/{mine}/members/").text
+    assert "<code>owner@example.org</code> (invited)" in page and '<span class="role">event_owner</span>' in page
+
+    # Contract 3.3 item 4: the invite is a magic link, logged because SMTP is unset.
+    link = re.compile(r"owner@example\.org.*?/auth/magic/([0-9a-f]{64})")
+    deadline = time.monotonic() + 5
+    while not (found := link.findall((portal_stack.data_dir / "portal.log").read_text())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert found
+    with _anon(portal_stack) as owner:
+        assert owner.get(f"/auth/magic/{found[-1]}").status_code == 303
+        # Contract 3.2: an event_owner membership passes require_admin for that event only.
+        assert owner.get(f"/admin/events/{mine}/").status_code == 200
+        assert owner.get(f"/admin/events/{other}/").status_code == 403
+        listed = {int(i) for i, _, _ in EVENT_ROW.findall(owner.get("/admin/events/").text)}
+        assert listed == {mine}
+        assert owner.get("/mission-control/owned-event/").status_code == 200
+        assert owner.get("/mission-control/other-event/").status_code == 403
+        # Super-admin-only routes stay closed.
+        assert owner.post("/admin/setup", data={"display_name": "Nope"}).status_code == 403

@@ -1,8 +1,9 @@
 """Admin pages and forms (contract sections 3.2, 4.1, 4.3, 4.4, 4.5, 7.5 and Appendix B).
 
 Owns ``/admin/login``, the admin guards (``require_admin``, ``require_super_admin``), the dashboard, the
-setup wizard, the classic event/room/booth/invite pages and forms, deletes, the room audio-delay form,
-the booth transcription-settings form and the admin transcript read-back API. The HTML keeps the
+setup wizard, the classic event/room/booth/invite pages and forms, the event members page and form,
+deletes, the room audio-delay form, the booth transcription-settings form and the admin transcript
+read-back API. The HTML keeps the
 read-back shapes of contract Appendix B so one scraping client works here and against VoxBento.
 
 VoxBento's page costs are reproduced on purpose (contract 4.5): the rooms list and the wizard booth page
@@ -41,6 +42,7 @@ from .models import (
     utcnow,
 )
 from .routes_pages import LIST_CAP, db_of, redirect, render, settings_of
+from .routes_users import AuthTokenType, issue_link
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -69,6 +71,14 @@ class InviteRole(enum.Enum):
     EVENT_OWNER = "event_owner"
     SUPER_ADMIN = "super_admin"
     SUPPORT = "support"
+
+
+class MemberRole(enum.Enum):
+    """Contract 3.2: scoped roles a registered user can hold through a membership."""
+
+    EVENT_OWNER = "event_owner"
+    ROOM_COORDINATOR = "room_coordinator"
+    INTERPRETER = "interpreter"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -394,6 +404,63 @@ async def event_delete(request: Request, event_id: int, who: AdminPrincipal = De
         await session.execute(delete(TranslationLanguage).where(TranslationLanguage.booth_id.in_(booth_ids)))
         await session.delete(event)
     return redirect("/admin/events/")
+
+
+# --- members (contract 3.3 item 4, 4.5, 9.1) ---
+@router.get("/admin/events/{event_id}/members/")
+async def members_page(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
+    async with db_of(request).get_session() as session:
+        event = await _event(session, event_id)
+        # Contract 4.5: the event's memberships plus the first 100 users.
+        members = (
+            await session.execute(
+                select(Membership, User).join(User, User.id == Membership.user_id).where(Membership.event_id == event_id).order_by(Membership.id)
+            )
+        ).all()
+        users = (await session.scalars(select(User).order_by(User.id).limit(LIST_CAP))).all()
+        rooms = (await session.scalars(select(Room).where(Room.event_id == event_id).order_by(Room.id))).all()
+    return render(
+        request,
+        "admin_members.html",
+        {"event": event, "members": members, "users": users, "rooms": rooms, "roles": [r.value for r in MemberRole]},
+    )
+
+
+@router.post("/admin/events/{event_id}/members/")
+async def members_add(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
+    """Fields (ours; the contract names only the behaviour): ``email``, ``role``, optional ``room_id`` and
+    ``booth_id``. Unknown emails become unverified users and get a magic-link invite; the email is sent
+    inside the transaction (contract 9.1), so a slow SMTP server holds the session and the write lock."""
+    form = await request.form()
+    email = _form_str(form, "email").lower()
+    try:
+        role = MemberRole(_form_str(form, "role"))
+    except ValueError:
+        raise HTTPException(status_code=400, detail="Unknown membership role.") from None
+    if "@" not in email:
+        raise HTTPException(status_code=400, detail="A valid email is required.")
+    room_raw, booth_raw = _form_str(form, "room_id"), _form_str(form, "booth_id")
+    async with db_of(request).get_session() as session:
+        await _event(session, event_id)
+        room_id = (await _room(session, event_id, int(room_raw))).id if room_raw.isdigit() else None
+        booth_id = (await _booth(session, event_id, room_id, int(booth_raw))).id if booth_raw.isdigit() and room_id else None
+        user = await session.scalar(select(User).where(User.email == email))
+        invited = user is None
+        if user is None:
+            user = User(email=email, display_name=email.split("@")[0])
+            session.add(user)
+            await session.flush()
+        session.add(Membership(user_id=user.id, role=role.value, event_id=event_id, room_id=room_id, booth_id=booth_id))
+        if invited:
+            await issue_link(session, settings_of(request), user, AuthTokenType.MAGIC_LINK)
+    return redirect(f"/admin/events/{event_id}/members/")
+
+
+@router.post("/admin/events/{event_id}/members/{membership_id}/delete")
+async def members_remove(request: Request, event_id: int, membership_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
+    async with db_of(request).get_session() as session:
+        await session.execute(delete(Membership).where(Membership.id == membership_id, Membership.event_id == event_id))
+    return redirect(f"/admin/events/{event_id}/members/")
 
 
 # --- rooms ---

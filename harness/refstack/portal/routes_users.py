@@ -123,7 +123,7 @@ async def send_link_email(settings: Settings, to: str, kind: AuthTokenType, toke
         log.error("Sending %s email to %s failed: %s", kind.value, to, exc.__class__.__name__)
 
 
-async def _issue_link(session: AsyncSession, settings: Settings, user: User, kind: AuthTokenType) -> None:
+async def issue_link(session: AsyncSession, settings: Settings, user: User, kind: AuthTokenType) -> None:
     """Contract 9.1: the token row is written and the email sent inside the caller's transaction."""
     auth = AuthToken(user_id=user.id, token_type=kind.value, expires_at=utcnow() + EMAIL_LINK_LIFETIME)
     session.add(auth)
@@ -181,7 +181,7 @@ async def register(request: Request) -> Response:
         user = User(email=email, display_name=display_name, password_hash=hash_password(settings, password) if password else None)
         session.add(user)
         await session.flush()
-        await _issue_link(session, settings, user, AuthTokenType.VERIFICATION)
+        await issue_link(session, settings, user, AuthTokenType.VERIFICATION)
     # Contract 3.3: 200 "check your email", no cookie.
     return render(request, "register_done.html", {"email": email})
 
@@ -275,7 +275,7 @@ async def _email_link_request(request: Request, body: EmailBody, kind: AuthToken
     async with db_of(request).get_session() as session:
         user = await session.scalar(select(User).where(User.email == email))
         if user is not None and user.is_active:
-            await _issue_link(session, settings_of(request), user, kind)
+            await issue_link(session, settings_of(request), user, kind)
     return {"message": LINK_SENT_MESSAGE}
 
 
