@@ -110,6 +110,9 @@ class GeneratorHealth:
     loop_lag_p99_ms: float | None = None
     notes: tuple[str, ...] = ()
 
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "notes": list(self.notes)}
+
 
 def exit_code(results: Sequence[SloResult], *, harness_error: bool = False, saturated: bool = False) -> int:
     """The process exit code for a finished run (see the module docstring for the precedence)."""
@@ -470,7 +473,7 @@ class RunDirectory:
             self._set_status(status)
             self._metadata["ended_at"] = utc_now_iso(now)
             self._metadata["exit_code"] = exit_code
-            self._metadata["generator_health"] = dataclasses.asdict(generator_health) if generator_health else None
+            self._metadata["generator_health"] = generator_health.as_dict() if generator_health else None
             self._metadata["error"] = error
             self._save()
 
@@ -536,7 +539,7 @@ def build_summary(
         "slo_counts": {state.value: states.count(state) for state in SloState},
         "slos": [r.as_dict() for r in results],
         "counts": dict(counts or {}),
-        "generator_health": dataclasses.asdict(generator_health) if generator_health else None,
+        "generator_health": generator_health.as_dict() if generator_health else None,
         "harness_error": harness_error,
     }
 
