@@ -35,6 +35,7 @@ class _Group:
     unknown_payloads: int = 0
     silences: int = 0
     silence_ms_max: float = 0.0
+    interarrival_ms_max: float = 0.0
     jitters_ms: list[float] = dataclasses.field(default_factory=list)
     latencies_ms: list[float] = dataclasses.field(default_factory=list)
     marker_latencies_ms: list[float] = dataclasses.field(default_factory=list)
@@ -63,6 +64,7 @@ class IntervalAggregator:
         g.unknown_payloads += unknown
         g.silences += len(rtp.silences_ms)
         g.silence_ms_max = max([g.silence_ms_max, rtp.ongoing_silence_ms, *rtp.silences_ms])
+        g.interarrival_ms_max = max(g.interarrival_ms_max, rtp.max_interarrival_ms)
         if rtp.expected or rtp.packets:
             g.jitters_ms.append(rtp.jitter_ms)
         g.latencies_ms.extend(latencies_ms)
@@ -106,6 +108,7 @@ class IntervalAggregator:
                     gaps=g.gaps,
                     silences=g.silences,
                     silence_ms_max=round(g.silence_ms_max, 1),
+                    interarrival_ms_max=round(g.interarrival_ms_max, 1),
                     restarts=g.restarts,
                     unknown_payloads=g.unknown_payloads,
                 )

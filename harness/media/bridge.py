@@ -79,8 +79,13 @@ class EngineProcess:
     def spawn(self) -> None:
         cmd = [sys.executable, "-m", "harness.media.engine", "--socket", self.socket_path,
                "--results-dir", str(self.results_dir), "--name", self.name, *self._engine_args]
+        # The engine imports this package by name: make it importable whatever the caller's cwd and
+        # whether or not the project is pip-installed.
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
     def connect(self, deadline_s: float) -> None:
         while True:

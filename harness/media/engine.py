@@ -214,6 +214,7 @@ class Engine:
                 "latency_max_ms": _round(lat[-1]) if lat else None,
                 "gaps": rtp.gaps, "gap_packets_max": rtp.gap_packets_max,
                 "silence_max_ms": round(max([rtp.ongoing_silence_ms, *rtp.silences_ms]), 1),
+                "max_interarrival_ms": round(rtp.max_interarrival_ms, 1),
                 "restarts": rtp.restarts, "unknown_payloads": unknown,
                 "marker_latency_ms": _round(sum(probe.marker_latencies_ms) / len(probe.marker_latencies_ms)) if probe and probe.marker_latencies_ms else None,
                 "markers": probe.markers if probe else None,

@@ -29,6 +29,7 @@ class IntervalStats:
     ongoing_silence_ms: float  # 0 unless no packet arrived for longer than the threshold
     restarts: int
     late_packets: int
+    max_interarrival_ms: float  # longest time between two packets in the interval (publisher switch gaps)
 
 
 class RtpStreamStats:
@@ -44,7 +45,6 @@ class RtpStreamStats:
         self._last_arrival_s: float | None = None
         self._transit: float | None = None
         self._jitter_ts = 0.0  # RFC 3550 J, in RTP timestamp units
-        self._interval_start_ext_seq: int | None = None
         self._reset_interval()
 
     def _reset_interval(self) -> None:
@@ -56,6 +56,7 @@ class RtpStreamStats:
         self._i_silences: list[float] = []
         self._i_restarts = 0
         self._i_late = 0
+        self._i_max_interarrival_ms = 0.0
 
     @property
     def jitter_ms(self) -> float:
@@ -64,6 +65,7 @@ class RtpStreamStats:
     def on_packet(self, ssrc: int, seq: int, rtp_timestamp: int, arrival_s: float) -> None:
         if self._last_arrival_s is not None:
             silence_s = arrival_s - self._last_arrival_s
+            self._i_max_interarrival_ms = max(self._i_max_interarrival_ms, silence_s * 1000.0)
             if silence_s > self.silence_threshold_s:
                 self._i_silences.append(silence_s * 1000.0)
         self._last_arrival_s = arrival_s
@@ -133,6 +135,7 @@ class RtpStreamStats:
             ongoing_silence_ms=ongoing,
             restarts=self._i_restarts,
             late_packets=self._i_late,
+            max_interarrival_ms=self._i_max_interarrival_ms,
         )
         self._reset_interval()
         return stats

@@ -6,7 +6,8 @@ Files (``{engine}`` is the engine name, e.g. ``e0``; times are wall-clock epoch 
     t_epoch_s, engine, handle, booth, role (listener|probe), packets, expected, lost, jitter_ms
     (RFC 3550, at the end of the interval), latency_p50_ms, latency_p95_ms, latency_max_ms (payload hash,
     empty when no sample), gaps (sequence jumps), gap_packets_max, silence_max_ms (longest packet-free stretch
-    that ended in, or is ongoing at the end of, the interval; 0 below the threshold), restarts (source/SSRC
+    that ended in, or is ongoing at the end of, the interval; 0 below the threshold), max_interarrival_ms
+    (longest time between two packets, whatever the threshold), restarts (source/SSRC
     restarts, e.g. publisher override), unknown_payloads (payloads not in the loop index), marker_latency_ms
     (probe: mean mouth-to-ear), markers, markers_skipped, decoded_gap_ms (probe)
 ``media-{engine}-publishers.csv`` one row per publisher per interval:
@@ -25,7 +26,7 @@ from pathlib import Path
 LISTENER_COLUMNS = (
     "t_epoch_s", "engine", "handle", "booth", "role", "packets", "expected", "lost", "jitter_ms",
     "latency_p50_ms", "latency_p95_ms", "latency_max_ms", "gaps", "gap_packets_max", "silence_max_ms",
-    "restarts", "unknown_payloads", "marker_latency_ms", "markers", "markers_skipped", "decoded_gap_ms",
+    "max_interarrival_ms", "restarts", "unknown_payloads", "marker_latency_ms", "markers", "markers_skipped", "decoded_gap_ms",
 )
 PUBLISHER_COLUMNS = ("t_epoch_s", "engine", "handle", "booth", "packets_sent", "lateness_p95_ms", "lateness_max_ms")
 

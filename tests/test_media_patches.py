@@ -1,0 +1,95 @@
+"""The aiortc/aioice patches against the pinned internals, with a real in-process aiortc peer pair."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from aiortc import RTCPeerConnection
+
+from harness.media import aiortc_patches, audio
+from harness.media.publisher import LoopTrack
+
+
+@pytest.fixture(scope="module")
+def loop_audio(tmp_path_factory) -> audio.OpusLoop:
+    return audio.load_loop(audio.AudioParams(loop_markers=8), cache_dir=tmp_path_factory.mktemp("audio"))
+
+
+def test_pinned_internals_match():
+    aiortc_patches.check_pinned_internals()
+
+
+def test_a_changed_internal_is_detected(monkeypatch):
+    name = "aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet"
+    monkeypatch.setitem(aiortc_patches.PINNED_SOURCE_SHA256, name, "0" * 16)
+    with pytest.raises(aiortc_patches.PinnedInternalsError, match="_handle_rtp_packet changed"):
+        aiortc_patches.check_pinned_internals()
+
+
+def test_private_receiver_attributes_exist():
+    # The decoder-less start-up writes these; a rename in aiortc must fail here, not at run time.
+    import aiortc.rtcrtpreceiver as module
+    source = open(module.__file__).read()
+    for attr in aiortc_patches._RECEIVER_PRIVATE_ATTRS:
+        assert "self." + attr.replace("_RTCRtpReceiver", "") in source, attr
+
+
+async def _pair(loop_audio: audio.OpusLoop, passthrough: bool):
+    aiortc_patches.install()
+    sender = RTCPeerConnection(aiortc_patches.ice_configuration())
+    receiver = RTCPeerConnection(aiortc_patches.ice_configuration())
+    sender.addTransceiver(LoopTrack(loop_audio, lambda: None), direction="sendonly")
+    transceiver = receiver.addTransceiver("audio", direction="recvonly")
+    packets = []
+    aiortc_patches.attach_tap(transceiver.receiver, packets.append, passthrough=passthrough)
+    await receiver.setLocalDescription(await receiver.createOffer())
+    offer_sdp = receiver.localDescription.sdp
+    await sender.setRemoteDescription(receiver.localDescription)
+    await sender.setLocalDescription(await sender.createAnswer())
+    await receiver.setRemoteDescription(sender.localDescription)
+    return sender, receiver, transceiver, packets, offer_sdp
+
+
+def test_tap_only_receiver_gets_packets_without_decoder_thread(loop_audio):
+    asyncio.run(_tap_only(loop_audio))
+
+
+async def _tap_only(loop_audio):
+    threads_before = threading.active_count()
+    sender, receiver, transceiver, packets, offer_sdp = await _pair(loop_audio, passthrough=False)
+    try:
+        for _ in range(100):
+            if len(packets) >= 20:
+                break
+            await asyncio.sleep(0.02)
+        assert len(packets) >= 20
+        # Payloads arrive exactly as pre-encoded: the hash names their loop position, in order.
+        indexes = [loop_audio.index_by_hash[audio.payload_hash(p.payload)] for p in packets[:20]]
+        assert indexes == list(range(indexes[0], indexes[0] + 20))
+        assert not aiortc_patches.receiver_has_decoder_thread(transceiver.receiver)
+        assert not any(t.name == "audio-decoder" for t in threading.enumerate())
+        assert threading.active_count() <= threads_before + 1  # aiortc may keep one executor thread
+        # ICE host candidates restricted to loopback (media-design 6.2): no other address is offered.
+        candidates = [line for line in offer_sdp.splitlines() if line.startswith("a=candidate")]
+        assert candidates and all(" 127.0.0.1 " in c for c in candidates)
+    finally:
+        await sender.close()
+        await receiver.close()
+
+
+def test_passthrough_receiver_still_decodes(loop_audio):
+    asyncio.run(_passthrough(loop_audio))
+
+
+async def _passthrough(loop_audio):
+    sender, receiver, transceiver, packets, _ = await _pair(loop_audio, passthrough=True)
+    try:
+        frame = await asyncio.wait_for(transceiver.receiver.track.recv(), timeout=5)
+        assert frame.sample_rate == 48000
+        assert packets, "the tap saw the packets the decoder got"
+        assert aiortc_patches.receiver_has_decoder_thread(transceiver.receiver)
+    finally:
+        await sender.close()
+        await receiver.close()

@@ -1,0 +1,115 @@
+"""RTP receive statistics (RFC 3550) and schedule resolution, driven with fixed packet patterns and clocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.media.rtpstats import RtpStreamStats
+from harness.media.schedule import PACKET_PERIOD_NS, BoothSchedules, PublisherSchedule
+
+TS_STEP = 960  # 20 ms at 48 kHz
+PERIOD_S = 0.02
+
+
+def feed(stats: RtpStreamStats, seqs, start_seq=100, ssrc=1, t0=1000.0, arrival_jitter=None):
+    for n, i in enumerate(seqs):
+        seq = (start_seq + i) % 65536
+        extra = arrival_jitter(n) if arrival_jitter else 0.0
+        stats.on_packet(ssrc, seq, 5000 + i * TS_STEP, t0 + i * PERIOD_S + extra)
+
+
+def test_fixed_loss_pattern_counts_expected_lost_and_gaps():
+    stats = RtpStreamStats()
+    received = [i for i in range(100) if i % 20 not in (3, 4)]  # 2 of every 20 lost, in bursts of 2
+    feed(stats, received)
+    interval = stats.take_interval(now_s=1000.0 + 100 * PERIOD_S)
+    assert interval.packets == 90
+    assert interval.expected == 100
+    assert interval.lost == 10
+    assert interval.gaps == 5
+    assert interval.gap_packets_max == 2
+    assert interval.restarts == 0
+
+
+def test_sequence_wraparound_is_not_loss():
+    stats = RtpStreamStats()
+    feed(stats, range(50), start_seq=65520)
+    interval = stats.take_interval(now_s=1001.0)
+    assert (interval.packets, interval.expected, interval.lost, interval.gaps) == (50, 50, 0, 0)
+
+
+def test_intervals_split_counts():
+    stats = RtpStreamStats()
+    feed(stats, range(0, 50))
+    first = stats.take_interval(now_s=1001.0)
+    feed(stats, [i for i in range(50, 100) if i != 70])
+    second = stats.take_interval(now_s=1002.0)
+    assert (first.expected, first.lost) == (50, 0)
+    assert (second.expected, second.lost, second.packets) == (50, 1, 49)
+    assert stats.lost_total == 1
+
+
+def test_jitter_follows_rfc3550_estimator():
+    # Alternate +-2 ms arrival offsets: |D| = 4 ms for every pair, so J converges to 4 ms.
+    stats = RtpStreamStats()
+    feed(stats, range(400), arrival_jitter=lambda n: 0.002 if n % 2 else -0.002)
+    assert stats.jitter_ms == pytest.approx(4.0, rel=0.01)
+    # Perfectly periodic arrivals decay J towards 0 by 1/16 per packet.
+    steady = RtpStreamStats()
+    feed(steady, range(100))
+    assert steady.jitter_ms == pytest.approx(0.0, abs=1e-6)
+
+
+def test_silence_and_ongoing_silence():
+    stats = RtpStreamStats(silence_threshold_ms=200)
+    feed(stats, range(10))
+    # 500 ms without packets, then packets again.
+    feed(stats, range(35, 40))
+    interval = stats.take_interval(now_s=1000.0 + 40 * PERIOD_S)
+    assert len(interval.silences_ms) == 1
+    assert interval.silences_ms[0] == pytest.approx(520.0, abs=0.5)
+    assert interval.max_interarrival_ms == pytest.approx(520.0, abs=0.5)
+    later = stats.take_interval(now_s=1000.0 + 39 * PERIOD_S + 1.0)
+    assert later.ongoing_silence_ms == pytest.approx(1000.0, abs=0.5)
+    assert later.packets == 0
+
+
+def test_new_ssrc_or_big_jump_is_a_restart_not_loss():
+    stats = RtpStreamStats()
+    feed(stats, range(50))
+    feed(stats, range(50, 100), start_seq=40000)  # sequence jumped by ~40000: a restarted source
+    feed(stats, range(100, 150), start_seq=7, ssrc=2)  # another SSRC
+    interval = stats.take_interval(now_s=1003.0)
+    assert interval.restarts == 2
+    assert interval.packets == 150
+    assert interval.lost == 0
+
+
+def test_reordered_and_duplicate_packets_are_late_not_lost():
+    stats = RtpStreamStats()
+    feed(stats, [0, 1, 3, 2, 4, 4, 5])
+    interval = stats.take_interval(now_s=1001.0)
+    assert interval.late_packets == 2
+    assert interval.lost == 0
+
+
+def test_schedule_resolves_loop_index_to_latest_send_time():
+    epoch = 1_000_000_000_000
+    schedule = PublisherSchedule("p1", epoch, loop_length=100)
+    # Packet k=250 is loop index 50, sent at epoch + 250 * 20 ms; it arrives 7 ms later.
+    arrival = epoch + 250 * PACKET_PERIOD_NS + 7_000_000
+    assert arrival - schedule.send_time_ns(50, arrival) == 7_000_000
+    # A loop index not yet sent in this lap resolves to the previous lap.
+    assert schedule.send_time_ns(60, arrival) == epoch + 160 * PACKET_PERIOD_NS
+    assert schedule.send_time_ns(5, epoch - 100 * PACKET_PERIOD_NS) is None
+
+
+def test_booth_schedules_pick_the_publisher_that_explains_the_packet():
+    epoch1 = 1_000_000_000_000
+    epoch2 = epoch1 + 37 * PACKET_PERIOD_NS + 3_000_000  # an override 743 ms later
+    booth = BoothSchedules()
+    booth.add(PublisherSchedule("old", epoch1, loop_length=6000))
+    booth.add(PublisherSchedule("new", epoch2, loop_length=6000))
+    # The new publisher's packet k=10 arrives 4 ms after it was sent.
+    arrival = epoch2 + 10 * PACKET_PERIOD_NS + 4_000_000
+    assert booth.latency_ns(10, arrival) == 4_000_000
