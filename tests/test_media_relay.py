@@ -16,7 +16,7 @@ from aiortc import RTCPeerConnection
 
 from harness.refstack.media import aiortc_patches
 from harness.refstack.stack import Stack, StackConfig
-from tests.media_peers import LoopPublisher, RecordingSubscriber, relay_importable
+from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber, relay_importable
 
 VOXBENTO_PATH_BODY = {"alwaysAvailable": True, "alwaysAvailableTracks": [{"codec": "Opus"}], "overridePublisher": True}
 

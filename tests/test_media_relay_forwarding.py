@@ -14,7 +14,7 @@ import pytest
 
 from harness.media.audio import load_loop, payload_hash
 from harness.refstack.stack import Stack, StackConfig
-from tests.media_peers import LoopPublisher, RecordingSubscriber, WhipWhepError, relay_importable
+from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber, WhipWhepError, relay_importable
 
 ALWAYS_AVAILABLE = {"alwaysAvailable": True, "alwaysAvailableTracks": [{"codec": "Opus"}], "overridePublisher": True}
 

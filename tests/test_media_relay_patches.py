@@ -10,7 +10,7 @@ from aiortc import RTCPeerConnection
 
 from harness.refstack.media import aiortc_patches
 from harness.refstack.media.forwarding import RtpRewriter, SourcePacket
-from tests.media_peers import wait_connected
+from harness.refstack.media.loopback_peers import wait_connected
 
 
 def test_pinned_internals_are_unchanged():

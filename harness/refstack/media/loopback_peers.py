@@ -1,12 +1,12 @@
-"""Minimal real aiortc peers for the media relay tests: a WHIP publisher and a WHEP subscriber.
+"""Minimal real aiortc peers for the relay's own tests and capacity benchmark: a WHIP publisher, a WHEP subscriber.
 
 - :class:`LoopPublisher` sends a pre-encoded Opus loop (``harness.media.audio.load_loop``) paced on an absolute
   20 ms schedule; aiortc's sender only packs the ``av.Packet`` s. It records when each payload was sent.
 - :class:`RecordingSubscriber` reads a WHEP path and records every RTP packet (arrival time, sequence number,
   timestamp, SSRC, payload hash) through the relay's RTP tap: no jitter buffer, no decoding.
 
-Both use ``iceServers=[]`` and loopback-only ICE host candidates. Independent of ``harness.media``'s
-WhipPublisher/WhepListener on purpose (they are built in parallel).
+Both use ``iceServers=[]`` and loopback-only ICE host candidates. Deliberately independent of ``harness.media``'s
+WhipPublisher/WhepListener (the load engine), so the relay is tested with peers that share no code with it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ OPUS_TIME_BASE = Fraction(1, 48000)
 
 aiortc_patches.restrict_ice_to_loopback()
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 
 @contextlib.contextmanager
@@ -137,10 +137,12 @@ class Arrival:
 
 
 class RecordingSubscriber:
-    def __init__(self, http: httpx.AsyncClient, media_url: str, path: str, clock=time.monotonic) -> None:
+    def __init__(self, http: httpx.AsyncClient, media_url: str, path: str, clock=time.monotonic, record: bool = True) -> None:
         self.http = http
         self.url = f"{media_url}/{path}/whep"
         self.clock = clock
+        self.record = record  # False: only count packets (benchmarks), no per-packet record or hash
+        self.packet_count = 0
         self.pc = RTCPeerConnection(aiortc_patches.ice_configuration())
         self.arrivals: list[Arrival] = []
         self.session_url: str | None = None
@@ -156,6 +158,9 @@ class RecordingSubscriber:
         return self
 
     async def _tap(self, packet: RtpPacket, arrival_time_ms: int = 0) -> None:
+        self.packet_count += 1
+        if not self.record:
+            return
         self.arrivals.append(Arrival(self.clock(), packet.sequence_number, packet.timestamp, packet.ssrc, payload_hash(packet.payload)))
 
     async def wait_packets(self, count: int, timeout_s: float = 10.0) -> None:
