@@ -360,3 +360,38 @@ def test_members_form_invites_by_magic_link_and_grants_scoped_admin(admin, porta
         assert owner.get("/mission-control/other-event/").status_code == 403
         # Super-admin-only routes stay closed.
         assert owner.post("/admin/setup", data={"display_name": "Nope"}).status_code == 403
+
+
+def test_transcription_settings_at_worker_cap_is_500_and_rolls_back(tmp_path_factory):
+    """Contract 4.3 / 7.2: with an active interpreter in memory the route starts a worker inside its
+    transaction; at the cap that fails, the client sees a bare 500 and the DB change is rolled back."""
+    import json
+
+    from websockets.sync.client import connect
+
+    config = StackConfig.ephemeral(
+        with_media=False,
+        portal_env={"REFSTACK_WEBHOOK_LOOP": "false", "REFSTACK_MAX_TOTAL_WORKERS": "0"},
+        data_dir=tmp_path_factory.mktemp("cap-stack"),
+    )
+    with Stack(config) as stack, httpx.Client(base_url=stack.portal_url, follow_redirects=False, timeout=30) as admin:
+        admin.post("/admin/login", data={"password": stack.admin_password})
+        event_id = _wizard_event(admin, "Cap Event", "cap-event")
+        admin.post(f"/admin/events/{event_id}/rooms/", data={"display_name": "Hall"})
+        room = _room_ids(admin, event_id)["Hall"]
+        admin.post(f"/admin/events/{event_id}/rooms/{room}/booths/", data={"language_code": "es", "language_name": "Spanish"})
+        booth = _booth_id(admin, event_id, room, "es")
+        token = _invite(admin, event_id, room, booth, "active one")
+        with _anon(stack) as interp:
+            session_cookie = interp.get(f"/join/{token}").cookies["session_token"]
+        ws_url = stack.portal_url.replace("http://", "ws://") + f"/ws/booth/cap-event-{room}-es"
+        with connect(ws_url, additional_headers={"Cookie": f"session_token={session_cookie}"}, open_timeout=10) as ws:
+            ws.send(json.dumps({"type": "booth:join", "display_name": "Ana", "role": "interpreter"}))
+            joined = json.loads(ws.recv(timeout=10))
+            assert joined["type"] == "booth:joined" and joined["state"]["active_interpreter_id"] == joined["participant_id"]
+            url = f"/admin/events/{event_id}/rooms/{room}/booths/{booth}/transcription-settings"
+            with _one_shot(admin) as client:
+                resp = client.post(url, data={"transcription_enabled": "true", "transcription_provider": "local", "transcription_model": "base"})
+        assert resp.status_code == 500 and resp.json() == {"detail": "Internal Server Error"}
+        page = admin.get(f"/admin/events/{event_id}/rooms/{room}/booths/{booth}/").text
+        assert '<span class="transcription-state">off (local/tiny)</span>' in page

@@ -646,8 +646,11 @@ async def booth_transcription_settings(
         if live is not None and live.active_interpreter_id:
             if not enabled:
                 await state.workers.stop(booth_key)
+                await state.workers.push_settings_changed(booth_key)  # contract 6.3: the empty final caption
             elif changed or not was_enabled:
                 await state.workers.stop(booth_key)
+                if was_enabled:
+                    await state.workers.push_settings_changed(booth_key)
                 await asyncio.sleep(WORKER_RESTART_PAUSE_S)
                 await state.workers.start(
                     booth_key, event_slug=event.slug, room_id=room_id, language_code=booth.language_code, provider=provider, model=model
