@@ -125,3 +125,13 @@ def test_samples_from_a_long_dataframe():
     assert samples["jitter_ms"].tolist() == [1.0, 3.0]
     assert evaluate_one(parse_threshold("jitter_ms", "mean == 2"), samples["jitter_ms"]).state is SloState.PASS
     assert samples_from_frame(pd.DataFrame({"metric": [], "value": []})) == {}
+
+
+def test_format_reference_lists_exactly_the_registry():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "scenarios" / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Metrics", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {row.split("`")[1]: [cell.strip() for cell in row.split("|")[2:4]] for row in rows}
+    assert documented == {m.name: [m.unit, m.kind.value] for m in METRICS.values()}
