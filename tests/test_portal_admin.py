@@ -150,6 +150,11 @@ def test_wizard_builds_event_and_every_appendix_b_shape_reads_back(admin):
 
     rows = {int(i): (html.unescape(n), s) for i, n, s in EVENT_ROW.findall(admin.get("/admin/events/").text)}
     assert rows[event_id] == ("Wizard & Co", "wizard-co")
+    # Dashboard: count, newest events with their booth codes, MediaMTX health (none running here).
+    dashboard = admin.get("/admin/")
+    assert dashboard.status_code == 200
+    assert f'<a href="/admin/events/{event_id}/">Wizard &amp; Co</a>' in dashboard.text
+    assert '<span class="mediamtx-status">unreachable</span>' in dashboard.text
 
 
 def test_wizard_rejects_empty_name_invalid_and_duplicate_slug_with_400(admin):

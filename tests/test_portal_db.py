@@ -191,3 +191,38 @@ def test_webhook_loop_claims_and_delivers_pending_rows(portal):
         assert (status, attempts) == ("delivered", 1)
     finally:
         receiver.close()
+
+
+def test_interpreter_join_enqueues_a_webhook_that_the_loop_delivers(portal):
+    """Contract 3.8 / 9.2: ``booth:join`` as interpreter enqueues ``booth.interpreter.joined`` (one DB
+    session reading subscriptions and inserting a delivery row); the loop then POSTs it."""
+    from websockets.sync.client import connect
+
+    receiver = WebhookReceiver()
+    try:
+        with sqlite3.connect(portal.data_dir / "interpretation.db") as db:
+            db.execute(
+                "INSERT INTO webhook_subscriptions (target_url, event_types, is_active, created_at) VALUES (?, ?, 1, '2026-01-01')",
+                (receiver.url, "booth.interpreter.joined,booth.transcription.started"),
+            )
+        with _client(portal) as admin:
+            admin.post("/admin/login", data={"password": portal.admin_password})
+            event_id = int(re.search(r"/admin/events/(\d+)/", admin.post("/admin/setup", data={"display_name": "Hooks"}).headers["location"]).group(1))
+            admin.post(f"/admin/events/{event_id}/setup/rooms", data={"display_name": "Hall"})
+            room = int(re.search(r'<option value="(\d+)">', admin.get(f"/admin/events/{event_id}/setup/booths").text).group(1))
+            admin.post(f"/admin/events/{event_id}/setup/booths", data={"room_id": str(room), "language_code": "es"})
+            booths = admin.get(f"/admin/events/{event_id}/rooms/{room}/booths/").text
+            booth = int(re.search(rf"/admin/events/{event_id}/rooms/{room}/booths/(\d+)/", booths).group(1))
+            admin.post(f"/admin/events/{event_id}/rooms/{room}/booths/{booth}/tokens/", data={"role": "interpreter", "label": "i"})
+            token = re.search(r"/join/([0-9a-f]{64})", admin.get(f"/admin/events/{event_id}/rooms/{room}/booths/{booth}/").text).group(1)
+        with _client(portal) as interp:
+            cookie = interp.get(f"/join/{token}").cookies["session_token"]
+        ws_url = portal.portal_url.replace("http://", "ws://") + f"/ws/booth/hooks-{room}-es"
+        with connect(ws_url, additional_headers={"Cookie": f"session_token={cookie}"}, open_timeout=10) as ws:
+            ws.send(json.dumps({"type": "booth:join", "display_name": "Ana", "role": "interpreter"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "booth:joined"
+            assert receiver.received.wait(timeout=15), "no webhook delivered"
+        assert receiver.bodies[0]["event"] == "booth.interpreter.joined"
+        assert f"hooks-{room}-es" in json.dumps(receiver.bodies[0]["data"])
+    finally:
+        receiver.close()
