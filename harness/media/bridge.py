@@ -220,12 +220,15 @@ class MediaBridge:
         engine_args: Sequence[str] = (),
         call_timeout_s: float = 30.0,
         start_timeout_s: float = 60.0,
+        cpu_affinity: Sequence[int] | None = None,
     ) -> None:
         self.results_dir = Path(results_dir)
         self.engine_count = engines or os.cpu_count() or 1
         self._on_stats = on_stats
         self._on_event = on_event
         self._engine_args = list(engine_args)
+        # Engine i is pinned to cpu_affinity[i % len]; None leaves placement to the OS.
+        self._cpu_affinity = list(cpu_affinity) if cpu_affinity else None
         self.call_timeout_s = call_timeout_s
         self.start_timeout_s = start_timeout_s
         self.engines: dict[str, EngineProcess] = {}
@@ -239,7 +242,10 @@ class MediaBridge:
         self._socket_dir = tempfile.mkdtemp(prefix="voxload-media-")
         for i in range(self.engine_count):
             name = f"e{i}"
-            engine = EngineProcess(name, os.path.join(self._socket_dir, f"{name}.sock"), self.results_dir, self._engine_args, self._on_push)
+            args = list(self._engine_args)
+            if self._cpu_affinity:
+                args += ["--cpu", str(self._cpu_affinity[i % len(self._cpu_affinity)])]
+            engine = EngineProcess(name, os.path.join(self._socket_dir, f"{name}.sock"), self.results_dir, args, self._on_push)
             self.engines[name] = engine
             engine.spawn()
         deadline = time.monotonic() + self.start_timeout_s
@@ -279,8 +285,15 @@ class MediaBridge:
             logger.exception("media stats callback failed for a push from engine %s", engine.name)
 
     # --- routing ---
-    def _pick_engine(self) -> EngineProcess:
+    def _pick_engine(self, name: str | None = None) -> EngineProcess:
         with self._lock:
+            if name is not None:
+                # Explicit placement (benchmarks, tests): that engine or its error.
+                engine = self.engines[name]
+                if engine.dead is not None:
+                    raise engine.dead
+                engine.sessions += 1
+                return engine
             live = [e for e in self.engines.values() if e.dead is None]
             if not live:
                 dead = next(iter(self.engines.values()), None)
@@ -289,6 +302,10 @@ class MediaBridge:
             engine.sessions += 1
             return engine
 
+    def _release(self, engine: EngineProcess) -> None:
+        with self._lock:
+            engine.sessions -= 1
+
     def _engine_of(self, handle: MediaHandle | str) -> EngineProcess:
         name = handle.engine if isinstance(handle, MediaHandle) else handle.split(":", 1)[0]
         engine = self.engines.get(name)
@@ -296,12 +313,13 @@ class MediaBridge:
             raise UnknownHandle(f"no media engine {name!r} for handle {handle}")
         return engine
 
-    def publish(self, whip_url: str, booth_key: str) -> MediaHandle:
-        engine = self._pick_engine()
+    def publish(self, whip_url: str, booth_key: str, engine: str | None = None) -> MediaHandle:
+        """Start a publisher; returns once its first packet is sent. ``engine`` forces the placement."""
+        picked = self._pick_engine(engine)
         try:
-            result = engine.call("publish", {"whip_url": whip_url, "booth": booth_key}, self.call_timeout_s)
+            result = picked.call("publish", {"whip_url": whip_url, "booth": booth_key}, self.call_timeout_s)
         except BaseException:
-            engine.sessions -= 1
+            self._release(picked)
             raise
         schedule = result["schedule"]
         with self._lock:
@@ -309,28 +327,34 @@ class MediaBridge:
             schedules.append(schedule)
             del schedules[:-4]
         for other in self.engines.values():
-            if other is not engine and other.dead is None:
+            if other is not picked and other.dead is None:
                 try:
                     other.call("schedule", {"booth": booth_key, "schedule": schedule}, self.call_timeout_s)
                 except MediaError as exc:
                     logger.warning("could not forward the schedule of %s to engine %s: %s", booth_key, other.name, exc)
-        return MediaHandle(result["handle"], engine.name, booth_key, "publisher", result["setup"], schedule)
+        return MediaHandle(result["handle"], picked.name, booth_key, "publisher", result["setup"], schedule)
 
-    def listen(self, whep_url: str, booth_key: str, probe: bool = False) -> MediaHandle:
-        engine = self._pick_engine()
+    def listen(self, whep_url: str, booth_key: str, probe: bool = False, *, mode: str | None = None, engine: str | None = None) -> MediaHandle:
+        """Start a listener; returns once its first RTP packet arrived.
+
+        ``probe`` makes it a probe listener (decoded audio, markers); ``mode`` ("listener", "probe",
+        "stock") overrides it ("stock" = stock aiortc decoding, the benchmarks' baseline).
+        """
+        role = mode or ("probe" if probe else "listener")
+        picked = self._pick_engine(engine)
         with self._lock:
             schedules = list(self._schedules.get(booth_key, []))
         try:
-            result = engine.call("listen", {"whep_url": whep_url, "booth": booth_key, "probe": probe, "schedules": schedules}, self.call_timeout_s)
+            result = picked.call("listen", {"whep_url": whep_url, "booth": booth_key, "mode": role, "schedules": schedules}, self.call_timeout_s)
         except BaseException:
-            engine.sessions -= 1
+            self._release(picked)
             raise
-        return MediaHandle(result["handle"], engine.name, booth_key, "probe" if probe else "listener", result["setup"])
+        return MediaHandle(result["handle"], picked.name, booth_key, role, result["setup"])
 
     def close(self, handle: MediaHandle | str) -> dict:
         engine = self._engine_of(handle)
         result = engine.call("close", {"handle": handle.handle if isinstance(handle, MediaHandle) else handle}, self.call_timeout_s)
-        engine.sessions -= 1
+        self._release(engine)
         return result
 
     def hello(self, engine: str) -> dict:

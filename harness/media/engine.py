@@ -26,7 +26,7 @@ from .aggregate import IntervalAggregator
 from .audio import AudioParams, OpusLoop, load_loop
 from .errors import MediaError, SessionError, UnknownHandle, error_to_wire
 from .health import EngineHealth
-from .listener import WhepListener
+from .listener import ListenerMode, WhepListener
 from .publisher import WhipPublisher
 from .samples import SampleFiles
 from .schedule import BoothSchedules, PublisherSchedule
@@ -143,15 +143,19 @@ class Engine:
         self._booth_schedules(booth).add(schedule)
         return {"handle": publisher.handle, "setup": publisher.setup_times.__dict__, "schedule": schedule.to_wire()}
 
-    async def _op_listen(self, whep_url: str, booth: str, probe: bool = False, schedules: list | None = None) -> dict:
+    async def _op_listen(self, whep_url: str, booth: str, mode: str = "listener", schedules: list | None = None) -> dict:
+        try:
+            listener_mode = ListenerMode(mode)
+        except ValueError:
+            raise MediaError(f"unknown listener mode {mode!r}") from None
         booth_schedules = self._booth_schedules(booth)
         for wire in schedules or []:
             booth_schedules.add(PublisherSchedule.from_wire(wire))
         listener = WhepListener(
             self._new_handle("l"), whep_url, booth, self.loop, booth_schedules, self._http, self.timeouts,
-            probe=probe, silence_threshold_ms=self.silence_threshold_ms,
+            mode=listener_mode, silence_threshold_ms=self.silence_threshold_ms,
         )
-        await self._setup(listener, "probe" if probe else "listener")
+        await self._setup(listener, listener_mode.value)
         return {"handle": listener.handle, "setup": listener.setup_times.__dict__}
 
     async def _op_schedule(self, booth: str, schedule: dict) -> dict:
@@ -203,7 +207,7 @@ class Engine:
         t = round(now_s, 3)
         if isinstance(session, WhepListener):
             rtp, latencies, unknown, probe = session.take_interval(now_s)
-            role = "probe" if session.probe else "listener"
+            role = session.mode.value
             self.aggregator.add_listener(session.booth, role, rtp, latencies, unknown, probe)
             lat = sorted(latencies)
             self.samples.listener_row({
@@ -292,11 +296,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR", help="Opus loop cache (default ~/.cache/voxload/media)")
     parser.add_argument("--audio-seed", type=int, default=AudioParams.seed)
     parser.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
+    parser.add_argument("--cpu", type=int, action="append", metavar="N", help="pin the engine to this CPU (repeat for a set)")
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
 
 
 async def _main(args: argparse.Namespace) -> None:
+    if args.cpu:
+        os.sched_setaffinity(0, set(args.cpu))
     aiortc_patches.install(args.ice_host or aiortc_patches.DEFAULT_ICE_HOSTS)
     loop = load_loop(AudioParams(seed=args.audio_seed), args.cache_dir)
     timeouts = SessionTimeouts(post_s=args.post_timeout_s, connect_s=args.connect_timeout_s, first_packet_s=args.first_packet_timeout_s)

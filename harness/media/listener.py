@@ -5,6 +5,9 @@ parsed packet; no jitter buffer, no decoder thread, no ``recv()``. Per packet: a
 RFC 3550 statistics (rtpstats.py), and payload-hash latency: hash -> loop index (audio.py) -> scheduled
 send time (schedule.py) -> ``arrival - send``.
 
+Stock mode (benchmarks only: the baseline the tap is compared with): the same tap, then the stock aiortc
+path, whose decoded frames are read and dropped.
+
 Probe mode: the same tap, then the stock aiortc path (jitter buffer, Opus decoder thread, ``recv()``) feeds
 a ``ProbeAnalyzer``: markers detected in the decoded audio give mouth-to-ear latency (send time of the marker's
 packet -> the moment its first sample leaves ``recv()``; this includes the jitter buffer's 80 ms prefetch and
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import enum
 import time
 
 import aiohttp
@@ -28,6 +32,12 @@ from .markers import FRAME_SAMPLES, SAMPLE_RATE, MarkerDetector
 from .rtpstats import IntervalStats, RtpStreamStats
 from .schedule import BoothSchedules
 from .session import MediaSession, SessionTimeouts
+
+
+class ListenerMode(enum.Enum):
+    TAP = "listener"  # the value is the role name used in aggregates and sample files
+    PROBE = "probe"
+    STOCK = "stock"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,28 +116,29 @@ class WhepListener(MediaSession):
         schedules: BoothSchedules,
         http: aiohttp.ClientSession,
         timeouts: SessionTimeouts,
-        probe: bool = False,
+        mode: ListenerMode = ListenerMode.TAP,
         silence_threshold_ms: float = 200.0,
     ) -> None:
         super().__init__(handle, whep_url, http, timeouts)
         self.booth = booth
-        self.probe = probe
+        self.mode = mode
         self._index_by_hash = loop.index_by_hash
         self._schedules = schedules
         self.rtp = RtpStreamStats(SAMPLE_RATE, silence_threshold_ms)
         self._latencies_ms: list[float] = []
         self._unknown_payloads = 0
-        self.analyzer = ProbeAnalyzer(loop.params.loop_markers) if probe else None
-        self._probe_task: asyncio.Task | None = None
+        self.analyzer = ProbeAnalyzer(loop.params.loop_markers) if mode == ListenerMode.PROBE else None
+        self._decode_task: asyncio.Task | None = None
 
     def _prepare(self) -> None:
         self._transceiver = self.pc.addTransceiver("audio", direction="recvonly")
-        aiortc_patches.attach_tap(self._transceiver.receiver, self._on_rtp, passthrough=self.probe)
+        decoding = self.mode != ListenerMode.TAP
+        aiortc_patches.attach_tap(self._transceiver.receiver, self._on_rtp, passthrough=decoding)
 
     def _after_answer(self) -> None:
-        if self.probe:
+        if self.mode != ListenerMode.TAP:
             # The remote track exists only once the answer is applied.
-            self._probe_task = asyncio.ensure_future(self._consume_decoded(self._transceiver.receiver.track))
+            self._decode_task = asyncio.ensure_future(self._consume_decoded(self._transceiver.receiver.track))
 
     def _on_rtp(self, packet: RtpPacket) -> None:
         arrival_ns = time.time_ns()
@@ -146,6 +157,8 @@ class WhepListener(MediaSession):
         try:
             while True:
                 frame = await track.recv()
+                if self.analyzer is None:
+                    continue
                 self.analyzer.on_frame(frame_to_mono_int16(frame), frame.pts, time.time_ns(), self._schedules)
         except MediaStreamError:
             return
@@ -158,5 +171,5 @@ class WhepListener(MediaSession):
         return self.rtp.take_interval(now_wall_s), latencies, unknown, probe
 
     def _on_close(self) -> None:
-        if self._probe_task is not None:
-            self._probe_task.cancel()
+        if self._decode_task is not None:
+            self._decode_task.cancel()

@@ -8,7 +8,7 @@ response ``{"id": <same>, "ok": true, "result": {...}}`` or ``{"id": <same>, "ok
 in the engine; responses come in completion order.
 
 Ops: ``hello`` -> {engine, pid, protocol, uvloop, imported: {gevent, locust}}; ``publish`` {whip_url, booth}
--> {handle, setup, schedule}; ``listen`` {whep_url, booth, probe, schedules: [schedule...]} -> {handle, setup};
+-> {handle, setup, schedule}; ``listen`` {whep_url, booth, mode (listener|probe|stock), schedules: [schedule...]} -> {handle, setup};
 ``schedule`` {booth, schedule} -> {} (a publisher of that booth started elsewhere); ``close`` {handle} ->
 {transitions}; ``shutdown`` -> {} (the engine closes every session and exits 0).
 
