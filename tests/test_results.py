@@ -176,7 +176,7 @@ def test_files_are_readable_after_the_writer_is_killed(tmp_path):
         assert child.stdout.readline().strip() == "ready"
         stream = tmp_path / "crash" / "samples" / "engine-1.jsonl"
         deadline = time.monotonic() + 30
-        while (not stream.exists() or stream.stat().st_size < 40_000) and time.monotonic() < deadline:
+        while (not stream.exists() or stream.read_bytes().count(b"\n") < 600) and time.monotonic() < deadline:
             time.sleep(0.05)
         # readable while the child is still writing
         assert len(read_samples(tmp_path / "crash")) > 0
@@ -189,7 +189,7 @@ def test_files_are_readable_after_the_writer_is_killed(tmp_path):
     meta = json.loads((tmp_path / "crash" / "run.json").read_text())  # whole file, never half-written
     assert meta["status"] == "running" and meta["target"]["version"].startswith("v")
     frame = read_samples(tmp_path / "crash")
-    assert len(frame) >= 500
+    assert len(frame) >= 600
     assert set(frame["metric"]) == {"jitter_ms"} and set(frame["booth"]) == {"Main Hall/es"}
     assert set(frame["source"]) == {"engine-1"}
     # every complete line parsed; at most the very last one was cut short by the kill
