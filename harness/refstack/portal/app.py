@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ratelimit,
         routes_admin,
         routes_booth_api,
+        routes_interpreter,
         routes_listener,
         routes_pages,
         routes_users,
@@ -74,7 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.booths = booth_state.BoothRegistry()
     app.state.workers = transcription.WorkerRegistry(app)
 
-    for module in (routes_pages, routes_admin, routes_users, routes_listener, routes_booth_api, routes_ws, transcription):
+    for module in (
+        routes_pages, routes_admin, routes_users, routes_listener, routes_interpreter, routes_booth_api, routes_ws, transcription
+    ):
         app.include_router(module.router)
     _install_error_handlers(app, routes_pages)
     return app

@@ -10,6 +10,7 @@ so on SQLite it competes for the write lock forever (contract 14.26).
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import logging
 from typing import Any
@@ -30,11 +31,18 @@ DELIVERY_TIMEOUT_S = 10.0
 MAX_ATTEMPTS = 5
 
 
-class DeliveryStatus:
+class DeliveryStatus(enum.StrEnum):
+    """``webhook_deliveries.status``: pending -> delivering (claimed) -> delivered | pending (retry) | failed."""
+
     PENDING = "pending"
     DELIVERING = "delivering"
     DELIVERED = "delivered"
     FAILED = "failed"
+
+
+def _first_line(exc: BaseException) -> str:
+    """SQLAlchemy puts the statement on later lines; one short line keeps the log readable."""
+    return (str(exc).splitlines() or [""])[0][:300]
 
 
 def _wants(subscription: WebhookSubscription, event_type: str) -> bool:
@@ -52,8 +60,8 @@ async def enqueue(app: FastAPI, event_type: str, payload: dict[str, Any]) -> Non
             for sub in subscriptions:
                 if _wants(sub, event_type):
                     session.add(WebhookDelivery(event_type=event_type, payload=body, subscription_id=sub.id))
-    except Exception:  # contract 9.3: webhook enqueue catches and logs DB errors
-        log.exception("Webhook enqueue failed for %s", event_type)
+    except Exception as exc:  # contract 9.3: webhook enqueue catches and logs DB errors
+        log.error("Webhook enqueue failed for %s: %s: %s", event_type, exc.__class__.__name__, _first_line(exc))
 
 
 async def _claim_pending(app: FastAPI) -> list[tuple[int, int | None, str]]:
@@ -109,9 +117,10 @@ async def _run(app: FastAPI) -> None:
                 log.error("Webhook loop: database is locked; backing off %.0f s", LOCKED_BACKOFF_S)
                 delay_s = LOCKED_BACKOFF_S
             else:
-                log.exception("Webhook loop iteration failed")
-        except Exception:  # a failing iteration (e.g. pool timeout) must not end the loop
-            log.exception("Webhook loop iteration failed")
+                log.error("Webhook loop iteration failed: %s", _first_line(exc))
+        except Exception as exc:  # a failing iteration (e.g. pool timeout) must not end the loop
+            # One line per failure: under pool exhaustion this fires every second.
+            log.error("Webhook loop iteration failed: %s: %s", exc.__class__.__name__, _first_line(exc))
         await asyncio.sleep(delay_s)
 
 
