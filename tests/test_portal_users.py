@@ -158,3 +158,22 @@ def test_mission_control_needs_a_user_token_not_an_admin_token(users_stack):
         assert client.get("/mission-control/mc-event/").status_code == 403
     assert grid.status_code == 200
     assert set(re.findall(r'class="booth-cell" data-booth-id="([^"]+)"', grid.text)) == {f"mc-event-{room_id}-es", f"mc-event-{room_id}-fr"}
+
+
+def test_forgot_password_link_sets_a_new_password(users_stack):
+    reset_link = re.compile(r"/auth/reset/([0-9a-f]{64})")
+    _register(users_stack, "forgetful@example.org", password="old-password")
+    with _client(users_stack) as client:
+        client.get(f"/auth/verify/{_logged_link(users_stack, VERIFY_LINK, 'forgetful@example.org')}")
+        assert client.post("/api/auth/forgot-password", json={"email": "forgetful@example.org"}).status_code == 200
+        token = _logged_link(users_stack, reset_link, "forgetful@example.org")
+        assert client.get(f"/auth/reset/{token}").status_code == 200
+        reset = client.post(f"/auth/reset/{token}", data={"password": "new-password"})
+        assert reset.status_code == 303 and reset.headers["location"] == "/account" and "user_token" in reset.cookies
+        assert client.post(f"/auth/reset/{token}", data={"password": "again"}).status_code == 400  # single use
+        assert client.post("/login", data={"email": "forgetful@example.org", "password": "old-password"}).status_code == 403
+        assert client.post("/login", data={"email": "forgetful@example.org", "password": "new-password"}).status_code == 303
+        # Contract 10: 5 per email per hour; unknown emails get the same answer (no account enumeration).
+        statuses = [client.post("/api/auth/forgot-password", json={"email": "forgetful@example.org"}).status_code for _ in range(5)]
+        assert statuses == [200, 200, 200, 200, 429]
+        assert client.post("/api/auth/forgot-password", json={"email": "nobody@example.org"}).status_code == 200
