@@ -19,7 +19,6 @@ State machine (changed only by ``_set_state``, which logs ``old -> new``)::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import time
@@ -262,5 +261,8 @@ class ReaderSession(WebRTCSession):
 
 
 async def close_all(sessions: list[WebRTCSession], reason: str) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.gather(*(s.close(reason) for s in sessions), return_exceptions=True)
+    """Close sessions concurrently; one failing close must not keep the others open (shutdown path)."""
+    results = await asyncio.gather(*(s.close(reason) for s in sessions), return_exceptions=True)
+    for session, result in zip(sessions, results):
+        if isinstance(result, Exception):
+            logger.warning("%s %s: close failed: %r", session.kind, str(session.id)[:8], result)
