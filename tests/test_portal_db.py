@@ -116,7 +116,7 @@ def test_sqlite_writer_gets_database_is_locked_500_during_a_long_write(stack_fac
         portal_env={
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(smtp_blackhole.port),
-            "REFSTACK_SMTP_TIMEOUT_S": "9",
+            "REFSTACK_SMTP_TIMEOUT_S": "12",  # > the 5 s SQLite busy wait of the second writer, with margin
         }
     )
     slug, code = _event_with_code(stack)

@@ -89,9 +89,6 @@ class AdminPrincipal:
     user_id: int | None = None
     event_ids: frozenset[int] = frozenset()  # events a scoped admin may see (ignored for super admins)
 
-    def may_see(self, event_id: int) -> bool:
-        return self.super_admin or event_id in self.event_ids
-
 
 # --- guards ---
 def _path_int(request: Request, name: str) -> int | None:
