@@ -1,0 +1,113 @@
+"""Locust wiring of a conference rehearsal: CLI flags, event hooks and the load shape.
+
+Importing this module (the locustfile does) registers, through Locust's events only:
+``init_command_line_parser`` (our flags), ``init`` (scenario, target, provisioning, media engines; a setup
+error prints one line and exits 2), ``request`` (HTTP/WS samples for the SLOs), and ``quitting`` (teardown,
+verdicts, summary, JUnit, exit code).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import gevent
+from locust import events
+
+from .results import RunDirectory, ResultsError
+from .run import ConferenceRun, RunSetupError, load_run_scenario, results_root
+from .shape import ScenarioShape
+from .users import AdminUser, CoordinatorUser, InterpreterUser
+
+HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+HUB_LAG_PROBE_INTERVAL_S = 0.1
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser, **_kwargs) -> None:
+    group = parser.add_argument_group("voxload")
+    group.add_argument("--scenario", default="conference", metavar="NAME_OR_FILE", env_var="VOXLOAD_SCENARIO",
+                       help="scenario name (scenarios/NAME.yaml) or YAML file; default conference")
+    group.add_argument("--run-id", default=None, metavar="ID", env_var="VOXLOAD_RUN_ID", help="results go to RESULTS_DIR/ID")
+    group.add_argument("--results-dir", default="reports", metavar="DIR", env_var="VOXLOAD_RESULTS_DIR", help="default reports")
+    group.add_argument("--keep", action="store_true", default=False, env_var="VOXLOAD_KEEP",
+                       help="keep the provisioned event on the target after the run")
+
+
+class ConferenceShape(ScenarioShape):
+    scenario_option = "scenario"
+
+
+def _fail_setup(message: str) -> None:
+    print(f"voxload: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+@events.init.add_listener
+def _on_init(environment, **_kwargs) -> None:
+    options = environment.parsed_options
+    if options is None:  # library use without the CLI
+        return
+    try:
+        scenario = load_run_scenario(options.scenario)
+    except RunSetupError as exc:
+        _fail_setup(str(exc))
+    if scenario.target.host and not environment.host:
+        environment.host = scenario.target.host
+    try:
+        run_dir = RunDirectory.create(root=results_root(options), run_id=options.run_id, scenario=scenario.to_dict(),
+                                      target_url=environment.host)
+    except ResultsError as exc:
+        _fail_setup(str(exc))
+    # Fixed participants come first (Locust spawns fixed_count classes before weighted ones).
+    InterpreterUser.fixed_count = scenario.event.interpreter_count
+    AdminUser.fixed_count = scenario.load.admins
+    CoordinatorUser.fixed_count = scenario.load.coordinators
+    run = ConferenceRun(environment, scenario, run_dir, options)
+    environment.conference_run = run
+    try:
+        run.setup()
+    except RunSetupError as exc:
+        run.finish_failed(str(exc))
+        _fail_setup(str(exc))
+    gevent.spawn(_probe_hub_lag, run)
+
+
+def _probe_hub_lag(run: ConferenceRun) -> None:
+    """Generator health: how late the gevent hub wakes a sleeping greenlet (media-design 5)."""
+    while not run.stopping:
+        t0 = time.perf_counter()
+        gevent.sleep(HUB_LAG_PROBE_INTERVAL_S)
+        run.record_hub_lag(max(0.0, (time.perf_counter() - t0 - HUB_LAG_PROBE_INTERVAL_S) * 1000.0))
+
+
+@events.request.add_listener
+def _on_request(request_type, name, response_time, exception, **kwargs) -> None:
+    run = _current_run()
+    if run is None or run.stopping:
+        return
+    if request_type in HTTP_METHODS:
+        run.samples.write("http_req_duration_ms", response_time, name=name)
+        run.samples.write("http_error_rate", 1.0 if exception else 0.0, name=name)
+    elif request_type == "WSCONNECT" and exception is None:
+        run.samples.write("ws_connect_ms", response_time, name=name)
+
+
+_environment = None
+
+
+@events.init.add_listener
+def _remember_environment(environment, **_kwargs) -> None:
+    global _environment
+    _environment = environment
+
+
+def _current_run():
+    return getattr(_environment, "conference_run", None)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kwargs) -> None:
+    run = getattr(environment, "conference_run", None)
+    if run is not None:
+        environment.process_exit_code = run.finish()

@@ -1,0 +1,120 @@
+"""From a run's files to the SLO metrics: the one place that says how each metric is computed.
+
+Inputs are what the run streamed to disk: the media engines' files under ``media/`` (see
+``harness/media/samples.py`` for their columns) and the Locust process's samples under ``samples/``
+(``harness/results.py``). Output is ``{metric name: numpy array of samples}`` for ``harness.slo.evaluate``,
+with metric names from ``harness.slo.METRICS``. Everything is pandas; nothing here knows about Locust.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .results import load_metric_samples
+
+# A handover's listener-side gap is looked for in this window after the handover was started.
+HANDOVER_GAP_WINDOW_S = 6.0
+LISTENER_ROLES = ("listener", "probe")
+
+
+def _read_csvs(paths: Iterable[Path]) -> pd.DataFrame:
+    frames = []
+    for path in paths:
+        try:
+            frames.append(pd.read_csv(path, on_bad_lines="skip"))
+        except (pd.errors.EmptyDataError, pd.errors.ParserError):
+            continue  # a file cut off mid-write by a crash still leaves the others usable
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _read_jsonl(paths: Iterable[Path]) -> list[dict]:
+    records = []
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # the last line of a crashed writer
+    return records
+
+
+def media_frames(run_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    media = Path(run_path) / "media"
+    listeners = _read_csvs(sorted(media.glob("media-*-listeners.csv")))
+    events = pd.DataFrame(_read_jsonl(sorted(media.glob("media-*-events.jsonl"))))
+    seconds = _read_jsonl(sorted(media.glob("media-*-seconds.jsonl")))
+    return listeners, events, seconds
+
+
+def handover_gaps_ms(listeners: pd.DataFrame, handovers: Sequence) -> np.ndarray:
+    """Per listener and handover: the longest packet-free stretch in the window after the handover started."""
+    if listeners.empty:
+        return np.array([])
+    gaps = []
+    for h in handovers:
+        if not h.ok:
+            continue
+        rows = listeners[(listeners["booth"] == h.booth)
+                         & (listeners["t_epoch_s"] > h.at_epoch_s)
+                         & (listeners["t_epoch_s"] <= h.at_epoch_s + HANDOVER_GAP_WINDOW_S)]
+        if not rows.empty:
+            gaps.extend(rows.groupby("handle")["max_interarrival_ms"].max().dropna().tolist())
+    return np.asarray(gaps, dtype=float)
+
+
+def collect(run_path: Path, handovers: Sequence, transcribed: Iterable[str] = (), captioned: Iterable[str] = ()) -> dict[str, np.ndarray]:
+    metrics: dict[str, np.ndarray] = dict(load_metric_samples(Path(run_path)))
+    listeners, events, seconds = media_frames(run_path)
+    if not listeners.empty:
+        listeners = listeners[listeners["role"].isin(LISTENER_ROLES)]
+        probes = listeners[listeners["role"] == "probe"]
+        # Mouth-to-ear: decoded-marker latency of probe listeners (media-design 4); payload-hash latency
+        # of tap listeners when a run has no probes (it reads ~80 ms lower: no jitter buffer, no decode).
+        m2e = probes["marker_latency_ms"].dropna() if "marker_latency_ms" in probes else pd.Series(dtype=float)
+        metrics["mouth_to_ear_latency_ms"] = (m2e if not m2e.empty else listeners["latency_p50_ms"].dropna()).to_numpy(float)
+        expected = listeners[listeners["expected"] > 0]
+        metrics["packet_loss_pct"] = (100.0 * expected["lost"] / expected["expected"]).to_numpy(float)
+        metrics["jitter_ms"] = listeners["jitter_ms"].dropna().to_numpy(float)
+        metrics["audio_gap_ms"] = listeners.loc[listeners["silence_max_ms"] > 0, "silence_max_ms"].to_numpy(float)
+        metrics["handover_gap_ms"] = handover_gaps_ms(listeners, handovers)
+    if not events.empty and "event" in events:
+        setups = events[events["event"] == "setup"]
+        listener_setups = setups[setups["role"].isin(LISTENER_ROLES)]
+        if "first_packet_ms" in listener_setups:
+            metrics["whep_time_to_first_audio_ms"] = listener_setups.loc[listener_setups["ok"] == True, "first_packet_ms"].dropna().to_numpy(float)  # noqa: E712
+        publisher_setups = setups[setups["role"] == "publisher"]
+        if "connected_ms" in publisher_setups:
+            metrics["whip_setup_ms"] = publisher_setups.loc[publisher_setups["ok"] == True, "connected_ms"].dropna().to_numpy(float)  # noqa: E712
+        started = listener_setups["handle"].nunique() + int((listener_setups["ok"] == False).sum())  # noqa: E712
+        receiving = listeners.loc[listeners["packets"] > 0, "handle"].nunique() if not listeners.empty else 0
+        if started:
+            metrics["listeners_receiving_ratio"] = np.array([receiving / started])
+    health = [s.get("health") or {} for s in seconds]
+    cpu = [h["cpu_pct"] for h in health if h.get("cpu_pct") is not None]
+    lag = [h["loop_lag_p95_ms"] for h in health if h.get("loop_lag_p95_ms") is not None]
+    if cpu:
+        metrics["generator_cpu_pct"] = np.concatenate([metrics.get("generator_cpu_pct", np.array([])), cpu])
+    if lag:
+        metrics["generator_loop_lag_ms"] = np.concatenate([metrics.get("generator_loop_lag_ms", np.array([])), lag])
+    transcribed = set(transcribed)
+    if transcribed:
+        metrics["captioned_booths_ratio"] = np.array([len(transcribed & set(captioned)) / len(transcribed)])
+    return metrics
+
+
+def counts(run_path: Path, handovers: Sequence) -> dict[str, int]:
+    listeners, events, _ = media_frames(run_path)
+    result = {"handovers": len(handovers), "handovers_ok": sum(1 for h in handovers if h.ok)}
+    if not listeners.empty:
+        result["listener_sessions"] = int(listeners.loc[listeners["role"].isin(LISTENER_ROLES), "handle"].nunique())
+        result["packets_received"] = int(listeners["packets"].sum())
+    if not events.empty and "event" in events:
+        setups = events[events["event"] == "setup"]
+        result["media_setups_failed"] = int((setups["ok"] == False).sum())  # noqa: E712
+    return result

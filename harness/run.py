@@ -1,0 +1,284 @@
+"""One conference rehearsal inside a Locust process: what the users share, and the run's lifecycle.
+
+Owns: loading the scenario, starting the embedded reference stack when no ``--host`` is given, provisioning
+and teardown, the media bridge, interpreter seat assignment, booth crews and the handover schedule, and the
+end of the run (metrics -> SLO verdicts -> summary.json, JUnit, exit code). Locust reaches it through its
+events only (``conference.py`` registers :func:`register`); users find it as ``environment.conference_run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+from . import measures, slo
+from .clients.admin import AdminClient
+from .clients.booth_api import BoothApi
+from .clients.errors import ClientError
+from .clients.http import PortalHttp
+from .embedded import EmbeddedTarget, EmbeddedTargetError
+from .junit import write_junit
+from .media.bridge import MediaBridge
+from .media.errors import MediaError
+from .provision import ProvisionedBooth, ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
+from .results import GeneratorHealth, RunDirectory, RunStatus, build_summary, utc_now_iso, write_json_atomic
+from .scenario import ScenarioError, load_scenario
+from .scenario.model import HandoverMethod, Scenario
+
+logger = logging.getLogger(__name__)
+
+ADMIN_PASSWORD_ENV = "VOXLOAD_ADMIN_PASSWORD"  # the target's ADMIN_PASSWORD, never logged
+# Locust hub lag p95 above this means the generator, not the target, shaped the numbers.
+HUB_LAG_SATURATED_MS = 50.0
+
+
+class RunSetupError(RuntimeError):
+    """Anything that stops a run before load starts; printed as one line, exit 2."""
+
+
+@dataclasses.dataclass
+class HandoverRecord:
+    booth: str
+    at_epoch_s: float
+    ok: bool
+    duration_ms: float | None
+    error: str | None = None
+
+
+class BoothCrew:
+    """The interpreters of one booth, in join order, and how a handover is carried out between them."""
+
+    def __init__(self, booth: ProvisionedBooth) -> None:
+        self.booth = booth
+        self.members: list = []  # InterpreterUser instances (duck-typed: .socket, .participant_id)
+        self.lock = threading.Lock()
+
+    def handover(self, method: HandoverMethod, timeout_s: float = 10.0) -> HandoverRecord:
+        """Contract 5.3: offer (active initiates, backup accepts) or request (backup initiates, active accepts)."""
+        started = time.time()
+        t0 = time.perf_counter()
+        with self.lock:
+            joined = [m for m in self.members if m.participant_id and m.socket is not None]
+        state = joined[0].socket.latest_state if joined else None
+        active = next((m for m in joined if state and m.participant_id == state.active_interpreter_id), None)
+        backup = next((m for m in joined if m is not active), None)
+        if active is None or backup is None:
+            return HandoverRecord(self.booth.booth_id, started, False, None, "fewer than two joined interpreters")
+        initiator, acceptor = (active, backup) if method is HandoverMethod.OFFER else (backup, active)
+        try:
+            initiator.socket.initiate_handoff(timeout_s=timeout_s)
+            after = acceptor.socket.accept_handoff(timeout_s=timeout_s)
+        except ClientError as exc:
+            return HandoverRecord(self.booth.booth_id, started, False, None, str(exc))
+        if after.active_interpreter_id != backup.participant_id:
+            return HandoverRecord(self.booth.booth_id, started, False, None, f"active is {after.active_interpreter_id} after accept")
+        return HandoverRecord(self.booth.booth_id, started, True, (time.perf_counter() - t0) * 1000.0)
+
+
+class ConferenceRun:
+    def __init__(self, environment, scenario: Scenario, run_dir: RunDirectory, options) -> None:
+        self.environment = environment
+        self.scenario = scenario
+        self.run_dir = run_dir
+        self.options = options
+        self.stack = None
+        self.event: ProvisionedEvent | None = None
+        self.bridge: MediaBridge | None = None
+        self.admin_password: str | None = None
+        self.samples = run_dir.sample_writer("locust")
+        self.crews: dict[str, BoothCrew] = {}
+        self.seats: queue.Queue = queue.Queue()
+        self.listener_index = itertools.count()
+        self.booths_unlocked = threading.Event()
+        self.handovers: list[HandoverRecord] = []
+        self.started_epoch_s: float | None = None
+        self.publisher_schedules: dict[str, list[dict]] = {}
+        self.captioned_booths: set[str] = set()
+        self.engine_saturated_s = 0
+        self.hub_lag_ms: list[float] = []
+        self.problems: list[str] = []
+        self._stopping = threading.Event()
+        self._lead_lock = threading.Lock()
+        self._lead_taken = False
+
+    # --- set-up ---
+    def setup(self) -> None:
+        env = self.environment
+        if not env.host:
+            self.stack = EmbeddedTarget(self.run_dir.path / "stack")
+            try:
+                self.stack.start()
+            except EmbeddedTargetError as exc:
+                raise RunSetupError(f"embedded reference stack did not start: {exc}") from exc
+            env.host = self.stack.portal_url
+            self.admin_password = self.stack.admin_password
+        else:
+            self.admin_password = os.environ.get(ADMIN_PASSWORD_ENV)
+            if not self.admin_password:
+                raise RunSetupError(f"--host {env.host} needs the target's admin password in ${ADMIN_PASSWORD_ENV}")
+        self.run_dir.set_target_url(env.host)
+        admin_http = PortalHttp.for_url(env.host)
+        admin = AdminClient(admin_http)
+        try:
+            admin.login(self.admin_password)
+        except ClientError as exc:
+            raise RunSetupError(f"admin login at {env.host}/admin/login failed: {exc}") from exc
+        slug = run_slug(self.scenario.name, self.run_dir.run_id)
+        try:
+            self.event = provision(self.scenario, admin, BoothApi(admin_http), slug)
+        except ProvisioningError as exc:
+            raise RunSetupError(str(exc)) from exc
+        write_json_atomic(self.run_dir.path / "event.json", self.event.as_dict())
+        for ref, booth in self.event.booths.items():
+            self.crews[ref] = BoothCrew(booth)
+            for seat in range(booth.interpreters):
+                self.seats.put((ref, seat))
+        self.bridge = MediaBridge(
+            self.run_dir.path / "media",
+            engines=self.scenario.media.engines,
+            on_stats=self._on_media_stats,
+            engine_args=["--silence-threshold-ms", str(self.scenario.media.silence_threshold_ms)],
+        )
+        try:
+            self.bridge.start()
+        except MediaError as exc:
+            raise RunSetupError(f"media engines did not start: {exc}") from exc
+        self.started_epoch_s = time.time()
+
+    # --- reporting seams ---
+    def _on_media_stats(self, record: dict) -> None:
+        """Per-second engine aggregates become Locust request events (UI, console, CSV)."""
+        fire = self.environment.events.request.fire
+        health = record.get("health") or {}
+        if health.get("saturated"):
+            self.engine_saturated_s += 1
+        for group in record.get("groups", []):
+            role, booth = group.get("role"), group.get("booth")
+            if role == "publisher":
+                continue
+            latency = group.get("marker_latency_ms") if role == "probe" else group.get("latency_ms")
+            if latency:
+                fire(request_type="MEDIA", name=f"{role} latency p95 {booth}", response_time=latency["p95"],
+                     response_length=group.get("packets", 0), exception=None, context={})
+            if group.get("lost"):
+                fire(request_type="MEDIA", name=f"{role} packets lost {booth}", response_time=0,
+                     response_length=group["lost"], exception=MediaLoss(f"{group['lost']} of {group['expected']} packets lost"), context={})
+
+    def record_hub_lag(self, lag_ms: float) -> None:
+        self.hub_lag_ms.append(lag_ms)
+        self.samples.write("generator_loop_lag_ms", lag_ms, process="locust")
+
+    def record_handover(self, record: HandoverRecord) -> None:
+        self.handovers.append(record)
+        self.samples.write("handover_failure_rate", 0.0 if record.ok else 1.0, booth=record.booth)
+        if record.duration_ms is not None:
+            self.samples.write("handover_duration_ms", record.duration_ms, booth=record.booth)
+        if not record.ok:
+            logger.warning("handover in %s failed: %s", record.booth, record.error)
+
+    def add_publisher_schedule(self, booth_id: str, schedule: dict) -> None:
+        self.publisher_schedules.setdefault(booth_id, []).append(schedule)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def claim_coordinator_lead(self) -> bool:
+        """Only one coordinator runs the handover schedule, however many Mission Control tabs there are."""
+        with self._lead_lock:
+            lead, self._lead_taken = not self._lead_taken, True
+            return lead
+
+    # --- the end ---
+    def finish_failed(self, error: str) -> None:
+        """Setup failed: stop what was started and leave a readable run.json with the one-line error."""
+        self._stopping.set()
+        if self.bridge is not None:
+            self.bridge.stop()
+        if self.stack is not None:
+            self.stack.stop()
+        self.samples.close()
+        self.run_dir.finish(RunStatus.FAILED, exit_code=2, error=error)
+
+    def finish(self) -> int:
+        """Tear down and judge; returns the process exit code. Safe to call once."""
+        if self._stopping.is_set():
+            return self.environment.process_exit_code or 0
+        self._stopping.set()
+        if self.bridge is not None:
+            self.bridge.stop()
+        if self.event is not None and not self.options.keep and self.environment.host:
+            admin_http = PortalHttp.for_url(self.environment.host)
+            try:
+                AdminClient(admin_http).login(self.admin_password or "")
+                self.problems += teardown(self.event, AdminClient(admin_http), BoothApi(admin_http))
+            except ClientError as exc:
+                self.problems.append(f"teardown login: {exc}")
+        self.samples.close()
+        transcribed = [b.booth_id for b in self.event.booths.values() if b.transcribed] if self.event else []
+        metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths)
+        results = slo.evaluate(self.scenario.slos, metrics)
+        lag = sorted(self.hub_lag_ms)
+        lag_p99 = lag[int(0.99 * (len(lag) - 1))] if lag else None
+        engine_cpu = metrics.get("generator_cpu_pct")
+        notes = []
+        if self.engine_saturated_s:
+            notes.append(f"media engines flagged themselves saturated for {self.engine_saturated_s} s")
+        if lag_p99 is not None and lag_p99 > HUB_LAG_SATURATED_MS:
+            notes.append(f"Locust hub lag p99 {lag_p99:.1f} ms > {HUB_LAG_SATURATED_MS:.0f} ms")
+        health = GeneratorHealth(
+            saturated=bool(notes),
+            cpu_pct_max=float(max(engine_cpu)) if engine_cpu is not None and len(engine_cpu) else None,
+            loop_lag_p99_ms=lag_p99,
+            notes=tuple(notes + self.problems),
+        )
+        ended = time.time()
+        summary = build_summary(
+            run_id=self.run_dir.run_id,
+            scenario_name=self.scenario.name,
+            results=results,
+            started_at=utc_now_iso(self.started_epoch_s or ended),
+            ended_at=utc_now_iso(ended),
+            duration_s=round(ended - (self.started_epoch_s or ended), 3),
+            status=RunStatus.FINISHED,
+            generator_health=health,
+            counts=measures.counts(self.run_dir.path, self.handovers),
+        )
+        code = summary["exit_code"]
+        self.run_dir.write_summary(summary)
+        write_junit(summary, self.run_dir.junit_xml)
+        self.run_dir.finish(RunStatus.FINISHED, exit_code=code, generator_health=health)
+        if self.stack is not None:
+            self.stack.stop()
+        _print_verdicts(self.run_dir, summary)
+        return code
+
+
+class MediaLoss(Exception):
+    """Packets lost in one second of one booth's listeners (a Locust failure row, not a harness error)."""
+
+
+def _print_verdicts(run_dir: RunDirectory, summary: dict) -> None:
+    print(f"\nvoxload results: {run_dir.path}")
+    for row in summary.get("slos", []):
+        observed = row.get("observed")
+        shown = "no data" if observed is None else f"{observed:.4g}"
+        print(f"  {row['state'].upper():8} {row['metric']} {row['source']}  (observed {shown})")
+    print(f"  exit code {summary.get('exit_code')}", flush=True)
+
+
+def load_run_scenario(path_or_name: str) -> Scenario:
+    try:
+        return load_scenario(path_or_name)
+    except ScenarioError as exc:
+        raise RunSetupError(str(exc)) from None
+
+
+def results_root(options) -> Path:
+    return Path(getattr(options, "results_dir", None) or "reports")

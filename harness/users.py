@@ -1,0 +1,264 @@
+"""Locust user classes: what each participant of a conference does. Thin: the clients say how.
+
+The shared run (``environment.conference_run``, see ``harness/run.py``) hands out interpreter seats, the
+event's ids and join code, the media bridge and the handover schedule.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import time
+
+import gevent
+from locust import HttpUser, between, constant, task
+
+from .clients.admin import AdminClient
+from .clients.booth_api import BoothApi
+from .clients.booth_ws import BoothSocket
+from .clients.captions_ws import CaptionSocket
+from .clients.errors import ClientError, UnexpectedStatus
+from .clients.http import PortalHttp
+from .clients.interpreter import InterpreterClient
+from .clients.listener import ListenerClient
+from .media.errors import MediaError
+from .media.schedule import PublisherSchedule
+
+logger = logging.getLogger(__name__)
+
+# Contract 6.2 step 4: the listener page polls the room's audio delay every 3000 ms.
+AUDIO_DELAY_POLL_S = 3.0
+# Contract 5.5 marker layout (harness/media/audio.py): marker m sits in loop packet m * 25.
+PACKETS_PER_MARKER = 25
+_ip_counter = itertools.count(1)
+
+
+def _distinct_ip() -> str:
+    # Contract 1.1: X-Forwarded-For from loopback picks the client IP, so each listener has its own.
+    n = next(_ip_counter)
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+class ConferenceUser(HttpUser):
+    abstract = True
+
+    @property
+    def conference(self):
+        return self.environment.conference_run
+
+    def portal(self, **kwargs) -> PortalHttp:
+        return PortalHttp(self.client, report=self.environment.events.request.fire, **kwargs)
+
+
+class CoordinatorUser(ConferenceUser):
+    """Mission Control: one observer socket per booth (no join), Go Live, and the handover schedule."""
+
+    fixed_count = 1
+    wait_time = constant(1)
+
+    def on_start(self) -> None:
+        self.http = self.portal()
+        AdminClient(self.http).login(self.conference.admin_password)
+        self.sockets = {}
+        for ref, booth in self.conference.event.booths.items():
+            sock = BoothSocket.for_portal(self.http, booth.booth_id, report=self.environment.events.request.fire)
+            sock.connect()
+            self.sockets[ref] = sock
+            # Contract 5.5: Go Live; it also creates the in-memory booth, which interpreters need to boot (5.2).
+            sock.set_broadcast_unlocked(True)
+        self.conference.booths_unlocked.set()
+        lead = self.conference.claim_coordinator_lead()
+        self.pending = list(self.conference.scenario.handovers.schedule) if lead and self.conference.scenario.handovers else []
+
+    @task
+    def run_handover_schedule(self) -> None:
+        elapsed_s = time.time() - self.conference.started_epoch_s
+        while self.pending and self.pending[0].at_s <= elapsed_s:
+            due = self.pending.pop(0)
+            crew = self.conference.crews[due.booth]
+            record = crew.handover(self.conference.scenario.handovers.method)
+            self.conference.record_handover(record)
+            self.environment.events.request.fire(
+                request_type="HANDOVER", name=due.booth, response_time=record.duration_ms or 0, response_length=0,
+                exception=None if record.ok else HandoverFailed(record.error), context={})
+
+    def on_stop(self) -> None:
+        for sock in self.sockets.values():
+            sock.close()
+
+
+class HandoverFailed(Exception):
+    pass
+
+
+class InterpreterUser(ConferenceUser):
+    """An interpreter's browser (contract 5.2): invite join, booth page, booth socket, publish while active."""
+
+    wait_time = constant(0.1)
+
+    def on_start(self) -> None:
+        self.socket = None
+        self.participant_id = None
+        self.publisher = None
+        self.seat = self.conference.seats.get_nowait() if not self.conference.seats.empty() else None
+        if self.seat is None:
+            return
+        ref, index = self.seat
+        self.booth = self.conference.event.booths[ref]
+        self.http = self.portal()
+        interpreter = InterpreterClient(self.http)
+        interpreter.join_invite(self.booth.invites[index])
+        self.page = interpreter.booth_page(self.booth.booth)
+        # Contract 5.2 step 1: the page cannot boot before the booth exists in memory (Mission Control's Go Live).
+        self.conference.booths_unlocked.wait(timeout=60)
+        self.api = BoothApi(self.http)
+        self.api.state(self.booth.booth.event_slug, self.booth.language, room_id=self.booth.room_id)
+        self.api.interpreter_status(self.page.default_channel)
+        self.api.fetch_bearer("")
+        crew = self.conference.crews[ref]
+        with crew.lock:  # join order decides who is active (contract 5.5), so seats join in order
+            self.socket = BoothSocket.for_portal(self.http, self.booth.booth_id, report=self.environment.events.request.fire)
+            self.socket.connect()
+            self.socket.join(f"Interpreter {ref} #{index}", "interpreter", language=self.booth.language)
+            self.participant_id = self.socket.participant_id
+            crew.members.append(self)
+
+    @task
+    def reconcile_publishing(self) -> None:
+        """Contract 5.5 attemptRelayStart: publish iff joined, active and broadcast unlocked."""
+        if self.socket is None:
+            return
+        state = self.socket.latest_state
+        should = state is not None and state.active_interpreter_id == self.participant_id and state.broadcast_unlocked
+        if should and self.publisher is None:
+            self._publish()
+        elif not should and self.publisher is not None:
+            self._unpublish()
+
+    def _publish(self) -> None:
+        try:
+            self.publisher = self.conference.bridge.publish(self.page.whip_url, self.booth.booth_id)
+        except MediaError as exc:
+            self.environment.events.request.fire(request_type="WHIP", name="publish", response_time=0, response_length=0, exception=exc, context={})
+            return
+        self.conference.add_publisher_schedule(self.booth.booth_id, self.publisher.schedule)
+        try:
+            self.api.transcription_start(self.booth.booth.event_slug, self.booth.room_id, self.booth.language)
+        except UnexpectedStatus as exc:
+            if exc.status == 429:  # contract 7.2: the worker cap
+                self.conference.samples.write("transcription_start_rejected", 1, booth=self.booth.booth_id)
+        self.socket.update_state(mic_active=True, ingest_connected=True)
+
+    def _unpublish(self) -> None:
+        handle, self.publisher = self.publisher, None
+        try:
+            self.conference.bridge.close(handle)
+        except MediaError as exc:
+            logger.warning("closing publisher %s: %s", handle.handle, exc)
+        if self.socket is not None:
+            self.socket.update_state(mic_active=False, ingest_connected=False)
+
+    def on_stop(self) -> None:
+        if self.publisher is not None:
+            self._unpublish()
+        if self.socket is not None:
+            self.socket.close()
+
+
+class ListenerUser(ConferenceUser):
+    """A listener's browser (contract 6.2): page with code, captions socket, WHEP, audio-delay poll."""
+
+    wait_time = constant(AUDIO_DELAY_POLL_S)
+
+    def on_start(self) -> None:
+        self.handle = None
+        self.captions = None
+        run = self.conference
+        index = next(run.listener_index)
+        spec = run.scenario.event.listener_booth(index)
+        self.booth = run.event.booths[spec.ref]
+        self.http = self.portal(forwarded_for=_distinct_ip())
+        self.listener = ListenerClient(self.http)
+        page = self.listener.open_page(run.event.slug, run.event.join_code)
+        entry = page.booth(self.booth.room_id, self.booth.language)
+        self.captions = CaptionSocket.for_portal(self.http, self.booth.booth_id, report=self.environment.events.request.fire)
+        self.captions.connect()
+        # Contract 6.2 step 2: WHEP starts once the booth reports ingest connected.
+        api = BoothApi(self.http)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if api.state(run.event.slug, self.booth.language, room_id=self.booth.room_id).ingest_status.value == "connected":
+                    break
+            except ClientError:
+                pass
+            gevent.sleep(1.0)
+        probe = random.random() < run.scenario.media.probe_listener_share or index < len(run.event.booths)
+        try:
+            self.handle = run.bridge.listen(entry.whep_url, self.booth.booth_id, probe=probe)
+        except MediaError as exc:
+            self.environment.events.request.fire(request_type="WHEP", name="listen", response_time=0, response_length=0, exception=exc, context={})
+
+    @task
+    def poll_audio_delay(self) -> None:
+        try:
+            self.listener.audio_delay_ms(self.conference.event.slug, self.booth.room_id)
+        except ClientError:
+            pass  # already reported by the client
+
+    def on_stop(self) -> None:
+        if self.handle is not None:
+            try:
+                self.conference.bridge.close(self.handle)
+            except MediaError:
+                pass
+        if self.captions is not None:
+            self._record_caption_delays()
+            self.captions.close()
+
+    def _record_caption_delays(self) -> None:
+        finals = self.captions.finals()
+        if finals:
+            self.conference.captioned_booths.add(self.booth.booth_id)
+        schedules = [PublisherSchedule.from_wire(s) for s in self.conference.publisher_schedules.get(self.booth.booth_id, [])]
+        if not schedules:
+            return
+        offset_s = time.time() - time.monotonic()  # caption receipts are monotonic; schedules are wall clock
+        for caption in finals:
+            arrival_ns = int((caption.received_at_s + offset_s) * 1e9)
+            for marker in caption.markers:
+                if not marker.isdigit():
+                    continue
+                sends = [s.send_time_ns(int(marker) * PACKETS_PER_MARKER, arrival_ns) for s in schedules]
+                sends = [t for t in sends if t is not None]
+                if sends:
+                    self.conference.samples.write("caption_delay_ms", (arrival_ns - max(sends)) / 1e6, booth=self.booth.booth_id)
+
+
+class AdminUser(ConferenceUser):
+    """An organiser browsing dashboards and lists during the event (contract 4.5 read load)."""
+
+    fixed_count = 1
+    wait_time = between(2, 4)
+
+    def on_start(self) -> None:
+        self.admin = AdminClient(self.portal())
+        self.admin.login(self.conference.admin_password)
+
+    @task(3)
+    def dashboard(self) -> None:
+        self.admin.dashboard()
+
+    @task(2)
+    def event_pages(self) -> None:
+        event = self.conference.event
+        self.admin.event_page(event.event_id)
+        self.admin.rooms_page(event.event_id)
+
+    @task(1)
+    def booth_pages(self) -> None:
+        booth = random.choice(list(self.conference.event.booths.values()))
+        self.admin.booths_page(self.conference.event.event_id, booth.room_id)
+        if booth.booth_db_id is not None:
+            self.admin.booth_page(self.conference.event.event_id, booth.room_id, booth.booth_db_id)
