@@ -10,6 +10,7 @@ from aiortc import RTCPeerConnection
 
 from harness.media import aiortc_patches, audio
 from harness.media.publisher import LoopTrack
+from harness.media.rtpstats import parse_rtp
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,10 @@ async def _pair(loop_audio: audio.OpusLoop, passthrough: bool):
     sender.addTransceiver(LoopTrack(loop_audio, lambda: None), direction="sendonly")
     transceiver = receiver.addTransceiver("audio", direction="recvonly")
     packets = []
-    aiortc_patches.attach_tap(transceiver.receiver, packets.append, passthrough=passthrough)
+    if passthrough:
+        aiortc_patches.attach_tap(transceiver.receiver, packets.append)
+    else:
+        aiortc_patches.attach_raw_tap(transceiver.receiver, lambda data: packets.append(parse_rtp(data)))
     await receiver.setLocalDescription(await receiver.createOffer())
     offer_sdp = receiver.localDescription.sdp
     await sender.setRemoteDescription(receiver.localDescription)
@@ -66,7 +70,9 @@ async def _tap_only(loop_audio):
             await asyncio.sleep(0.02)
         assert len(packets) >= 20
         # Payloads arrive exactly as pre-encoded: the hash names their loop position, in order.
-        indexes = [loop_audio.index_by_hash[audio.payload_hash(p.payload)] for p in packets[:20]]
+        indexes = [loop_audio.index_by_hash[audio.payload_hash(payload)] for _, _, _, payload in packets[:20]]
+        seqs = [seq for _, seq, _, _ in packets[:20]]
+        assert seqs == [(seqs[0] + i) % 65536 for i in range(20)]
         assert indexes == list(range(indexes[0], indexes[0] + 20))
         assert not aiortc_patches.receiver_has_decoder_thread(transceiver.receiver)
         assert not any(t.name == "audio-decoder" for t in threading.enumerate())
@@ -93,3 +99,26 @@ async def _passthrough(loop_audio):
     finally:
         await sender.close()
         await receiver.close()
+
+
+def test_rtp_datagrams_skip_the_stun_parse_and_stun_still_works():
+    asyncio.run(_demux())
+
+
+async def _demux():
+    import aioice.ice
+
+    aiortc_patches.install()
+    received = []
+
+    class Receiver:
+        def data_received(self, data, component):
+            received.append((data, component))
+
+    protocol = aioice.ice.StunProtocol(Receiver())
+    protocol.local_candidate = type("Candidate", (), {"component": 1})()
+    rtp_like = bytes([0x80, 111]) + bytes(30)
+    protocol.datagram_received(rtp_like, ("127.0.0.1", 9))
+    # Not STUN and not RTP: the stock path (failed STUN parse) delivers it the same way.
+    protocol.datagram_received(b"\x17" + bytes(20), ("127.0.0.1", 9))
+    assert received == [(rtp_like, 1), (b"\x17" + bytes(20), 1)]

@@ -113,3 +113,24 @@ def test_booth_schedules_pick_the_publisher_that_explains_the_packet():
     # The new publisher's packet k=10 arrives 4 ms after it was sent.
     arrival = epoch2 + 10 * PACKET_PERIOD_NS + 4_000_000
     assert booth.latency_ns(10, arrival) == 4_000_000
+
+
+def test_parse_rtp_header_with_csrc_extension_and_padding():
+    from aiortc.rtp import RtpPacket
+
+    from harness.media.rtpstats import RtpHeaderError, parse_rtp
+
+    packet = RtpPacket(payload_type=111, sequence_number=65535, timestamp=4_000_000_000, ssrc=0xDEADBEEF, payload=b"opus-bytes")
+    packet.csrc = [1, 2]
+    packet.extensions.mid = "0"  # forces a header extension block
+    packet.padding_size = 3
+    from aiortc.rtp import HeaderExtensionsMap
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+
+    extensions = HeaderExtensionsMap()
+    extensions.configure(RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid")]))
+    data = packet.serialize(extensions)
+    assert data[0] & 0x30 == 0x30  # padding and extension bits set
+    assert parse_rtp(data) == (0xDEADBEEF, 65535, 4_000_000_000, b"opus-bytes")
+    with pytest.raises(RtpHeaderError):
+        parse_rtp(data[:10])

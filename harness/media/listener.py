@@ -29,7 +29,7 @@ from aiortc.rtp import RtpPacket
 from . import aiortc_patches
 from .audio import PACKETS_PER_MARKER, OpusLoop, frame_to_mono_int16, payload_hash
 from .markers import FRAME_SAMPLES, SAMPLE_RATE, MarkerDetector
-from .rtpstats import IntervalStats, RtpStreamStats
+from .rtpstats import IntervalStats, RtpHeaderError, RtpStreamStats, parse_rtp
 from .schedule import BoothSchedules
 from .session import MediaSession, SessionTimeouts
 
@@ -127,30 +127,47 @@ class WhepListener(MediaSession):
         self.rtp = RtpStreamStats(SAMPLE_RATE, silence_threshold_ms)
         self._latencies_ms: list[float] = []
         self._unknown_payloads = 0
+        self._malformed = 0
+        self._awaiting_first_packet = True
         self.analyzer = ProbeAnalyzer(loop.params.loop_markers) if mode == ListenerMode.PROBE else None
         self._decode_task: asyncio.Task | None = None
 
     def _prepare(self) -> None:
         self._transceiver = self.pc.addTransceiver("audio", direction="recvonly")
-        decoding = self.mode != ListenerMode.TAP
-        aiortc_patches.attach_tap(self._transceiver.receiver, self._on_rtp, passthrough=decoding)
+        if self.mode == ListenerMode.TAP:
+            aiortc_patches.attach_raw_tap(self._transceiver.receiver, self._on_rtp_datagram)
+        else:
+            aiortc_patches.attach_tap(self._transceiver.receiver, self._on_rtp_packet)
 
     def _after_answer(self) -> None:
         if self.mode != ListenerMode.TAP:
             # The remote track exists only once the answer is applied.
             self._decode_task = asyncio.ensure_future(self._consume_decoded(self._transceiver.receiver.track))
 
-    def _on_rtp(self, packet: RtpPacket) -> None:
+    def _on_rtp_packet(self, packet: RtpPacket) -> None:
+        self._record(packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload)
+
+    def _on_rtp_datagram(self, data: bytes) -> None:
+        try:
+            ssrc, seq, timestamp, payload = parse_rtp(data)
+        except RtpHeaderError:
+            self._malformed += 1
+            return
+        self._record(ssrc, seq, timestamp, payload)
+
+    def _record(self, ssrc: int, seq: int, timestamp: int, payload: bytes) -> None:
+        # Hot path (50 calls/s per listener): keep it to plain attribute and dict look-ups.
         arrival_ns = time.time_ns()
-        self.rtp.on_packet(packet.ssrc, packet.sequence_number, packet.timestamp, arrival_ns / 1e9)
-        index = self._index_by_hash.get(payload_hash(packet.payload))
+        self.rtp.on_packet(ssrc, seq, timestamp, arrival_ns * 1e-9)
+        index = self._index_by_hash.get(payload_hash(payload))
         if index is None:
             self._unknown_payloads += 1
-        elif self._schedules:
+        else:
             latency_ns = self._schedules.latency_ns(index, arrival_ns)
             if latency_ns is not None:
-                self._latencies_ms.append(latency_ns / 1e6)
-        if not self._first_packet.is_set():
+                self._latencies_ms.append(latency_ns * 1e-6)
+        if self._awaiting_first_packet:
+            self._awaiting_first_packet = False
             self._first_packet_seen()
 
     async def _consume_decoded(self, track) -> None:
@@ -166,7 +183,9 @@ class WhepListener(MediaSession):
     def take_interval(self, now_wall_s: float) -> tuple[IntervalStats, list[float], int, ProbeInterval | None]:
         """(RTP stats, payload latencies ms, unknown payloads, probe interval) since the last call."""
         latencies, self._latencies_ms = self._latencies_ms, []
-        unknown, self._unknown_payloads = self._unknown_payloads, 0
+        # Malformed datagrams count as unknown payloads: neither can be attributed to the loop.
+        unknown, self._unknown_payloads = self._unknown_payloads + self._malformed, 0
+        self._malformed = 0
         probe = self.analyzer.take_interval() if self.analyzer is not None else None
         return self.rtp.take_interval(now_wall_s), latencies, unknown, probe
 

@@ -9,8 +9,32 @@ threshold). Pure: arrival times are passed in (seconds on any monotonic clock), 
 from __future__ import annotations
 
 import dataclasses
+import struct
 
 SEQ_MOD = 1 << 16
+_FIXED_HEADER = struct.Struct("!BBHII")  # RFC 3550 5.1: V/P/X/CC, M/PT, sequence number, timestamp, SSRC
+
+
+class RtpHeaderError(ValueError):
+    """A datagram too short or malformed to be RTP."""
+
+
+def parse_rtp(data: bytes) -> tuple[int, int, int, bytes]:
+    """(ssrc, sequence number, timestamp, payload) of an RTP packet (RFC 3550 5.1, 5.3.1)."""
+    if len(data) < 12:
+        raise RtpHeaderError("shorter than the 12-byte RTP header")
+    first, _, seq, timestamp, ssrc = _FIXED_HEADER.unpack_from(data)
+    start = 12 + 4 * (first & 0x0F)  # CSRC list
+    if first & 0x10:  # header extension: 16-bit profile, 16-bit length in 32-bit words
+        if len(data) < start + 4:
+            raise RtpHeaderError("truncated header extension")
+        start += 4 + 4 * ((data[start + 2] << 8) | data[start + 3])
+    end = len(data)
+    if first & 0x20:  # padding: the last octet counts the padding octets
+        end -= data[-1]
+    if start > end:
+        raise RtpHeaderError("header longer than the packet")
+    return ssrc, seq, timestamp, data[start:end]
 # RFC 3550 A.1: a jump of more than MAX_DROPOUT forward or MAX_MISORDER backwards is not loss or
 # reordering but a restarted source; the relay's publisher override may look like that (MediaMTX).
 MAX_DROPOUT = 3000

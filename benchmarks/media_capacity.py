@@ -1,0 +1,293 @@
+"""Media engine capacity on the machine it runs on, measured side by side in one run.
+
+Prints, per engine core: RTP-tap listeners, stock-aiortc decoding listeners (the baseline) and publishers,
+each at 50 packets/s per session, with the engine's loop lag p95 < 20 ms and CPU <= 80 % of a core; and the
+ratio tap / stock. Set-up: the reference relay and a helper engine that hosts the publisher are pinned to
+one CPU, the measured engine (e0) to another; load is added in steps, each step settles and is then
+measured over a window from the engine's own per-second pushes.
+
+    python benchmarks/media_capacity.py --quick       # about a minute
+    python benchmarks/media_capacity.py               # about three minutes
+
+A step is *clean* when every session gets >= 49 packets/s (publishers: send lateness p95 < 20 ms), the
+engine's mean per-second loop lag p95 is < 20 ms and its CPU <= 80 %. Per-session cost is the engine CPU
+divided by the sessions at the largest clean step; capacity per core = 80 % / cost (an extrapolation when
+the largest step stayed well below 80 %; the measured clean maximum is printed next to it). The relay's
+CPU is printed too: when it is saturated, the step says so and it is not counted against the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+
+from harness.media.bridge import MediaBridge, MediaHandle  # noqa: E402
+from harness.refstack.stack import Stack, StackConfig  # noqa: E402
+
+CPU_LIMIT_PCT = 80.0
+LAG_LIMIT_MS = 20.0
+MIN_PACKETS_S = 49.0
+MEASURED = "e0"
+HELPER = "e1"
+
+
+@dataclasses.dataclass
+class Step:
+    phase: str
+    sessions: int
+    cpu_pct: float
+    lag_p95_ms: float
+    packets_per_session_s: float
+    relay_cpu_pct: float
+    setup_failures: int
+    extra: dict = dataclasses.field(default_factory=dict)
+    sends_on_time: bool = True  # publishers: send lateness p95 < LAG_LIMIT_MS
+
+    @property
+    def relay_limited(self) -> bool:
+        return self.relay_cpu_pct > 90.0
+
+    @property
+    def clean(self) -> bool:
+        return (
+            self.packets_per_session_s >= MIN_PACKETS_S
+            and self.lag_p95_ms < LAG_LIMIT_MS
+            and self.cpu_pct <= CPU_LIMIT_PCT
+            and self.setup_failures == 0
+            and self.sends_on_time
+        )
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, record: dict) -> None:
+        with self._lock:
+            self.records.append(record)
+
+    def window(self, engine: str, start_s: float, end_s: float) -> list[dict]:
+        with self._lock:
+            return [r for r in self.records if r["engine"] == engine and start_s <= r["t_epoch_s"] <= end_s]
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+class Benchmark:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.collector = Collector()
+        self.deadline_s = time.monotonic() + args.max_seconds
+        cpus = sorted(os.sched_getaffinity(0))
+        self.engine_cpu = cpus[0]
+        self.shared_cpu = cpus[1] if len(cpus) > 1 else cpus[0]
+        self.results_dir = Path(args.results_dir or tempfile.mkdtemp(prefix="voxload-media-bench-"))
+        self.stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=self.results_dir / "relay"))
+        self.bridge: MediaBridge | None = None
+        self.relay_proc: psutil.Process | None = None
+        self.steps: list[Step] = []
+
+    # --- set-up ---
+    def start(self) -> None:
+        self.stack.start_media()
+        self.relay_proc = psutil.Process(self.stack.media_proc.pid)
+        self.relay_proc.cpu_affinity([self.shared_cpu])
+        self.bridge = MediaBridge(
+            self.results_dir, engines=2, on_stats=self.collector, cpu_affinity=[self.engine_cpu, self.shared_cpu],
+            engine_args=["--lag-limit-ms", str(LAG_LIMIT_MS), "--cpu-limit-pct", str(CPU_LIMIT_PCT)],
+        ).start()
+
+    def stop(self) -> None:
+        if self.bridge is not None:
+            self.bridge.stop()
+        self.stack.stop()
+
+    def add_path(self, path: str) -> None:
+        httpx.post(f"{self.stack.media_api_url}/v3/config/paths/add/{path}", json={"alwaysAvailable": True}).raise_for_status()
+
+    def _parallel(self, calls) -> tuple[list[MediaHandle], int]:
+        handles, failures = [], 0
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.args.setup_concurrency) as pool:
+            for future in [pool.submit(call) for call in calls]:
+                try:
+                    handles.append(future.result())
+                except Exception as exc:  # noqa: BLE001 - a failed setup is a measured outcome
+                    failures += 1
+                    print(f"    setup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return handles, failures
+
+    def _close(self, handles: list[MediaHandle]) -> None:
+        self._parallel([lambda h=h: self.bridge.close(h) for h in handles])
+
+    def _measure(self, phase: str, sessions: int, failures: int, role: str) -> Step:
+        time.sleep(self.args.settle_s)
+        self.relay_proc.cpu_percent(None)
+        start = time.time()
+        time.sleep(self.args.window_s)
+        end = time.time()
+        relay_cpu = self.relay_proc.cpu_percent(None)
+        records = self.collector.window(MEASURED, start, end + 0.5)
+        health = [r["health"] for r in records]
+        groups = [g for r in records for g in r["groups"] if g["role"] == role]
+        per_second = [sum(g["packets"] for g in r["groups"] if g["role"] == role) for r in records]
+        extra = {}
+        if role == "publisher":
+            lateness = [g["lateness_ms"]["p95"] for g in groups if g.get("lateness_ms")]
+            extra["lateness_p95_ms"] = round(max(lateness), 2) if lateness else None
+        else:
+            lost = sum(g["lost"] for g in groups)
+            expected = sum(g["expected"] for g in groups)
+            extra["loss_pct"] = round(100.0 * lost / expected, 2) if expected else None
+        step = Step(
+            phase=phase,
+            sessions=sessions,
+            cpu_pct=round(_mean([h["cpu_pct"] for h in health]), 1),
+            lag_p95_ms=round(_mean([h["loop_lag_p95_ms"] for h in health]), 2),
+            packets_per_session_s=round(_mean(per_second) / max(1, sessions), 2),
+            relay_cpu_pct=round(relay_cpu, 1),
+            setup_failures=failures,
+            extra=extra,
+        )
+        if role == "publisher":
+            step.sends_on_time = extra.get("lateness_p95_ms") is not None and extra["lateness_p95_ms"] < LAG_LIMIT_MS
+        self.steps.append(step)
+        verdict = "clean" if step.clean else ("relay-limited" if step.relay_limited else "over")
+        print(f"  {phase:9s} {sessions:5d} sessions: engine cpu {step.cpu_pct:5.1f} %  lag p95 {step.lag_p95_ms:6.2f} ms  "
+              f"{step.packets_per_session_s:5.1f} pkt/s each  relay cpu {step.relay_cpu_pct:5.1f} %  {extra}  -> {verdict}", flush=True)
+        return step
+
+    # --- phases ---
+    def listeners(self, phase: str, mode: str, steps: list[int]) -> list[Step]:
+        path = f"bench/1/{phase}"
+        self.add_path(path)
+        url = f"{self.stack.media_http_url}/{path}"
+        publisher = self.bridge.publish(f"{url}/whip", path, engine=HELPER)
+        handles: list[MediaHandle] = []
+        results = []
+        try:
+            for target in steps:
+                if time.monotonic() > self.deadline_s:
+                    print(f"  {phase}: time budget reached, stopping before {target}")
+                    break
+                new, failures = self._parallel(
+                    [lambda: self.bridge.listen(f"{url}/whep", path, mode=mode, engine=MEASURED)] * (target - len(handles))
+                )
+                handles += new
+                step = self._measure(phase, len(handles), failures, mode)
+                results.append(step)
+                if not step.clean and not step.relay_limited:
+                    break  # past the engine's capacity: further steps only add noise
+        finally:
+            self._close(handles)
+            self.bridge.close(publisher)
+        return results
+
+    def publishers(self, steps: list[int]) -> list[Step]:
+        handles: list[MediaHandle] = []
+        results = []
+        try:
+            for target in steps:
+                if time.monotonic() > self.deadline_s:
+                    print(f"  publishers: time budget reached, stopping before {target}")
+                    break
+                paths = [f"bench/pub/{i}" for i in range(len(handles), target)]
+                for path in paths:
+                    self.add_path(path)
+                new, failures = self._parallel(
+                    [lambda p=p: self.bridge.publish(f"{self.stack.media_http_url}/{p}/whip", p, engine=MEASURED) for p in paths]
+                )
+                handles += new
+                step = self._measure("publisher", len(handles), failures, "publisher")
+                results.append(step)
+                if not step.clean and not step.relay_limited:
+                    break
+        finally:
+            self._close(handles)
+        return results
+
+
+def capacity(steps: list[Step]) -> dict:
+    clean = [s for s in steps if s.clean]
+    if not clean:
+        return {"per_core": None, "cost_pct": None, "max_clean": 0}
+    best = max(clean, key=lambda s: s.sessions)
+    cost = best.cpu_pct / best.sessions
+    return {"per_core": int(CPU_LIMIT_PCT / cost) if cost > 0 else None, "cost_pct": round(cost, 4), "max_clean": best.sessions}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter steps (about a minute)")
+    parser.add_argument("--tap-steps", type=lambda s: [int(x) for x in s.split(",")], metavar="N,N,...")
+    parser.add_argument("--stock-steps", type=lambda s: [int(x) for x in s.split(",")], metavar="N,N,...")
+    parser.add_argument("--publisher-steps", type=lambda s: [int(x) for x in s.split(",")], metavar="N,N,...")
+    parser.add_argument("--settle-s", type=float, default=None, metavar="SECONDS")
+    parser.add_argument("--window-s", type=float, default=None, metavar="SECONDS")
+    parser.add_argument("--max-seconds", type=float, default=None, metavar="SECONDS", help="overall time budget")
+    parser.add_argument("--setup-concurrency", type=int, default=20, metavar="N")
+    parser.add_argument("--results-dir", default=None, metavar="DIR")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.tap_steps = args.tap_steps or ([150, 300, 500] if quick else [100, 250, 400, 550, 700])
+    args.stock_steps = args.stock_steps or ([40, 80] if quick else [50, 100, 150])
+    args.publisher_steps = args.publisher_steps or ([50, 150] if quick else [50, 150, 300])
+    args.settle_s = args.settle_s if args.settle_s is not None else (2.0 if quick else 3.0)
+    args.window_s = args.window_s if args.window_s is not None else (3.0 if quick else 6.0)
+    args.max_seconds = args.max_seconds if args.max_seconds is not None else (120.0 if quick else 300.0)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print("command:", shlex.join([sys.executable, *sys.argv]))
+    print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    bench = Benchmark(args)
+    print(f"measured engine on CPU {bench.engine_cpu}; relay and publisher engine on CPU {bench.shared_cpu}; results in {bench.results_dir}")
+    started = time.monotonic()
+    try:
+        bench.start()
+        print("RTP-tap listeners:")
+        tap = bench.listeners("tap", "listener", args.tap_steps)
+        print("stock aiortc decoding listeners:")
+        stock = bench.listeners("stock", "stock", args.stock_steps)
+        print("publishers (pre-encoded Opus loop):")
+        pubs = bench.publishers(args.publisher_steps)
+    finally:
+        bench.stop()
+    summary = {"tap": capacity(tap), "stock": capacity(stock), "publishers": capacity(pubs)}
+    if summary["tap"]["per_core"] and summary["stock"]["per_core"]:
+        summary["tap_over_stock"] = round(summary["tap"]["per_core"] / summary["stock"]["per_core"], 2)
+    summary["steps"] = [dataclasses.asdict(s) | {"clean": s.clean} for s in bench.steps]
+    summary["command"] = shlex.join([sys.executable, *sys.argv])
+    (bench.results_dir / "media_capacity.json").write_text(json.dumps(summary, indent=2))
+    print(f"\nper engine core (<= {CPU_LIMIT_PCT:g} % CPU, loop lag p95 < {LAG_LIMIT_MS:g} ms, >= {MIN_PACKETS_S:g} packets/s each):")
+    for name, label in (("tap", "RTP-tap listeners"), ("stock", "stock aiortc listeners"), ("publishers", "publishers")):
+        c = summary[name]
+        print(f"  {label:24s} {c['per_core'] or 'n/a':>6}  (cost {c['cost_pct']} % of a core each; largest clean step {c['max_clean']})")
+    if "tap_over_stock" in summary:
+        print(f"  tap / stock ratio        {summary['tap_over_stock']:>6}x")
+    print(f"took {time.monotonic() - started:.0f} s; summary in {bench.results_dir / 'media_capacity.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
