@@ -101,7 +101,42 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--set", dest="knobs", type=_knob, action="append", default=[], metavar="KEY=VALUE", help="set a portal knob (repeatable)")
     up.add_argument("--media-arg", dest="media_args", action="append", default=[], metavar="ARG", help="extra argument for the media relay (repeatable)")
     up.set_defaults(func=cmd_stack_up)
+    rehearse = sub.add_parser(
+        "rehearse",
+        help="run a rehearsal: the scenario's load against --host, or against the embedded reference stack",
+        description="Runs `locust -f scenarios/conference.py --headless` for SCENARIO and leaves results in RESULTS_DIR/<run-id>/.",
+    )
+    rehearse.add_argument("scenario", nargs="?", default="conference", metavar="SCENARIO",
+                          help="scenario name (scenarios/NAME.yaml) or YAML file (default conference)")
+    rehearse.add_argument("--host", metavar="URL", help="a VoxBento deployment you own (admin password in $VOXLOAD_ADMIN_PASSWORD)")
+    rehearse.add_argument("--run-id", metavar="ID")
+    rehearse.add_argument("--results-dir", default="reports", metavar="DIR")
+    rehearse.add_argument("--keep", action="store_true", help="keep the provisioned event on the target")
+    rehearse.set_defaults(func=cmd_rehearse)
     return parser
+
+
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from .scenario import ScenarioError, load_scenario
+
+    try:
+        load_scenario(args.scenario)  # fail fast, one line, before Locust starts
+    except ScenarioError as exc:
+        raise UserError(str(exc)) from None
+    locustfile = Path(__file__).resolve().parents[1] / "scenarios" / "conference.py"
+    if not locustfile.exists():
+        raise UserError(f"{locustfile} not found (run voxload from a checkout: pip install -e .)")
+    cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
+           "--scenario", args.scenario, "--results-dir", args.results_dir]
+    if args.host:
+        cmd += ["--host", args.host]
+    if args.run_id:
+        cmd += ["--run-id", args.run_id]
+    if args.keep:
+        cmd.append("--keep")
+    return subprocess.call(cmd)
 
 
 def cmd_stack_up(args: argparse.Namespace) -> int:

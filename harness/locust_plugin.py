@@ -59,6 +59,10 @@ def _on_init(environment, **_kwargs) -> None:
                                       target_url=environment.host)
     except ResultsError as exc:
         _fail_setup(str(exc))
+    # Locust's own CSVs and history go into the run folder unless the operator chose a place.
+    if not getattr(options, "csv_prefix", None):
+        options.csv_prefix = str(run_dir.path / "locust")
+        options.stats_history_enabled = True
     # Fixed participants come first (Locust spawns fixed_count classes before weighted ones).
     InterpreterUser.fixed_count = scenario.event.interpreter_count
     AdminUser.fixed_count = scenario.load.admins

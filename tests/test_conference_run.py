@@ -1,0 +1,65 @@
+"""The locustfile as CI runs it: `locust -f scenarios/conference.py --headless` against the embedded stack.
+
+Real Locust subprocesses (importing locust here would monkey-patch pytest's process), a real reference
+stack, real aiortc publishers and listeners. Each run takes a minute or so.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _locust(tmp_path: Path, scenario: str, run_id: str, timeout_s: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / "conference.py"), "--headless", "--only-summary",
+         "--scenario", scenario, "--results-dir", str(tmp_path), "--run-id", run_id],
+        capture_output=True, text=True, timeout=timeout_s, cwd=REPO,
+    )
+
+
+def test_smoke_scenario_passes_with_real_outcomes(tmp_path):
+    result = _locust(tmp_path, "smoke", "smoke")
+    run = tmp_path / "smoke"
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    states = {row["metric"]: row["state"] for row in summary["slos"]}
+    assert set(states.values()) == {"pass"}, states
+    # Listeners really received audio, and both scheduled handovers happened and were measured at listeners.
+    assert summary["counts"]["packets_received"] > 1000
+    assert summary["counts"]["handovers_ok"] == 2
+    gap = next(row for row in summary["slos"] if row["metric"] == "handover_gap_ms")
+    assert gap["sample_count"] >= 2 and gap["observed"] > 0
+    captions = next(row for row in summary["slos"] if row["metric"] == "caption_delay_ms")
+    assert captions["sample_count"] > 0  # the transcribed booth's captions carried markers back to listeners
+    cases = ET.parse(run / "junit.xml").getroot().iter("testcase")
+    assert len(list(cases)) == len(summary["slos"])
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    assert (run / "locust_stats.csv").exists()
+    assert any((run / "media").glob("media-*-listeners.csv"))
+
+
+def test_impossible_slo_exits_1(tmp_path):
+    result = _locust(tmp_path, str(REPO / "tests" / "data" / "scenarios" / "impossible.yaml"), "impossible")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((tmp_path / "impossible" / "summary.json").read_text())
+    states = {row["metric"]: row["state"] for row in summary["slos"]}
+    assert states["mouth_to_ear_latency_ms"] == "fail"
+    assert states["http_error_rate"] == "pass"
+    failures = list(ET.parse(tmp_path / "impossible" / "junit.xml").getroot().iter("failure"))
+    assert len(failures) == 1
+
+
+def test_malformed_scenario_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nevent:\n  rooms: []\n  bogus: 1\n")
+    result = _locust(tmp_path, str(bad), "bad", timeout_s=60)
+    assert result.returncode == 2
+    line = [l for l in result.stderr.splitlines() if l.startswith("voxload:")]
+    assert len(line) == 1 and str(bad) in line[0] and ":" in line[0]
+    assert "Traceback" not in result.stderr
