@@ -90,3 +90,21 @@ async def join(ws, **fields: Any) -> dict[str, Any]:
 
 async def send(ws, msg_type: str, **fields: Any) -> None:
     await ws.send(json.dumps({"type": msg_type, **fields}))
+
+
+# --- a caption provider for the portal subprocess (REFSTACK_CAPTION_PROVIDER=test_portal_live_helpers:scripted_transcribe) ---
+# It stands in for ffmpeg + speech recognition with a fixed script, one chunk per "3 s of audio" (paced
+# much faster here), so the worker loop, the aggregator and the caption fan-out run for real.
+SCRIPTED_CHUNKS = (
+    "one two three four five six seven eight nine ten. eleven",  # -> final (10 words) + partial "eleven"
+    "",  # silence -> final "eleven"
+    "",  # silence with nothing pending -> clear
+)
+SCRIPTED_CHUNK_PAUSE_S = 0.2
+
+
+async def scripted_transcribe(whep_url: str):
+    assert whep_url.endswith("/whep"), whep_url
+    for chunk in SCRIPTED_CHUNKS:
+        await asyncio.sleep(SCRIPTED_CHUNK_PAUSE_S)
+        yield chunk
