@@ -31,6 +31,7 @@ SCRIPT = textwrap.dedent(
     import gevent
     from harness.media.bridge import MediaBridge
     from harness.media.errors import EngineCrashed
+    heavy_imports = sorted(m for m in ("aiortc", "av", "numpy") if m in sys.modules)
 
     http_url, results = sys.argv[1], sys.argv[2]
     lags_ms, stats, errors = [], [], []
@@ -75,7 +76,7 @@ SCRIPT = textwrap.dedent(
     bridge.stop()
     listener_packets = sum(g["packets"] for r in stats for g in r["groups"] if g["role"] in ("listener", "probe"))
     print(json.dumps({
-        "patched": monkey.is_module_patched("socket"),
+        "patched": monkey.is_module_patched("socket"), "heavy_imports": heavy_imports,
         "listeners": len(handles), "errors": errors, "pushes": len(stats),
         "listener_packets": listener_packets, "max_lag_ms": max(lags_ms), "crashed": crashed,
     }))
@@ -109,6 +110,7 @@ def test_bridge_under_gevent(relay, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["patched"] is True
+    assert report["heavy_imports"] == []  # the bridge keeps aiortc/av/numpy out of the Locust process
     assert report["errors"] == []
     assert report["listeners"] == 30
     assert report["pushes"] >= 2 and report["listener_packets"] > 30 * 50

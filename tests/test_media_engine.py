@@ -153,6 +153,8 @@ def test_injected_loss_is_measured(relay, bridge, pushes):
     set_faults(relay, loss_pct=5, seed=11)
     publisher = bridge.publish(f"{relay.media_http_url}/{path}/whip", "loss-1-es")
     listeners = [bridge.listen(f"{relay.media_http_url}/{path}/whep", "loss-1-es") for _ in range(8)]
+    # Default probe choice: the booth's first listener decodes (probe), the rest are RTP-tap listeners.
+    assert [h.role for h in listeners] == ["probe"] + ["listener"] * 7
     time.sleep(0.5)
     start = time.time()
     time.sleep(8.2)

@@ -1,0 +1,21 @@
+"""The harness's media plane: WHIP publishers and WHEP listeners hosted in engine processes.
+
+Map (one module per concern):
+
+- ``markers``: timing-marker scheme (tone pairs, 240 ids) and the streaming ``MarkerDetector`` (pure numpy).
+- ``audio``: speech-like synthetic signal with markers, pre-encoded once to an Opus loop, cached on disk.
+- ``signaling``: WHIP/WHEP HTTP (POST offer -> 201/Location/ETag, DELETE).
+- ``session``: one WebRTC session's state machine, setup timing and per-phase error translation.
+- ``publisher``: ``WhipPublisher`` and its pre-encoded, absolutely paced ``LoopTrack``.
+- ``listener``: ``WhepListener`` (RTP tap / probe / stock) and the ``ProbeAnalyzer`` of decoded audio.
+- ``rtpstats``: RFC 3550 loss, jitter, gaps, silences from packets; a 12-byte RTP header parser.
+- ``schedule``: publisher send schedules; payload -> send time for listeners in any process.
+- ``aiortc_patches``: every patch of aiortc/aioice internals (pinned versions, checked).
+- ``health``, ``aggregate``, ``samples``: engine saturation, per-second aggregates, sample files.
+- ``rpc``, ``engine``: the engine process (``python -m harness.media.engine``) and its JSON-lines protocol.
+- ``bridge``: spawns engines and drives them from Locust greenlets or plain threads (no gevent import).
+- ``errors``: the typed error tree, one class per failure phase.
+
+Importing this package imports nothing heavy; ``bridge`` imports only the standard library, ``rpc`` and
+``errors``, so a Locust process does not load aiortc.
+"""

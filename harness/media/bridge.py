@@ -221,12 +221,20 @@ class MediaBridge:
         call_timeout_s: float = 30.0,
         start_timeout_s: float = 60.0,
         cpu_affinity: Sequence[int] | None = None,
+        ice_hosts: Sequence[str] = ("127.0.0.1",),
+        probe_share: float = 0.02,
     ) -> None:
         self.results_dir = Path(results_dir)
         self.engine_count = engines or os.cpu_count() or 1
         self._on_stats = on_stats
         self._on_event = on_event
-        self._engine_args = list(engine_args)
+        if not 0.0 <= probe_share <= 1.0:
+            raise ValueError(f"probe_share={probe_share}: must be within 0..1")
+        self._engine_args = [arg for host in ice_hosts for arg in ("--ice-host", host)] + list(engine_args)
+        # Probe listeners decode audio (about 5x a tap listener's cost): the first listener of every booth,
+        # then this share of the others.
+        self.probe_share = probe_share
+        self._listeners_per_booth: dict[str, int] = {}
         # Engine i is pinned to cpu_affinity[i % len]; None leaves placement to the OS.
         self._cpu_affinity = list(cpu_affinity) if cpu_affinity else None
         self.call_timeout_s = call_timeout_s
@@ -334,12 +342,24 @@ class MediaBridge:
                     logger.warning("could not forward the schedule of %s to engine %s: %s", booth_key, other.name, exc)
         return MediaHandle(result["handle"], picked.name, booth_key, "publisher", result["setup"], schedule)
 
-    def listen(self, whep_url: str, booth_key: str, probe: bool = False, *, mode: str | None = None, engine: str | None = None) -> MediaHandle:
+    def _auto_probe(self, booth_key: str) -> bool:
+        with self._lock:
+            n = self._listeners_per_booth.get(booth_key, 0)
+            self._listeners_per_booth[booth_key] = n + 1
+        if n == 0:
+            return True
+        period = round(1.0 / self.probe_share) if self.probe_share > 0 else 0
+        return period > 0 and n % period == 0
+
+    def listen(self, whep_url: str, booth_key: str, probe: bool | None = None, *, mode: str | None = None, engine: str | None = None) -> MediaHandle:
         """Start a listener; returns once its first RTP packet arrived.
 
-        ``probe`` makes it a probe listener (decoded audio, markers); ``mode`` ("listener", "probe",
-        "stock") overrides it ("stock" = stock aiortc decoding, the benchmarks' baseline).
+        ``probe``: True/False makes it a probe (decoded audio, markers) or an RTP-tap listener; None lets the
+        bridge choose (the booth's first listener, then ``probe_share`` of the rest). ``mode`` ("listener",
+        "probe", "stock") overrides both ("stock" = stock aiortc decoding, the benchmarks' baseline).
         """
+        if mode is None and probe is None:
+            probe = self._auto_probe(booth_key)
         role = mode or ("probe" if probe else "listener")
         picked = self._pick_engine(engine)
         with self._lock:
