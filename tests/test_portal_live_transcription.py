@@ -186,3 +186,27 @@ def test_aggregator_local_chunk_rules():
     assert sent[4]["text"] == "Then more"
     assert [f.seq for f in finals] == [1, 2, 3]
     assert sent[6] == {"type": "caption", "status": "final", "text": "a b c d e f g h i j?", "segment_id": finals[2].segment_id, "seq": 3}
+
+
+def test_admin_disable_on_a_live_booth_pushes_an_empty_final(portal):
+    rooms = _provision_enabled(portal, ("es",))
+    booth_id = f"{SLUG}-{rooms['es']}-es"
+    (event_id,) = sql(portal, "SELECT id FROM events WHERE slug = ?", (SLUG,))[0]
+    (db_id,) = sql(portal, "SELECT id FROM booths WHERE language_code = 'es'")[0]
+    admin = cookie_header("admin_token", mint(portal, {"admin": True}))
+
+    async def scenario():
+        headers = cookie_header("session_token", mint(portal, session_claims(SLUG, rooms["es"], "es")))
+        async with await connect(portal, booth_id, headers) as ws, await connect(portal, booth_id, kind="captions") as captions:
+            await join(ws)
+            with http(portal, headers=admin) as client:
+                assert client.post(_start_path(rooms["es"], "es")).status_code == 200
+                resp = client.post(f"/admin/events/{event_id}/rooms/{rooms['es']}/booths/{db_id}/transcription-settings", data={})
+                assert resp.status_code == 303
+            message = await recv_json(captions, 10)
+            while message.get("status") != "final" or message.get("segment_id"):
+                message = await recv_json(captions, 10)
+            return message
+
+    # Contract 6.3: the settings-change notice is a final with empty text and no id/seq.
+    assert asyncio.run(scenario()) == {"type": "caption", "status": "final", "text": ""}

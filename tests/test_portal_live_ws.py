@@ -10,6 +10,7 @@ import websockets
 from test_portal_live_helpers import (
     connect,
     cookie_header,
+    http,
     join,
     mint,
     provision,
@@ -190,7 +191,7 @@ def test_unknown_booth_id_is_created_by_any_message(portal):
             assert state["booth_id"] == "ghost-77-es" and state["room_id"] == 77 and state["broadcast_unlocked"] is True
 
     asyncio.run(scenario())
-    with __import__("httpx").Client(base_url=portal.portal_url) as client:
+    with http(portal) as client:
         assert client.get("/api/events/ghost/booths/es/state", params={"room_id": 77}).status_code == 200
 
 
@@ -246,7 +247,7 @@ def test_open_mode_handshake_rejections_are_http_403(portal):
 def test_auth_mode_handshake_rules(stack_factory):
     portal = stack_factory(portal_env={"BOOTH_ACCESS_TOKEN": "s3cret-booth-token"})
     # Seed the booth with the access token (contract 3.5: ?token= equal to BOOTH_ACCESS_TOKEN passes).
-    with __import__("httpx").Client(base_url=portal.portal_url) as client:
+    with http(portal) as client:
         assert client.post(f"/api/events/{SLUG}/booths", json={"language_code": "es"}).status_code == 403
         resp = client.post(f"/api/events/{SLUG}/booths", params={"token": "s3cret-booth-token"}, json={"language_code": "es"})
         assert resp.status_code == 201
@@ -261,3 +262,26 @@ def test_auth_mode_handshake_rules(stack_factory):
             return await join(ws)
 
     assert asyncio.run(allowed())["state"]["booth_id"] == booth_id
+
+
+def test_trusted_participant_id_reuse_and_the_cleanup_quirk(portal):
+    booth = provision(portal, SLUG, "fi")
+    booth_id, room_id = booth["booth_id"], booth["room_id"]
+
+    async def scenario():
+        headers = _interpreter_headers(portal, room_id, "fi")
+        observer = await connect(portal, booth_id)
+        old = await connect(portal, booth_id, headers)
+        assert (await join(old, participant_id="reused-id", display_name="old tab"))["participant_id"] == "reused-id"
+        new = await connect(portal, booth_id, headers)
+        rejoined = await join(new, participant_id="reused-id", display_name="new tab")
+        # Contract 8.4: the id is trusted as given, so the new session takes over the same entry.
+        assert [p["display_name"] for p in rejoined["state"]["participants"]] == ["new tab"]
+        await old.close()
+        # ... and the OLD socket's close removes that id, i.e. the new session's participant.
+        emptied = await recv_until(observer, "booth:state", where=lambda m: not m["state"]["participants"])
+        assert emptied["state"]["active_interpreter_id"] is None
+        await new.close()
+        await observer.close()
+
+    asyncio.run(scenario())

@@ -268,7 +268,7 @@ class BoothRegistry:
             booth.participants[pid] = participant
             # Contract 5.5: the first participant with an eligible requested role becomes active.
             if booth.active_interpreter_id is None and participant.can_go_live:
-                booth.active_interpreter_id = pid
+                booth._set_active(pid)
             return pid, booth.as_public_dict()
 
     async def leave(self, booth_id: str, participant_id: str) -> dict[str, Any] | None:
@@ -279,9 +279,8 @@ class BoothRegistry:
                 return None
             if not booth.participants:
                 # Contract 5.5: only emptying the booth clears the handoff state.
-                booth.active_interpreter_id = None
+                booth._set_active(None)
                 booth._set_handoff_state(HandoffState.IDLE)
-                booth._recompute_ingest()
             elif booth.active_interpreter_id == participant_id:
                 successor = next((p for p in booth.participants.values() if p.can_go_live), None)
                 booth._set_active(successor.participant_id if successor else None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 from typing import Any
 from urllib.parse import urlparse
 
@@ -25,8 +24,6 @@ from .booth_state import ParticipantMissing, PublishForbidden
 from .mediamtx import make_booth_id, make_mediamtx_path
 from .models import Booth, Event, InviteToken, Room
 from .roles import is_listener_payload
-
-log = logging.getLogger(__name__)
 
 router = APIRouter()
 

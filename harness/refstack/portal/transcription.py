@@ -33,8 +33,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from . import languages, webhooks
-from .mediamtx import make_booth_id, make_mediamtx_path
 from .captions import CaptionAggregator, FinalCaption, settings_changed_message
+from .mediamtx import make_booth_id, make_mediamtx_path
 from .models import Booth, Event, TranscriptSegment, TranslationLanguage
 from .routes_booth_api import require_access
 
