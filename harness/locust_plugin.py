@@ -59,10 +59,6 @@ def _on_init(environment, **_kwargs) -> None:
                                       target_url=environment.host)
     except ResultsError as exc:
         _fail_setup(str(exc))
-    # Locust's own CSVs and history go into the run folder unless the operator chose a place.
-    if not getattr(options, "csv_prefix", None):
-        options.csv_prefix = str(run_dir.path / "locust")
-        options.stats_history_enabled = True
     # Fixed participants come first (Locust spawns fixed_count classes before weighted ones).
     InterpreterUser.fixed_count = scenario.event.interpreter_count
     AdminUser.fixed_count = scenario.load.admins
@@ -114,4 +110,18 @@ def _current_run():
 def _on_quitting(environment, **_kwargs) -> None:
     run = getattr(environment, "conference_run", None)
     if run is not None:
+        _write_locust_csvs(environment, run.run_dir.path / "locust")
         environment.process_exit_code = run.finish()
+
+
+def _write_locust_csvs(environment, prefix) -> None:
+    """Locust's request and failure tables in the run folder (also when --csv was not given)."""
+    import csv
+
+    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+    writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    with open(f"{prefix}_stats.csv", "w", newline="") as fh:
+        writer.requests_csv(csv.writer(fh))
+    with open(f"{prefix}_failures.csv", "w", newline="") as fh:
+        writer.failures_csv(csv.writer(fh))
