@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 from test_portal_live_helpers import (
     connect,
@@ -210,3 +211,34 @@ def test_admin_disable_on_a_live_booth_pushes_an_empty_final(portal):
 
     # Contract 6.3: the settings-change notice is a final with empty text and no id/seq.
     assert asyncio.run(scenario()) == {"type": "caption", "status": "final", "text": ""}
+
+
+def test_end_to_end_captions_from_published_booth_audio(stack):
+    """Real chain: WHIP publisher -> relay -> worker's WHEP captioner -> aggregator -> /ws/captions (contract 7)."""
+    from harness.media.audio import load_loop
+    from harness.refstack.media.loopback_peers import LoopPublisher
+
+    booth = provision(stack, SLUG, "es")
+    _enable_transcription(stack)
+    booth_id, room_id = booth["booth_id"], booth["room_id"]
+
+    async def scenario():
+        async with httpx.AsyncClient() as client:
+            publisher = await LoopPublisher(client, stack.media_http_url, booth["mediamtx_path"], load_loop().payloads).start()
+            try:
+                async with await connect(stack, booth_id, kind="captions") as captions:
+                    resp = await client.post(stack.portal_url + _start_path(room_id, "es"))
+                    assert resp.json()["status"] == "started"
+                    deadline = asyncio.get_running_loop().time() + 30
+                    while asyncio.get_running_loop().time() < deadline:
+                        message = await recv_json(captions, 30)
+                        if message["status"] == "final" and message["text"]:
+                            return message
+            finally:
+                await client.post(stack.portal_url + _start_path(room_id, "es").replace("start", "stop"))
+                await publisher.close()
+        raise AssertionError("no final caption within 30 s")
+
+    final = asyncio.run(scenario())
+    assert final["text"].startswith("marker ") and final["text"].endswith(".")
+    assert final["seq"] >= 1
