@@ -56,6 +56,7 @@ class Engine:
         self._writer: asyncio.StreamWriter | None = None
         self._http: aiohttp.ClientSession | None = None
         self._stopped = asyncio.Event()
+        self._client_done: asyncio.Event | None = None
         self._disconnect_reported: set[str] = set()
 
     # --- lifecycle ---
@@ -75,6 +76,15 @@ class Engine:
             await self._http.close()
             self._emit_interval()
             self.samples.close()
+            await self._disconnect_client()
+
+    async def _disconnect_client(self) -> None:
+        # Closing our end lets the reader task finish on EOF instead of being cancelled at loop shutdown.
+        if self._writer is not None:
+            self._writer.close()
+        if self._client_done is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._client_done.wait(), timeout=1.0)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -87,9 +97,13 @@ class Engine:
     # --- RPC ---
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
+        self._client_done = done = asyncio.Event()
         try:
             while True:
-                line = await reader.readline()
+                try:
+                    line = await reader.readline()
+                except (ConnectionError, ValueError):
+                    break  # reset, or a line over MAX_LINE_BYTES: the client is gone or broken
                 if not line:
                     break
                 try:
@@ -99,6 +113,7 @@ class Engine:
                     continue
                 asyncio.ensure_future(self._handle(message))
         finally:
+            done.set()
             if self._writer is writer:
                 self._writer = None
             # The client went away (the bridge stopped or died): nobody is left to drive this engine.
@@ -245,7 +260,7 @@ class Engine:
             self._send({"push": "event", "data": event})
 
     def _emit_interval(self) -> None:
-        listeners = publishers = packets = 0
+        listeners = publishers = 0
         for session in list(self.sessions.values()):
             if session.state not in (SessionState.CONNECTED, SessionState.STREAMING):
                 continue
