@@ -205,6 +205,13 @@ class Booth:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class RegistryStatistics:
+    booths: int  # never shrinks except through the JSON DELETE route (contract 14.23)
+    participants: int
+    chat_messages_kept: int
+
+
 class BoothRegistry:
     """All booths of the process behind one lock (contract 8.2)."""
 
@@ -219,6 +226,15 @@ class BoothRegistry:
 
     def __len__(self) -> int:
         return len(self._booths)
+
+    def statistics(self) -> RegistryStatistics:
+        """Read without the lock, like ``get_sync``: a monitoring view, not a snapshot."""
+        booths = list(self._booths.values())
+        return RegistryStatistics(
+            booths=len(booths),
+            participants=sum(len(b.participants) for b in booths),
+            chat_messages_kept=sum(len(b.chat) for b in booths),
+        )
 
     def _get_or_create(self, booth_id: str, language: str | None = None, instance: str = "primary") -> Booth:
         booth = self._booths.get(booth_id)

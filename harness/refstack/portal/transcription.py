@@ -21,6 +21,7 @@ environment variable ``REFSTACK_CAPTION_PROVIDER`` (default: the media engineer'
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import importlib
 import logging
@@ -197,6 +198,13 @@ class TranscriptionWorker:
             log.exception("saving transcript segment failed for %s", self.booth_id)
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkerStatistics:
+    registered: int  # what the cap counts (contract 7.2), dead entries included
+    alive: int
+    loop_iterations: int  # each one cost a webhook-enqueue DB session (contract 9.2)
+
+
 class WorkerRegistry:
     """``app.state.workers``: every transcription worker of the process (contract 7.2)."""
 
@@ -214,6 +222,14 @@ class WorkerRegistry:
 
     def get(self, booth_id: str) -> TranscriptionWorker | None:
         return self._workers.get(booth_id)
+
+    def statistics(self) -> WorkerStatistics:
+        workers = list(self._workers.values())
+        return WorkerStatistics(
+            registered=len(workers),
+            alive=sum(w.is_alive for w in workers),
+            loop_iterations=sum(w.iterations for w in workers),
+        )
 
     async def start(
         self, booth_id: str, *, event_slug: str, room_id: int | None, language_code: str, provider: str, model: str
