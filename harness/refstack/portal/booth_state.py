@@ -51,7 +51,7 @@ class HandoffState(enum.Enum):
 class IngestStatus(enum.Enum):
     DISCONNECTED = "disconnected"
     CONNECTED = "connected"
-    OVERLOADED = "overloaded"
+    OVERLOADED = "overloaded"  # contract 7.3: set by a lagging local provider; the stand-in captioner never lags
 
 
 def _now_iso() -> str:
@@ -374,13 +374,6 @@ class BoothRegistry:
                 for p in booth.participants.values():
                     p.clear_publisher_flags()
                 booth.ingest_status = IngestStatus.DISCONNECTED
-            return booth.as_public_dict()
-
-    async def set_ingest_status(self, booth_id: str, status: IngestStatus) -> dict[str, Any]:
-        """Transcription overload reporting (contract 5.3, 7.3)."""
-        async with self._lock:
-            booth = self._get_or_create(booth_id)
-            booth.ingest_status = status
             return booth.as_public_dict()
 
     async def initiate_handoff(self, booth_id: str, participant_id: str | None) -> dict[str, Any]:
