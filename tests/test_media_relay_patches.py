@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import aioice.ice
 import pytest
@@ -15,7 +17,13 @@ from harness.refstack.media.loopback_peers import wait_connected
 
 def test_pinned_internals_are_unchanged():
     # Fails (PinnedInternalsError) as soon as aiortc/aioice differ from the versions the patches were written for.
-    aiortc_patches.check_pinned_internals()
+    # A fresh interpreter, as the relay process is: the media engine's own patches (harness/media), applied
+    # in this pytest process by its tests, replace some of the same class attributes.
+    result = subprocess.run(
+        [sys.executable, "-c", "from harness.refstack.media import aiortc_patches; aiortc_patches.check_pinned_internals()"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_fingerprint_detects_a_changed_function():
