@@ -113,6 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--results-dir", default="reports", metavar="DIR")
     rehearse.add_argument("--keep", action="store_true", help="keep the provisioned event on the target")
     rehearse.set_defaults(func=cmd_rehearse)
+
+    # Subcommands whose arguments belong to their own packages (each registers its flags itself).
+    from .probes import cli as probes_cli
+    from .report import cli as report_cli
+
+    probe = sub.add_parser("probe", help="push one known VoxBento limit and state a finding", description=probes_cli.DESCRIPTION)
+    probes_cli.add_arguments(probe)
+    probe.set_defaults(func=lambda args: probes_cli.run(args, UserError))
+    report = sub.add_parser("report", help="build the capacity sign-off report of a run folder", description=report_cli.DESCRIPTION)
+    report_cli.add_arguments(report)
+    report.set_defaults(func=lambda args: report_cli.run(args, UserError))
     return parser
 
 

@@ -7,6 +7,9 @@ media relay when asked) in subprocesses with a fresh SQLite file; everything sta
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +58,22 @@ def portal(stack_factory) -> Stack:
 def stack(stack_factory) -> Stack:
     """Portal plus media relay."""
     return stack_factory(with_media=True)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_locust(results_dir: Path, scenario: str, run_id: str, *extra: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    """The locustfile as CI runs it, in a subprocess (importing locust here would monkey-patch pytest)."""
+    return subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / "conference.py"), "--headless", "--only-summary",
+         "--scenario", scenario, "--results-dir", str(results_dir), "--run-id", run_id, *extra],
+        capture_output=True, text=True, timeout=timeout_s, cwd=REPO,
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One real smoke rehearsal against the embedded stack, shared by every test that reads its results."""
+    results = tmp_path_factory.mktemp("smoke")
+    return run_locust(results, "smoke", "smoke"), results / "smoke"

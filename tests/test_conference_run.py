@@ -7,25 +7,13 @@ stack, real aiortc publishers and listeners. Each run takes a minute or so.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _locust(tmp_path: Path, scenario: str, run_id: str, timeout_s: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / "conference.py"), "--headless", "--only-summary",
-         "--scenario", scenario, "--results-dir", str(tmp_path), "--run-id", run_id],
-        capture_output=True, text=True, timeout=timeout_s, cwd=REPO,
-    )
+from conftest import REPO, run_locust as _locust
 
 
-def test_smoke_scenario_passes_with_real_outcomes(tmp_path):
-    result = _locust(tmp_path, "smoke", "smoke")
-    run = tmp_path / "smoke"
+def test_smoke_scenario_passes_with_real_outcomes(smoke_run):
+    result, run = smoke_run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     states = {row["metric"]: row["state"] for row in summary["slos"]}
