@@ -34,6 +34,8 @@ class EmbeddedTarget:
         self.startup_timeout_s = startup_timeout_s
         self.portal_port = _free_port()
         self.admin_password = secrets.token_urlsafe(12)
+        # The harness chooses the target's JWT secret so it can mint tokens (listener JWTs in auth mode); never logged.
+        self.secret_key = secrets.token_hex(32)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -46,8 +48,8 @@ class EmbeddedTarget:
                "--media-port", str(_free_port()), "--media-api-port", str(_free_port()), "--data-dir", str(self.data_dir)]
         for key, value in self.knobs.items():
             cmd += ["--set", f"{key}={value}"]
-        env = {**os.environ, "ADMIN_PASSWORD": self.admin_password}
-        env.pop("SECRET_KEY", None)  # the child generates its own
+        env = {**os.environ, "ADMIN_PASSWORD": self.admin_password, "SECRET_KEY": self.secret_key}
+        env.pop("JWT_SECRET", None)
         self._log = open(self.data_dir / "stack-up.log", "w")
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
         deadline = time.monotonic() + self.startup_timeout_s

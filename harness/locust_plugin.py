@@ -12,7 +12,7 @@ import sys
 import time
 
 import gevent
-from locust import events
+from locust import between, events
 
 from .results import RunDirectory, ResultsError
 from .run import ConferenceRun, RunSetupError, load_run_scenario, results_root
@@ -63,6 +63,8 @@ def _on_init(environment, **_kwargs) -> None:
     InterpreterUser.fixed_count = scenario.event.interpreter_count
     AdminUser.fixed_count = scenario.load.admins
     CoordinatorUser.fixed_count = scenario.load.coordinators
+    admin_think = scenario.load.think_time_s["admin"]
+    AdminUser.wait_time = between(admin_think.min_s, admin_think.max_s)
     run = ConferenceRun(environment, scenario, run_dir, options)
     environment.conference_run = run
     try:
@@ -71,6 +73,7 @@ def _on_init(environment, **_kwargs) -> None:
         run.finish_failed(str(exc))
         _fail_setup(str(exc))
     gevent.spawn(_probe_hub_lag, run)
+    gevent.spawn(_write_stats_history, environment, run)
 
 
 def _probe_hub_lag(run: ConferenceRun) -> None:
@@ -79,6 +82,31 @@ def _probe_hub_lag(run: ConferenceRun) -> None:
         t0 = time.perf_counter()
         gevent.sleep(HUB_LAG_PROBE_INTERVAL_S)
         run.record_hub_lag(max(0.0, (time.perf_counter() - t0 - HUB_LAG_PROBE_INTERVAL_S) * 1000.0))
+
+
+HISTORY_COLUMNS = ("timestamp", "user_count", "requests_per_s", "failures_per_s", "p50_ms", "p95_ms", "p99_ms",
+                   "total_requests", "total_failures")
+
+
+def _write_stats_history(environment, run: ConferenceRun) -> None:
+    """locust_stats_history.csv, one row per second, streamed (Locust writes its own only with --csv)."""
+    import csv
+
+    with open(run.run_dir.path / "locust_stats_history.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(HISTORY_COLUMNS)
+        while not run.stopping:
+            gevent.sleep(1.0)
+            runner = environment.runner
+            if runner is None:
+                continue
+            total = runner.stats.total
+            writer.writerow((
+                round(time.time(), 3), runner.user_count, round(total.current_rps, 3), round(total.current_fail_per_sec, 3),
+                total.get_current_response_time_percentile(0.5) or 0, total.get_current_response_time_percentile(0.95) or 0,
+                total.get_current_response_time_percentile(0.99) or 0, total.num_requests, total.num_failures,
+            ))
+            fh.flush()
 
 
 @events.request.add_listener

@@ -68,7 +68,8 @@ def handover_gaps_ms(listeners: pd.DataFrame, handovers: Sequence) -> np.ndarray
     return np.asarray(gaps, dtype=float)
 
 
-def collect(run_path: Path, handovers: Sequence, transcribed: Iterable[str] = (), captioned: Iterable[str] = ()) -> dict[str, np.ndarray]:
+def collect(run_path: Path, handovers: Sequence, transcribed: Iterable[str] = (), captioned: Iterable[str] = (),
+            listener_users: int = 0) -> dict[str, np.ndarray]:
     metrics: dict[str, np.ndarray] = dict(load_metric_samples(Path(run_path)))
     listeners, events, seconds = media_frames(run_path)
     if not listeners.empty:
@@ -91,10 +92,14 @@ def collect(run_path: Path, handovers: Sequence, transcribed: Iterable[str] = ()
         publisher_setups = setups[setups["role"] == "publisher"]
         if "connected_ms" in publisher_setups:
             metrics["whip_setup_ms"] = publisher_setups.loc[publisher_setups["ok"] == True, "connected_ms"].dropna().to_numpy(float)  # noqa: E712
-        started = listener_setups["handle"].nunique() + int((listener_setups["ok"] == False).sum())  # noqa: E712
+        setups_tried = listener_setups["handle"].nunique()
         receiving = listeners.loc[listeners["packets"] > 0, "handle"].nunique() if not listeners.empty else 0
+        # Listeners that never got as far as WHEP (blocked, errors before media) count as not receiving.
+        started = max(setups_tried, listener_users)
         if started:
             metrics["listeners_receiving_ratio"] = np.array([receiving / started])
+    elif listener_users:
+        metrics["listeners_receiving_ratio"] = np.array([0.0])
     health = [s.get("health") or {} for s in seconds]
     cpu = [h["cpu_pct"] for h in health if h.get("cpu_pct") is not None]
     lag = [h["loop_lag_p95_ms"] for h in health if h.get("loop_lag_p95_ms") is not None]

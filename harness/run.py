@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import queue
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from .clients.admin import AdminClient
 from .clients.booth_api import BoothApi
 from .clients.errors import ClientError
 from .clients.http import PortalHttp
+from .clients.tokens import SECRET_ENV_VAR, TokenMinter
 from .embedded import EmbeddedTarget, EmbeddedTargetError
 from .junit import write_junit
 from .media.bridge import MediaBridge
@@ -29,7 +31,7 @@ from .media.errors import MediaError
 from .provision import ProvisionedBooth, ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
 from .results import GeneratorHealth, RunDirectory, RunStatus, build_summary, utc_now_iso, write_json_atomic
 from .scenario import ScenarioError, load_scenario
-from .scenario.model import HandoverMethod, Scenario
+from .scenario.model import AuthMode, HandoverMethod, Scenario
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +93,15 @@ class ConferenceRun:
         self.event: ProvisionedEvent | None = None
         self.bridge: MediaBridge | None = None
         self.admin_password: str | None = None
+        self.minter: TokenMinter | None = None  # only when the target's JWT secret is known
         self.samples = run_dir.sample_writer("locust")
         self.crews: dict[str, BoothCrew] = {}
         self.seats: queue.Queue = queue.Queue()
         self.listener_index = itertools.count()
+        self.listener_users = 0  # listener users that started, whether or not their media came up
+        think = scenario.load.think_time_s
+        self.listener_think_s = (think["listener"].min_s, think["listener"].max_s)
+        self.auth_mode_token = scenario.target.auth_mode is AuthMode.TOKEN
         self.booths_unlocked = threading.Event()
         self.handovers: list[HandoverRecord] = []
         self.started_epoch_s: float | None = None
@@ -111,15 +118,22 @@ class ConferenceRun:
     def setup(self) -> None:
         env = self.environment
         if not env.host:
-            self.stack = EmbeddedTarget(self.run_dir.path / "stack")
+            knobs = {}
+            if self.scenario.target.auth_mode is AuthMode.TOKEN:
+                # Contract 3.5: a set BOOTH_ACCESS_TOKEN is the auth-mode switch; its value never leaves the run.
+                knobs["BOOTH_ACCESS_TOKEN"] = secrets.token_urlsafe(16)
+            self.stack = EmbeddedTarget(self.run_dir.path / "stack", knobs=knobs)
             try:
                 self.stack.start()
             except EmbeddedTargetError as exc:
                 raise RunSetupError(f"embedded reference stack did not start: {exc}") from exc
             env.host = self.stack.portal_url
             self.admin_password = self.stack.admin_password
+            self.minter = TokenMinter(self.stack.secret_key)
         else:
             self.admin_password = os.environ.get(ADMIN_PASSWORD_ENV)
+            if os.environ.get(SECRET_ENV_VAR):
+                self.minter = TokenMinter.from_env()
             if not self.admin_password:
                 raise RunSetupError(f"--host {env.host} needs the target's admin password in ${ADMIN_PASSWORD_ENV}")
         self.run_dir.set_target_url(env.host)
@@ -143,6 +157,7 @@ class ConferenceRun:
             self.run_dir.path / "media",
             engines=self.scenario.media.engines,
             on_stats=self._on_media_stats,
+            probe_share=self.scenario.media.probe_listener_share,
             engine_args=["--silence-threshold-ms", str(self.scenario.media.silence_threshold_ms)],
         )
         try:
@@ -222,7 +237,7 @@ class ConferenceRun:
                 self.problems.append(f"teardown login: {exc}")
         self.samples.close()
         transcribed = [b.booth_id for b in self.event.booths.values() if b.transcribed] if self.event else []
-        metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths)
+        metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths, self.listener_users)
         results = slo.evaluate(self.scenario.slos, metrics)
         lag = sorted(self.hub_lag_ms)
         lag_p99 = lag[int(0.99 * (len(lag) - 1))] if lag else None

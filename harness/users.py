@@ -115,7 +115,7 @@ class InterpreterUser(ConferenceUser):
         self.api = BoothApi(self.http)
         self.api.state(self.booth.booth.event_slug, self.booth.language, room_id=self.booth.room_id)
         self.api.interpreter_status(self.page.default_channel)
-        self.api.fetch_bearer("")
+        self.api.try_fetch_bearer(self.page.booth_token)
         crew = self.conference.crews[ref]
         with crew.lock:  # join order decides who is active (contract 5.5), so seats join in order
             self.socket = BoothSocket.for_portal(self.http, self.booth.booth_id, report=self.environment.events.request.fire)
@@ -176,29 +176,47 @@ class ListenerUser(ConferenceUser):
         self.captions = None
         run = self.conference
         index = next(run.listener_index)
+        run.listener_users += 1
         spec = run.scenario.event.listener_booth(index)
         self.booth = run.event.booths[spec.ref]
         self.http = self.portal(forwarded_for=_distinct_ip())
         self.listener = ListenerClient(self.http)
         page = self.listener.open_page(run.event.slug, run.event.join_code)
         entry = page.booth(self.booth.room_id, self.booth.language)
-        self.captions = CaptionSocket.for_portal(self.http, self.booth.booth_id, report=self.environment.events.request.fire)
-        self.captions.connect()
-        # Contract 6.2 step 2: WHEP starts once the booth reports ingest connected.
-        api = BoothApi(self.http)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if api.state(run.event.slug, self.booth.language, room_id=self.booth.room_id).ingest_status.value == "connected":
-                    break
-            except ClientError:
-                pass
-            gevent.sleep(1.0)
-        probe = random.random() < run.scenario.media.probe_listener_share or index < len(run.event.booths)
+        # A listener takes a moment to pick the language (scenario think time) before captions and audio start.
+        gevent.sleep(random.uniform(*run.listener_think_s))
+        report = self.environment.events.request.fire
+        if run.auth_mode_token:
+            if run.minter is None:
+                # Contract 6.2/6.3 in auth mode: an anonymous browser gets 403 on the state fetch and the captions
+                # socket, so it never starts WHEP. Reproduced, and reported as a blocked listener.
+                report(request_type="LISTENER", name="blocked in auth mode", response_time=0, response_length=0,
+                       exception=ListenerBlocked("state and captions need a token in auth mode (contract 6.2)"), context={})
+                return
+            # Contract 6.5: the embed player path: captions with ?token=<embed JWT>, WHEP at once.
+            token = run.minter.listener(run.event.slug, embed=True)
+            self.captions = CaptionSocket.for_portal(self.http, self.booth.booth_id, token=token, report=report)
+            self.captions.connect()
+        else:
+            self.captions = CaptionSocket.for_portal(self.http, self.booth.booth_id, report=report)
+            self.captions.connect()
+            self._wait_for_ingest(BoothApi(self.http))
         try:
-            self.handle = run.bridge.listen(entry.whep_url, self.booth.booth_id, probe=probe)
+            # The bridge makes each booth's first listener a probe, then the scenario's probe share.
+            self.handle = run.bridge.listen(entry.whep_url, self.booth.booth_id)
         except MediaError as exc:
             self.environment.events.request.fire(request_type="WHEP", name="listen", response_time=0, response_length=0, exception=exc, context={})
+
+    def _wait_for_ingest(self, api: BoothApi, timeout_s: float = 60.0) -> None:
+        """Contract 6.2 step 2: WHEP starts once the booth reports ingest connected (polled, bounded)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if api.state(self.conference.event.slug, self.booth.language, room_id=self.booth.room_id).ingest_status.value == "connected":
+                    return
+            except ClientError:
+                pass  # reported by the client; the browser would keep waiting too
+            gevent.sleep(1.0)
 
     @task
     def poll_audio_delay(self) -> None:
@@ -236,11 +254,15 @@ class ListenerUser(ConferenceUser):
                     self.conference.samples.write("caption_delay_ms", (arrival_ns - max(sends)) / 1e6, booth=self.booth.booth_id)
 
 
+class ListenerBlocked(Exception):
+    pass
+
+
 class AdminUser(ConferenceUser):
     """An organiser browsing dashboards and lists during the event (contract 4.5 read load)."""
 
     fixed_count = 1
-    wait_time = between(2, 4)
+    wait_time = between(2, 5)  # replaced by the scenario's think_time_s.admin at init
 
     def on_start(self) -> None:
         self.admin = AdminClient(self.portal())

@@ -7,6 +7,8 @@ stack, real aiortc publishers and listeners. Each run takes a minute or so.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 from conftest import REPO, run_locust as _locust
@@ -51,3 +53,56 @@ def test_malformed_scenario_is_one_line_exit_2(tmp_path):
     line = [l for l in result.stderr.splitlines() if l.startswith("voxload:")]
     assert len(line) == 1 and str(bad) in line[0] and ":" in line[0]
     assert "Traceback" not in result.stderr
+
+
+def test_auth_mode_rehearsal_uses_tokens_and_passes(tmp_path):
+    result = _locust(tmp_path, str(REPO / "tests" / "data" / "scenarios" / "short-auth.yaml"), "auth")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((tmp_path / "auth" / "summary.json").read_text())
+    observed = {row["metric"]: row["observed"] for row in summary["slos"]}
+    assert observed["listeners_receiving_ratio"] == 1.0  # listeners took the embed-token path (contract 6.5)
+    assert observed["http_error_rate"] == 0.0  # the page's 401 on /api/auth/token is a listed outcome, not an error
+    assert summary["counts"]["handovers_ok"] == 1
+
+
+def test_same_scenario_runs_against_another_deployment_given_by_host(tmp_path):
+    """`--host` drives a deployment the harness did not start; teardown deletes what the run created."""
+    import os
+    import signal
+
+    from harness.clients.admin import AdminClient
+    from harness.clients.http import PortalHttp
+    from harness.refstack.stack import free_port
+
+    password = "operator-secret-for-host-test"
+    port = free_port()
+    target = subprocess.Popen(
+        [sys.executable, "-m", "harness", "stack", "up", "--portal-port", str(port), "--media-port", str(free_port()),
+         "--media-api-port", str(free_port()), "--data-dir", str(tmp_path / "target")],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "ADMIN_PASSWORD": password},
+    )
+    try:
+        for line in target.stdout:
+            if line.startswith("Ctrl-C"):
+                break
+        host = f"http://127.0.0.1:{port}"
+        result = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / "conference.py"), "--headless", "--only-summary",
+             "--scenario", str(REPO / "tests" / "data" / "scenarios" / "short.yaml"), "--host", host,
+             "--results-dir", str(tmp_path), "--run-id", "host"],
+            capture_output=True, text=True, timeout=240, cwd=REPO, env={**os.environ, "VOXLOAD_ADMIN_PASSWORD": password},
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        run = tmp_path / "host"
+        assert json.loads((run / "run.json").read_text())["target"]["url"] == host
+        assert not (run / "stack").exists()  # nothing embedded was started
+        slug = json.loads((run / "event.json").read_text())["slug"]
+        admin = AdminClient(PortalHttp.for_url(host))
+        admin.login(password)
+        assert slug not in [row.slug for row in admin.events_on_page(1)]  # deleted by the run's teardown
+        for path in run.rglob("*"):
+            if path.is_file():
+                assert password not in path.read_text(errors="replace"), f"admin password leaked into {path}"
+    finally:
+        target.send_signal(signal.SIGTERM)
+        target.wait(timeout=30)

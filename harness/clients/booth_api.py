@@ -77,6 +77,15 @@ class BoothApi:
     def fetch_bearer(self, access_token: str = "") -> str:
         """`POST /api/auth/token {"token": ...}` -> `access_token`; also used for later calls. 401 when wrong."""
         response = self.http.request("POST", AUTH_TOKEN, name=AUTH_TOKEN, expected=(200,), json={"token": access_token})
+        return self._keep_bearer(response)
+
+    def try_fetch_bearer(self, access_token: str = "") -> str | None:
+        """What the interpreter page does (contract 5.2 step 4): keep the JWT on 200; 401 (auth mode, wrong or
+        empty token, contract 3.5) is a listed outcome, not an error, and leaves the page on its cookie."""
+        response = self.http.request("POST", AUTH_TOKEN, name=AUTH_TOKEN, expected=(200, 401), json={"token": access_token})
+        return None if response.status_code == 401 else self._keep_bearer(response)
+
+    def _keep_bearer(self, response) -> str:
         body = self.http.json_body(response)
         if not isinstance(body, Mapping) or not body.get("access_token") or body.get("token_type") != "bearer":
             raise MalformedResponse(response.url, "expected {access_token, token_type: bearer} (contract 3.5)")
