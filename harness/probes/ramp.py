@@ -1,0 +1,63 @@
+"""Stepped concurrency ramps: the load plan shared by the probes and the Locust shapes (shapes.py).
+
+Owns :class:`StepPlan`: a list of concurrency levels, each held for a fixed time. The probes walk it with
+threads; :mod:`harness.probes.shapes` turns the same plan into a Locust ``LoadTestShape``. No locust import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+
+class RampError(ValueError):
+    """A ramp that cannot run (one line for the CLI)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StepPlan:
+    levels: tuple[int, ...]
+    step_s: float
+
+    def __post_init__(self) -> None:
+        if not self.levels:
+            raise RampError("a ramp needs at least one step")
+        if any(level < 1 for level in self.levels):
+            raise RampError(f"ramp levels must be >= 1, got {list(self.levels)}")
+        if list(self.levels) != sorted(set(self.levels)):
+            raise RampError(f"ramp levels must increase strictly, got {list(self.levels)}")
+        if self.step_s <= 0:
+            raise RampError(f"step length must be > 0 s, got {self.step_s}")
+
+    @classmethod
+    def parse(cls, text: str, step_s: float) -> StepPlan:
+        """``"1,2,4,8"`` -> levels (1, 2, 4, 8)."""
+        try:
+            levels = tuple(int(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise RampError(f"ramp {text!r}: expected comma-separated integers, e.g. 1,2,4,8") from None
+        return cls(levels, step_s)
+
+    @classmethod
+    def doubling(cls, start: int, stop: int, step_s: float) -> StepPlan:
+        levels: list[int] = []
+        level = start
+        while level <= stop:
+            levels.append(level)
+            level *= 2
+        return cls(tuple(levels), step_s)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.levels) * self.step_s
+
+    def level_at(self, elapsed_s: float) -> int | None:
+        """The concurrency for `elapsed_s` into the ramp; None once it is over."""
+        if elapsed_s < 0:
+            return self.levels[0]
+        index = int(elapsed_s // self.step_s)
+        return self.levels[index] if index < len(self.levels) else None
+
+    def steps(self) -> Sequence[tuple[int, float, float]]:
+        """(level, start_s, end_s) for every step."""
+        return [(level, i * self.step_s, (i + 1) * self.step_s) for i, level in enumerate(self.levels)]

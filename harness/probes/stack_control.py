@@ -1,0 +1,99 @@
+"""Child process that runs the embedded reference stack for a probe and restarts its parts on command.
+
+``python -m harness.probes.stack_control --data-dir DIR [--set KEY=VALUE ...]`` starts the portal and the
+media relay on free loopback ports (``harness.refstack.stack.Stack``, the same supervisor `voxload stack
+up` uses), prints one JSON line ``{"ready": true, "portal_url": ..., "media_url": ..., "media_api_url": ...}``
+and then obeys one command per stdin line, answering each with one JSON line:
+
+    restart-portal   -> {"done": "restart-portal", "down_s": <s>}   (SIGTERM, respawn, wait for /healthz)
+    restart-media    -> {"done": "restart-media", "down_s": <s>}    (the relay loses its path configuration)
+    stop / EOF       -> stops both and exits 0
+
+Errors are one JSON line ``{"error": "..."}`` (exit 2 at startup). This is the "small control mechanism"
+for restart drills: the probe process itself never imports ``harness.refstack``; only this child does,
+exactly like the `voxload stack up` child of ``harness.embedded``. The admin password comes from the
+parent through ``ADMIN_PASSWORD`` in the environment and is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+RESTART_PORTAL = "restart-portal"
+RESTART_MEDIA = "restart-media"
+STOP = "stop"
+
+
+def _say(**message: object) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _knob(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.probes.stack_control")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--set", dest="knobs", type=_knob, action="append", default=[])
+    parser.add_argument("--startup-timeout-s", type=float, default=30.0)
+    args = parser.parse_args(argv)
+
+    from harness.refstack.portal.config import KNOBS, ConfigError, Settings
+    from harness.refstack.stack import Stack, StackConfig, StackError
+
+    knobs = dict(args.knobs)
+    unknown = sorted(set(knobs) - set(KNOBS))
+    if unknown:
+        _say(error=f"unknown knob {unknown[0]!r} (see `voxload stack up --help`)")
+        return 2
+    try:
+        Settings.from_env({**os.environ, **knobs})
+    except ConfigError as exc:
+        _say(error=str(exc))
+        return 2
+    stack = Stack(StackConfig.ephemeral(data_dir=args.data_dir, portal_env=knobs, startup_timeout_s=args.startup_timeout_s))
+    # SIGTERM from the parent is an orderly stop: children get SIGTERM and are awaited.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        try:
+            stack.start()
+        except StackError as exc:
+            _say(error=str(exc))
+            return 2
+        _say(ready=True, portal_url=stack.portal_url, media_url=stack.media_http_url, media_api_url=stack.media_api_url)
+        for line in sys.stdin:
+            command = line.strip()
+            try:
+                if command == RESTART_PORTAL:
+                    _say(done=command, down_s=round(stack.restart_portal(), 3))
+                elif command == RESTART_MEDIA:
+                    _say(done=command, down_s=round(stack.restart_media(), 3))
+                elif command == STOP:
+                    break
+                elif command:
+                    _say(error=f"unknown command {command!r}")
+            except StackError as exc:
+                _say(error=str(exc))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The target a probe pushes: the embedded reference stack (default) or a deployment given with ``--host``.
+
+Owns starting and stopping the embedded stack as a child process (``stack_control``), reaching a remote
+target, and the restart drills: built in for the embedded stack, ``--restart-cmd`` / ``--media-restart-cmd``
+(shell commands the operator supplies) for a real deployment. After any restart the portal is awaited on
+``/healthz``. Secrets: the embedded admin password is generated here and handed to the child through its
+environment; a remote one comes from ``$VOXLOAD_ADMIN_PASSWORD``; neither is ever logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..clients.errors import ClientError, TransportError
+from ..clients.health import healthz
+from ..clients.http import PortalHttp
+
+log = logging.getLogger(__name__)
+
+ADMIN_PASSWORD_ENV = "VOXLOAD_ADMIN_PASSWORD"
+RESTART_TIMEOUT_S = 120.0
+
+
+class TargetError(RuntimeError):
+    """The target cannot be started, reached or restarted (one line for the CLI, exit 2)."""
+
+
+class RestartUnavailable(TargetError):
+    """A restart drill was asked of a remote target without the matching ``--*restart-cmd``."""
+
+
+def wait_healthy(portal_url: str, timeout_s: float, poll_s: float = 0.1) -> float:
+    """Seconds until `/healthz` answered 200; TargetError after `timeout_s`."""
+    http = PortalHttp.for_url(portal_url, timeout_s=2.0)
+    t0 = time.monotonic()
+    try:
+        while True:
+            try:
+                healthz(http)
+                return time.monotonic() - t0
+            except ClientError as exc:
+                if time.monotonic() - t0 > timeout_s:
+                    raise TargetError(f"{portal_url} not healthy within {timeout_s:.0f} s: {exc}") from None
+            time.sleep(poll_s)
+    finally:
+        http.close()
+
+
+class ProbeTarget:
+    """What every probe needs of a target; subclasses differ in how restarts happen."""
+
+    embedded = False
+
+    def __init__(self, portal_url: str, admin_password: str, knobs: Mapping[str, str] | None = None,
+                 media_url: str | None = None) -> None:
+        self.portal_url = portal_url.rstrip("/")
+        self.media_url = media_url
+        self.knobs = dict(knobs or {})
+        self.__admin_password = admin_password
+
+    @property
+    def admin_password(self) -> str:
+        return self.__admin_password
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.portal_url!r}, knobs={self.knobs!r}, admin_password=<redacted>)"
+
+    def http(self, **kwargs) -> PortalHttp:
+        """A new identity (own cookie jar) on the portal."""
+        return PortalHttp.for_url(self.portal_url, **kwargs)
+
+    def restart_portal(self) -> float:
+        raise RestartUnavailable("this target cannot restart its portal")
+
+    def restart_media(self) -> float:
+        raise RestartUnavailable("this target cannot restart its media server")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> ProbeTarget:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class RemoteTarget(ProbeTarget):
+    """A deployment the operator owns; restarts run the operator's shell commands."""
+
+    def __init__(self, portal_url: str, admin_password: str, *, restart_cmd: str | None = None,
+                 media_restart_cmd: str | None = None, connect_timeout_s: float = 5.0) -> None:
+        super().__init__(portal_url, admin_password)
+        self._restart_cmd = restart_cmd
+        self._media_restart_cmd = media_restart_cmd
+        http = self.http(timeout_s=connect_timeout_s)
+        try:
+            healthz(http)
+        except TransportError as exc:
+            raise TargetError(f"--host {self.portal_url} is unreachable: {exc.reason}") from None
+        except ClientError as exc:
+            raise TargetError(f"--host {self.portal_url} does not look like a VoxBento portal: {exc}") from None
+        finally:
+            http.close()
+
+    def _run(self, cmd: str | None, flag: str) -> float:
+        if not cmd:
+            raise RestartUnavailable(f"a restart drill against --host needs {flag} \"...\"")
+        t0 = time.monotonic()
+        done = subprocess.run(cmd, shell=True, timeout=RESTART_TIMEOUT_S, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()
+            raise TargetError(f"{flag} exited with code {done.returncode}: {tail[-1] if tail else ''}")
+        wait_healthy(self.portal_url, RESTART_TIMEOUT_S)
+        return time.monotonic() - t0
+
+    def restart_portal(self) -> float:
+        return self._run(self._restart_cmd, "--restart-cmd")
+
+    def restart_media(self) -> float:
+        return self._run(self._media_restart_cmd, "--media-restart-cmd")
+
+
+class EmbeddedTarget(ProbeTarget):
+    """The reference stack in a child process (``python -m harness.probes.stack_control``)."""
+
+    embedded = True
+
+    def __init__(self, data_dir: Path, knobs: Mapping[str, str] | None = None, startup_timeout_s: float = 60.0) -> None:
+        self._data_dir = Path(data_dir)
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(12)
+        cmd = [sys.executable, "-m", "harness.probes.stack_control", "--data-dir", str(self._data_dir)]
+        for key, value in (knobs or {}).items():
+            cmd += ["--set", f"{key}={value}"]
+        env = {**os.environ, "ADMIN_PASSWORD": password}
+        env.pop("SECRET_KEY", None)  # the stack generates its own
+        self._log = open(self._data_dir / "stack-control.log", "w")
+        self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        ready = self._read_reply(startup_timeout_s)
+        if "error" in ready:
+            self.close()
+            raise TargetError(f"embedded reference stack: {ready['error']}")
+        super().__init__(ready["portal_url"], password, knobs, media_url=ready["media_url"])
+
+    def _read_reply(self, timeout_s: float) -> dict:
+        assert self._proc.stdout is not None
+        # The child answers each command within the stack's own startup timeout; readline blocks until then.
+        line = self._proc.stdout.readline()
+        if not line:
+            self._proc.wait(timeout=timeout_s)
+            raise TargetError(f"embedded reference stack exited with code {self._proc.returncode} (log in {self._data_dir})")
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise TargetError(f"embedded reference stack said {line.strip()!r}") from None
+
+    def _command(self, command: str) -> float:
+        if self._proc.poll() is not None:
+            raise TargetError("embedded reference stack is not running")
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(command + "\n")
+        self._proc.stdin.flush()
+        reply = self._read_reply(RESTART_TIMEOUT_S)
+        if "error" in reply:
+            raise TargetError(f"embedded reference stack: {reply['error']}")
+        return float(reply["down_s"])
+
+    def restart_portal(self) -> float:
+        return self._command("restart-portal")
+
+    def restart_media(self) -> float:
+        return self._command("restart-media")
+
+    def close(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write("stop\n")
+                proc.stdin.flush()
+                proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
