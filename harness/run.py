@@ -1,7 +1,7 @@
 """One conference rehearsal inside a Locust process: what the users share, and the run's lifecycle.
 
 Owns: loading the scenario, starting the embedded reference stack when no ``--host`` is given, provisioning
-and teardown, the media bridge, interpreter seat assignment, booth crews and the handover schedule, and the
+and teardown, the media bridge, interpreter seat assignment, handover orders, and the
 end of the run (metrics -> SLO verdicts -> summary.json, JUnit, exit code). Locust reaches it through its
 events only (``conference.py`` registers :func:`register`); users find it as ``environment.conference_run``.
 """
@@ -25,13 +25,14 @@ from .clients.errors import ClientError
 from .clients.http import PortalHttp
 from .clients.tokens import SECRET_ENV_VAR, TokenMinter
 from .embedded import EmbeddedTarget, EmbeddedTargetError
+from .handover import HandoverOrder, HandoverRecord
 from .junit import write_junit
 from .media.bridge import MediaBridge
 from .media.errors import MediaError
-from .provision import ProvisionedBooth, ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
+from .provision import ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
 from .results import GeneratorHealth, RunDirectory, RunStatus, build_summary, utc_now_iso, write_json_atomic
 from .scenario import ScenarioError, load_scenario
-from .scenario.model import AuthMode, HandoverMethod, Scenario
+from .scenario.model import AuthMode, Scenario
 
 logger = logging.getLogger(__name__)
 
@@ -42,45 +43,6 @@ HUB_LAG_SATURATED_MS = 50.0
 
 class RunSetupError(RuntimeError):
     """Anything that stops a run before load starts; printed as one line, exit 2."""
-
-
-@dataclasses.dataclass
-class HandoverRecord:
-    booth: str
-    at_epoch_s: float
-    ok: bool
-    duration_ms: float | None
-    error: str | None = None
-
-
-class BoothCrew:
-    """The interpreters of one booth, in join order, and how a handover is carried out between them."""
-
-    def __init__(self, booth: ProvisionedBooth) -> None:
-        self.booth = booth
-        self.members: list = []  # InterpreterUser instances (duck-typed: .socket, .participant_id)
-        self.lock = threading.Lock()
-
-    def handover(self, method: HandoverMethod, timeout_s: float = 10.0) -> HandoverRecord:
-        """Contract 5.3: offer (active initiates, backup accepts) or request (backup initiates, active accepts)."""
-        started = time.time()
-        t0 = time.perf_counter()
-        with self.lock:
-            joined = [m for m in self.members if m.participant_id and m.socket is not None]
-        state = joined[0].socket.latest_state if joined else None
-        active = next((m for m in joined if state and m.participant_id == state.active_interpreter_id), None)
-        backup = next((m for m in joined if m is not active), None)
-        if active is None or backup is None:
-            return HandoverRecord(self.booth.booth_id, started, False, None, "fewer than two joined interpreters")
-        initiator, acceptor = (active, backup) if method is HandoverMethod.OFFER else (backup, active)
-        try:
-            initiator.socket.initiate_handoff(timeout_s=timeout_s)
-            after = acceptor.socket.accept_handoff(timeout_s=timeout_s)
-        except ClientError as exc:
-            return HandoverRecord(self.booth.booth_id, started, False, None, str(exc))
-        if after.active_interpreter_id != backup.participant_id:
-            return HandoverRecord(self.booth.booth_id, started, False, None, f"active is {after.active_interpreter_id} after accept")
-        return HandoverRecord(self.booth.booth_id, started, True, (time.perf_counter() - t0) * 1000.0)
 
 
 class ConferenceRun:
@@ -95,7 +57,9 @@ class ConferenceRun:
         self.admin_password: str | None = None
         self.minter: TokenMinter | None = None  # only when the target's JWT secret is known
         self.samples = run_dir.sample_writer("locust")
-        self.crews: dict[str, BoothCrew] = {}
+        self.handover_orders: dict[str, HandoverOrder] = {}  # booth id -> latest order
+        self.issued_orders: list[HandoverOrder] = []
+        self._order_ids = itertools.count(1)
         self.seats: queue.Queue = queue.Queue()
         self.listener_index = itertools.count()
         self.listener_users = 0  # listener users that started, whether or not their media came up
@@ -150,7 +114,6 @@ class ConferenceRun:
             raise RunSetupError(str(exc)) from exc
         write_json_atomic(self.run_dir.path / "event.json", self.event.as_dict())
         for ref, booth in self.event.booths.items():
-            self.crews[ref] = BoothCrew(booth)
             for seat in range(booth.interpreters):
                 self.seats.put((ref, seat))
         self.bridge = MediaBridge(
@@ -188,6 +151,14 @@ class ConferenceRun:
     def record_hub_lag(self, lag_ms: float) -> None:
         self.hub_lag_ms.append(lag_ms)
         self.samples.write("generator_loop_lag_ms", lag_ms, process="locust")
+
+    def order_handover(self, booth_ref: str) -> HandoverOrder:
+        """The coordinator's part: announce; the booth's interpreters carry it out (harness/handover.py)."""
+        order = HandoverOrder(next(self._order_ids), self.event.booths[booth_ref].booth_id,
+                              self.scenario.handovers.method.value, time.time())
+        self.issued_orders.append(order)
+        self.handover_orders[order.booth_id] = order
+        return order
 
     def record_handover(self, record: HandoverRecord) -> None:
         self.handovers.append(record)
@@ -235,6 +206,12 @@ class ConferenceRun:
                 self.problems += teardown(self.event, AdminClient(admin_http), BoothApi(admin_http))
             except ClientError as exc:
                 self.problems.append(f"teardown login: {exc}")
+        answered = {h.order_id for h in self.handovers}
+        for order in self.issued_orders:
+            if order.order_id not in answered:
+                # Nobody could carry it out (no backup joined, or the initiator's worker was lost).
+                self.record_handover(HandoverRecord(order.booth_id, order.ordered_epoch_s, False, None,
+                                                    "no interpreter initiated the handover", order.order_id))
         self.samples.close()
         transcribed = [b.booth_id for b in self.event.booths.values() if b.transcribed] if self.event else []
         metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths, self.listener_users)

@@ -22,6 +22,7 @@ from .clients.errors import ClientError, UnexpectedStatus
 from .clients.http import PortalHttp
 from .clients.interpreter import InterpreterClient
 from .clients.listener import ListenerClient
+from .handover import HandoverDuty, HandoverRecord
 from .media.errors import MediaError
 from .media.schedule import PublisherSchedule
 
@@ -75,13 +76,7 @@ class CoordinatorUser(ConferenceUser):
     def run_handover_schedule(self) -> None:
         elapsed_s = time.time() - self.conference.started_epoch_s
         while self.pending and self.pending[0].at_s <= elapsed_s:
-            due = self.pending.pop(0)
-            crew = self.conference.crews[due.booth]
-            record = crew.handover(self.conference.scenario.handovers.method)
-            self.conference.record_handover(record)
-            self.environment.events.request.fire(
-                request_type="HANDOVER", name=due.booth, response_time=record.duration_ms or 0, response_length=0,
-                exception=None if record.ok else HandoverFailed(record.error), context={})
+            self.conference.order_handover(self.pending.pop(0).booth)
 
     def on_stop(self) -> None:
         for sock in self.sockets.values():
@@ -90,6 +85,12 @@ class CoordinatorUser(ConferenceUser):
 
 class HandoverFailed(Exception):
     pass
+
+
+def report_handover(environment, record: HandoverRecord) -> None:
+    environment.events.request.fire(
+        request_type="HANDOVER", name=record.booth, response_time=record.duration_ms or 0, response_length=0,
+        exception=None if record.ok else HandoverFailed(record.error), context={})
 
 
 class InterpreterUser(ConferenceUser):
@@ -116,13 +117,12 @@ class InterpreterUser(ConferenceUser):
         self.api.state(self.booth.booth.event_slug, self.booth.language, room_id=self.booth.room_id)
         self.api.interpreter_status(self.page.default_channel)
         self.api.try_fetch_bearer(self.page.booth_token)
-        crew = self.conference.crews[ref]
-        with crew.lock:  # join order decides who is active (contract 5.5), so seats join in order
-            self.socket = BoothSocket.for_portal(self.http, self.booth.booth_id, report=self.environment.events.request.fire)
-            self.socket.connect()
-            self.socket.join(f"Interpreter {ref} #{index}", "interpreter", language=self.booth.language)
-            self.participant_id = self.socket.participant_id
-            crew.members.append(self)
+        self.socket = BoothSocket.for_portal(self.http, self.booth.booth_id, report=self.environment.events.request.fire)
+        self.socket.connect()
+        # Contract 5.5: whoever joins first is active; the others are backups.
+        self.socket.join(f"Interpreter {ref} #{index}", "interpreter", language=self.booth.language)
+        self.participant_id = self.socket.participant_id
+        self.duty = HandoverDuty(self.socket)
 
     @task
     def reconcile_publishing(self) -> None:
@@ -130,6 +130,13 @@ class InterpreterUser(ConferenceUser):
         if self.socket is None:
             return
         state = self.socket.latest_state
+        if state is None:
+            return
+        record = self.duty.step(self.conference.handover_orders.get(self.booth.booth_id), state)
+        if record is not None:
+            self.conference.record_handover(record)
+            report_handover(self.environment, record)
+            state = self.socket.latest_state
         should = state is not None and state.active_interpreter_id == self.participant_id and state.broadcast_unlocked
         if should and self.publisher is None:
             self._publish()
