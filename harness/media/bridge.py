@@ -330,17 +330,24 @@ class MediaBridge:
             self._release(picked)
             raise
         schedule = result["schedule"]
+        self.add_schedule(booth_key, schedule, skip_engine=picked.name)
+        return MediaHandle(result["handle"], picked.name, booth_key, "publisher", result["setup"], schedule)
+
+    def add_schedule(self, booth_key: str, schedule: dict, skip_engine: str | None = None) -> None:
+        """Make a publisher's send schedule known to every engine (also one published by another process or
+        machine, for distributed runs), so their listeners of ``booth_key`` can compute payload-hash latency."""
         with self._lock:
             schedules = self._schedules.setdefault(booth_key, [])
+            if schedule in schedules:
+                return
             schedules.append(schedule)
             del schedules[:-4]
         for other in self.engines.values():
-            if other is not picked and other.dead is None:
+            if other.name != skip_engine and other.dead is None:
                 try:
                     other.call("schedule", {"booth": booth_key, "schedule": schedule}, self.call_timeout_s)
                 except MediaError as exc:
                     logger.warning("could not forward the schedule of %s to engine %s: %s", booth_key, other.name, exc)
-        return MediaHandle(result["handle"], picked.name, booth_key, "publisher", result["setup"], schedule)
 
     def _auto_probe(self, booth_key: str) -> bool:
         with self._lock:
