@@ -18,6 +18,8 @@ reference portal, and never import locust or gevent (Locust users wrap them; see
 - ``ws_base``      WebSocket machinery: state machine, reader, timestamps, round trips
 - ``booth_ws``     ``BoothSocket``: `/ws/booth/{booth_id}` (contract 5.3)
 - ``captions_ws``  ``CaptionSocket``: `/ws/captions/{booth_id}` (contract 6.3)
+- ``users``        ``UserClient``: `/register` and `/login` forms, outcomes as Enums (contract 3.3, 10)
+- ``health``       ``healthz``: `GET /healthz`, a liveness signal only (contract 9.2)
 """
 
 from .admin import AdminClient, EventSetup, RoomSetup
@@ -48,6 +50,7 @@ from .identifiers import BoothRef
 from .interpreter import BoothPage, InterpreterClient
 from .listener import ListenerClient, ListenerPage
 from .tokens import TokenMinter
+from .users import LoginOutcome, RegisterOutcome, UserClient
 from .ws_base import SocketState
 
 __all__ = [
@@ -56,5 +59,5 @@ __all__ = [
     "HandshakeRejected", "IngestStatus", "InterpreterClient", "ListenerClient", "ListenerPage", "MalformedResponse",
     "NotFound", "Participant", "PortalHttp", "RateLimited", "ReadBackError", "ReplyTimeout", "RequestTimeout", "RoomSetup",
     "SocketClosed", "SocketError", "SocketState", "TargetUnreachable", "TokenMinter", "TransportError", "UnexpectedStatus",
-    "WhipGrant",
+    "LoginOutcome", "RegisterOutcome", "UserClient", "WhipGrant",
 ]

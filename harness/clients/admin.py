@@ -126,6 +126,14 @@ class AdminClient:
         if not self.admin_cookie:
             raise AuthRejected(response.url, 303, (303,), f"login redirected to {response.headers.get('Location')} without {ADMIN_COOKIE}")
 
+    def login_attempt(self, password: str) -> int:
+        """One `POST /admin/login` whose outcome is counted, not raised: 303 accepted, 403 refused, 429 limited.
+
+        Contract 10: VoxBento has no limiter on this route; a 429 here means the deployment added one.
+        """
+        response = self._form(LOGIN, LOGIN, {"password": password}, expected=(303, 403, 429))
+        return response.status_code
+
     def logout(self) -> None:
         self.http.request("GET", LOGOUT, name=LOGOUT, expected=(303,), headers=HTML_ACCEPT)
 

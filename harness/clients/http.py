@@ -86,6 +86,7 @@ class PortalHttp:
         report: ReportFn | None = None,
         forwarded_for: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         base = base_url or getattr(session, "base_url", None)
         if not base:
@@ -95,6 +96,8 @@ class PortalHttp:
         self.report = report
         self.forwarded_for = forwarded_for
         self.timeout_s = timeout_s
+        # Sent with every request, under per-call headers (e.g. a cross-site `Origin` for CSRF checks, contract 3.9).
+        self.default_headers = dict(headers or {})
         params = inspect.signature(session.request).parameters
         # Locust's HttpSession reports by itself; detected by its extra keywords, without importing locust.
         self._session_reports = "name" in params and "catch_response" in params
@@ -142,7 +145,7 @@ class PortalHttp:
     ) -> requests.Response:
         """Send one request; return the response if its status is in `expected`, else raise the typed error."""
         url = self.url(path)
-        all_headers = dict(headers or {})
+        all_headers = {**self.default_headers, **(headers or {})}
         xff = forwarded_for or self.forwarded_for
         if xff:
             all_headers[FORWARDED_FOR_HEADER] = xff

@@ -46,6 +46,7 @@ finding.json is written). Empty cells mean "no value" (e.g. no latency when ever
 from __future__ import annotations
 
 from .base import Probe
+from .security import SecurityProbe
 from .workers import WorkersProbe
 
-PROBES: dict[str, type[Probe]] = {p.name: p for p in (WorkersProbe,)}
+PROBES: dict[str, type[Probe]] = {p.name: p for p in (WorkersProbe, SecurityProbe)}
