@@ -22,6 +22,17 @@ def test_pinned_internals_match():
     aiortc_patches.check_pinned_internals()
 
 
+def test_check_reads_the_originals_after_installation():
+    import aiortc.rtcdtlstransport
+
+    aiortc_patches.install(aiortc_patches.Role.TAP)
+    aiortc_patches.install(aiortc_patches.Role.TAP)  # idempotent
+    # The class attribute is now the patch; the fingerprint check still sees the pinned original.
+    assert aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data is aiortc_patches._handle_rtp_data
+    aiortc_patches.check_pinned_internals()
+    assert aiortc_patches._ORIGINALS["aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data"] is not aiortc_patches._handle_rtp_data
+
+
 def test_a_changed_internal_is_detected(monkeypatch):
     name = "aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet"
     monkeypatch.setitem(aiortc_patches.PINNED_SOURCE_SHA256, name, "0" * 16)
@@ -38,14 +49,14 @@ def test_private_receiver_attributes_exist():
 
 
 async def _pair(loop_audio: audio.OpusLoop, passthrough: bool):
-    aiortc_patches.install()
+    aiortc_patches.install(aiortc_patches.Role.TAP)
     sender = RTCPeerConnection(aiortc_patches.ice_configuration())
     receiver = RTCPeerConnection(aiortc_patches.ice_configuration())
     sender.addTransceiver(LoopTrack(loop_audio, lambda: None), direction="sendonly")
     transceiver = receiver.addTransceiver("audio", direction="recvonly")
     packets = []
     if passthrough:
-        aiortc_patches.attach_tap(transceiver.receiver, packets.append)
+        aiortc_patches.attach_tap(transceiver.receiver, packets.append, passthrough=True)
     else:
         aiortc_patches.attach_raw_tap(transceiver.receiver, lambda data: packets.append(parse_rtp(data)))
     await receiver.setLocalDescription(await receiver.createOffer())
@@ -69,6 +80,8 @@ async def _tap_only(loop_audio):
                 break
             await asyncio.sleep(0.02)
         assert len(packets) >= 20
+        # After the first packet (stock path) RTP bypasses aioice's queue and DTLS task: the raw fast path.
+        assert aiortc_patches.raw_fast_path_active(transceiver.receiver)
         # Payloads arrive exactly as pre-encoded: the hash names their loop position, in order.
         indexes = [loop_audio.index_by_hash[audio.payload_hash(payload)] for _, _, _, payload in packets[:20]]
         seqs = [seq for _, seq, _, _ in packets[:20]]
@@ -108,7 +121,7 @@ def test_rtp_datagrams_skip_the_stun_parse_and_stun_still_works():
 async def _demux():
     import aioice.ice
 
-    aiortc_patches.install()
+    aiortc_patches.install(aiortc_patches.Role.TAP)
     received = []
 
     class Receiver:
@@ -122,3 +135,28 @@ async def _demux():
     # Not STUN and not RTP: the stock path (failed STUN parse) delivers it the same way.
     protocol.datagram_received(b"\x17" + bytes(20), ("127.0.0.1", 9))
     assert received == [(rtp_like, 1), (b"\x17" + bytes(20), 1)]
+
+
+def test_rtcp_keeps_the_stock_path_when_the_fast_path_is_active():
+    asyncio.run(_rtcp_demux())
+
+
+async def _rtcp_demux():
+    import aioice.ice
+
+    aiortc_patches.install(aiortc_patches.Role.TAP)
+    queued, fast = [], []
+
+    class Connection:
+        def data_received(self, data, component):
+            queued.append(data)
+
+    connection = Connection()
+    setattr(connection, aiortc_patches._RTP_SINK_ATTR, fast.append)
+    protocol = aioice.ice.StunProtocol(connection)
+    protocol.local_candidate = type("Candidate", (), {"component": 1})()
+    rtp = bytes([0x80, 111]) + bytes(30)
+    rtcp_sr = bytes([0x80, 200]) + bytes(26)  # RFC 5761 4: PT 200 (sender report) is RTCP
+    protocol.datagram_received(rtp, ("127.0.0.1", 9))
+    protocol.datagram_received(rtcp_sr, ("127.0.0.1", 9))
+    assert fast == [rtp] and queued == [rtcp_sr]

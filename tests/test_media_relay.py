@@ -14,7 +14,7 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection
 
-from harness.refstack.media import aiortc_patches
+from harness.media import aiortc_patches
 from harness.refstack.stack import Stack, StackConfig
 from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber, relay_importable
 

@@ -1,29 +1,26 @@
-"""The relay's aiortc/aioice patches: pinned internals unchanged, and each patch does what the relay relies on."""
+"""The relay's side of the shared aiortc/aioice patch module (role FORWARD): loopback ICE, the publisher tap and
+the reader send path between two real peers, plus the relay's RTP rewriter and fault-config validation."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 
 import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection
 
-from harness.refstack.media import aiortc_patches
+from harness.media import aiortc_patches
 from harness.refstack.media.forwarding import RtpRewriter, SourcePacket
 from harness.refstack.media.loopback_peers import wait_connected
 
 
-def test_pinned_internals_are_unchanged():
-    # Fails (PinnedInternalsError) as soon as aiortc/aioice differ from the versions the patches were written for.
-    # A fresh interpreter, as the relay process is: the media engine's own patches (harness/media), applied
-    # in this pytest process by its tests, replace some of the same class attributes.
-    result = subprocess.run(
-        [sys.executable, "-c", "from harness.refstack.media import aiortc_patches; aiortc_patches.check_pinned_internals()"],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+def test_relay_role_installs_after_the_engine_role_and_the_check_still_passes():
+    # One process, both roles (as this pytest process): the check reads the originals, not the patched class
+    # attributes, so installing the engine's patches first does not make the relay's check fail.
+    aiortc_patches.install(aiortc_patches.Role.TAP)
+    aiortc_patches.install(aiortc_patches.Role.FORWARD)
+    aiortc_patches.check_pinned_internals()
+    assert {aiortc_patches.Role.TAP, aiortc_patches.Role.FORWARD} <= aiortc_patches.installed_roles()
 
 
 def test_fingerprint_detects_a_changed_function():
@@ -37,7 +34,7 @@ def test_fingerprint_detects_a_changed_function():
 
 
 def test_loopback_restriction_offers_only_127_0_0_1():
-    aiortc_patches.restrict_ice_to_loopback()
+    aiortc_patches.install(aiortc_patches.Role.FORWARD)
     assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1"]
 
     async def gather() -> str:
@@ -58,7 +55,7 @@ def test_tap_sender_path_and_sr_counters_between_two_real_peers():
     """A sender fed through send_rtp_packet reaches a tapped receiver; getStats reflects record_sent_rtp."""
 
     async def scenario():
-        aiortc_patches.restrict_ice_to_loopback()
+        aiortc_patches.install(aiortc_patches.Role.FORWARD)
         from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
         class NeverTrack(MediaStreamTrack):
@@ -76,10 +73,7 @@ def test_tap_sender_path_and_sr_counters_between_two_real_peers():
         received = []
         transceiver = receiver_pc.addTransceiver("audio", direction="recvonly")
 
-        async def tap(packet, arrival_time_ms=0):
-            received.append(packet)
-
-        aiortc_patches.install_rtp_tap(transceiver.receiver, tap)
+        aiortc_patches.attach_tap(transceiver.receiver, received.append, passthrough=False)
         await receiver_pc.setLocalDescription(await receiver_pc.createOffer())
         await sender_pc.setRemoteDescription(receiver_pc.localDescription)
         await sender_pc.setLocalDescription(await sender_pc.createAnswer())
@@ -107,11 +101,13 @@ def test_tap_sender_path_and_sr_counters_between_two_real_peers():
             await asyncio.sleep(0.02)
         stats = await sender.getStats()
         outbound = [s for s in stats.values() if s.type == "outbound-rtp"]
+        decoder_thread = aiortc_patches.receiver_has_decoder_thread(transceiver.receiver)
         await sender_pc.close()
         await receiver_pc.close()
-        return codec, payloads, received, outbound
+        return codec, payloads, received, outbound, decoder_thread
 
-    codec, payloads, received, outbound = asyncio.run(scenario())
+    codec, payloads, received, outbound, decoder_thread = asyncio.run(scenario())
+    assert not decoder_thread  # the relay's publisher receivers never decode
     assert codec.mimeType.lower() == "audio/opus"
     assert [p.payload for p in received] == payloads
     assert [p.sequence_number for p in received] == [100, 101, 102, 103, 104]

@@ -1,31 +1,39 @@
-"""Every patch of aiortc/aioice internals used by the media engine, in one module.
+"""Every use of aiortc/aioice internals in voxload - engine, reference relay and stand-in captioner - in one module.
 
 aiortc is pinned ``==1.16.0`` and aioice ``==0.13.0`` (pyproject) because this module reaches past their
-public API. ``check_pinned_internals`` compares the source of each patched function with the hash it had
-when the patch was written, and ``tests/test_media_patches.py`` fails when one of them moves.
+public API. ``PINNED_SOURCE_SHA256`` holds the source hash of every internal a patch replaces or relies on;
+``check_pinned_internals`` compares it with the ORIGINAL functions, captured when this module is imported and
+before anything is patched, so the check gives the same answer in a process that has already installed the
+patches (the pytest process runs engine and relay code side by side). This is the only module that patches.
 
-- ICE host addresses (media-design 6.1-6.2): aioice never offers 127.0.0.1 and would otherwise offer every
-  interface; the harness restricts host candidates to loopback or configured interfaces so no traffic leaves
-  the chosen interfaces. ``RTCConfiguration(iceServers=[])`` (``ice_configuration``) keeps the public Google
-  STUN server away.
-- RTP tap (media-design 1), two depths:
-  - tap-only (plain listeners): ``RTCDtlsTransport._handle_rtp_data`` hands each SRTP-decrypted datagram to a
-    per-transport callback before aiortc parses it (``RtpPacket.parse`` with header extensions and SSRC
-    routing were ~25 % of the per-packet cost; the callback reads the 12-byte header itself). A WHEP listener's
-    peer connection has one audio receiver on one transport, so every RTP datagram there is the tap's. Nothing
-    else runs: no jitter buffer, no decode, no RTCP receiver statistics (RTCP itself still flows).
-  - pass-through (probe and stock listeners): ``RTCRtpReceiver._handle_rtp_packet`` hands the parsed
-    ``RtpPacket`` to the callback, then the stock jitter buffer and decoder run.
-- STUN demultiplexing shortcut: aioice tries to parse every datagram as STUN before handing it on; a
-  first byte in 128..191 is RTP/RTCP and never STUN (RFC 7983 section 7), so such datagrams skip the parse
-  attempt and go where the failed parse would have sent them.
-- No idle decoder thread (media-design 1: 800 tap listeners -> 805 threads): in tap-only mode
-  ``RTCRtpReceiver.receive`` performs the stock start-up minus the decoder thread.
+``install(role, ice_hosts)`` applies the class-level patches a role needs (idempotent, cumulative: a process
+may install several roles). Every patch is inert for an object that did not opt in, so one role's patches
+never change another role's peers:
+
+- ICE (every role; media-design 6.1-6.2): aioice never offers 127.0.0.1 and would otherwise offer every
+  interface; host candidates are restricted to ``ice_hosts``. ``ice_configuration()`` is
+  ``RTCConfiguration(iceServers=[])``, which keeps the public Google STUN server away.
+- STUN demultiplexing (every role): aioice tries to parse every datagram as STUN; a first byte in 128..191
+  is RTP/RTCP and never STUN (RFC 7983 section 7), so it skips the parse attempt.
+- Receiver tap (roles TAP and FORWARD): ``attach_tap`` hands each parsed ``RtpPacket`` of a receiver to a
+  callback. ``passthrough=True`` (probe and stock listeners) then runs the stock jitter buffer and decoder;
+  ``passthrough=False`` (the relay's publishers) stops there, and the receiver starts no decoder thread
+  (media-design 1: 800 listeners -> 805 threads otherwise).
+- Raw RTP fast path (role TAP; plain listeners): ``attach_raw_tap`` hands each SRTP-decrypted datagram to a
+  callback before aiortc parses it (the callback reads the 12-byte header itself). Once the first packet has
+  been delivered the stock way and aioice's receive queue is empty, RTP datagrams bypass the per-packet
+  queue, task wake-up and coroutine chain (``StunProtocol.datagram_received`` -> ``Connection`` queue ->
+  ``RTCDtlsTransport.__run`` -> ``_recv_next`` -> ``_handle_rtp_data``): ``datagram_received`` calls the
+  transport's SRTP unprotect and the callback directly. RTCP and DTLS still take the stock path.
+- Forwarding (role FORWARD; the relay's readers, media-design 6.6): a reader's ``RTCRtpSender`` pulls no
+  frames; the relay writes rewritten RTP straight to the sender's DTLS transport (``send_rtp_packet``) and
+  keeps the sender-report counters true (``record_sent_rtp``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import inspect
 import logging
@@ -34,9 +42,13 @@ from collections.abc import Callable, Sequence
 import aioice
 import aioice.ice
 import aiortc
-from aiortc import RTCConfiguration, RTCRtpReceiver
+import pylibsrtp
+from aiortc import RTCConfiguration, RTCRtpReceiver, RTCRtpSender
+from aiortc import clock as aiortc_clock
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtp import RtpPacket
+from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +56,69 @@ PINNED_AIORTC_VERSION = "1.16.0"
 PINNED_AIOICE_VERSION = "0.13.0"
 DEFAULT_ICE_HOSTS = ("127.0.0.1",)
 
-# sha256 (first 16 hex digits) of inspect.getsource() of each function the patches replace or replicate.
+
+class Role(enum.Enum):
+    """What a process does with aiortc; selects the patches ``install`` applies."""
+
+    TAP = "tap"  # peers that tap received RTP: the engine's listeners, the relay's loopback test subscribers
+    FORWARD = "forward"  # reference relay: publishers tapped as parsed packets, readers fed by send_rtp_packet
+    DECODE = "decode"  # stock receivers that decode (the stand-in captioner): ICE restriction only
+
+
+class PinnedInternalsError(RuntimeError):
+    """aiortc/aioice is not the version, or an internal not the code, these patches were written for."""
+
+
+# The originals, captured before any patch (this module is the only one that patches, and patches only in
+# install()). Keyed by the name used in PINNED_SOURCE_SHA256.
+_ORIGINALS: dict[str, Callable] = {
+    # replaced
+    "aioice.ice.get_host_addresses": aioice.ice.get_host_addresses,
+    "aioice.ice.StunProtocol.datagram_received": aioice.ice.StunProtocol.datagram_received,
+    "aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet": RTCRtpReceiver._handle_rtp_packet,
+    "aiortc.rtcrtpreceiver.RTCRtpReceiver.receive": RTCRtpReceiver.receive,
+    "aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data": RTCDtlsTransport._handle_rtp_data,
+    # relied on
+    "aiortc.rtcrtpreceiver.RTCRtpReceiver.stop": RTCRtpReceiver.stop,
+    "aiortc.rtcdtlstransport.RTCDtlsTransport._recv_next": RTCDtlsTransport._recv_next,
+    "aiortc.rtcdtlstransport.RTCDtlsTransport._send_rtp": RTCDtlsTransport._send_rtp,
+    "aiortc.rtcicetransport.RTCIceTransport.__init__": RTCIceTransport.__init__,
+    "aiortc.rtcrtpsender.RTCRtpSender.__init__": RTCRtpSender.__init__,
+    "aiortc.rtcrtpsender.RTCRtpSender._run_rtp": RTCRtpSender._run_rtp,
+    "aiortc.rtcrtpsender.RTCRtpSender._run_rtcp": RTCRtpSender._run_rtcp,
+    "aiortc.rtcrtpsender.RTCRtpSender._next_encoded_frame": RTCRtpSender._next_encoded_frame,
+    "aiortc.rtp.HeaderExtensionsMap.configure": HeaderExtensionsMap.configure,
+    "aioice.ice.Connection.gather_candidates": aioice.ice.Connection.gather_candidates,
+    "aioice.ice.Connection.data_received": aioice.ice.Connection.data_received,
+}
+
+# sha256 (first 16 hex digits) of inspect.getsource() of each original. What each one is relied on for:
+# _handle_rtp_packet/_handle_rtp_data/receive/datagram_received/get_host_addresses are replaced (receive is
+# replicated minus the decoder thread; stop must cope with no thread); _recv_next is what the raw fast path
+# replicates for RTP (first byte 128..191, RTCP by PT 192..208, unprotect, drop on pylibsrtp.Error);
+# Connection.data_received only queues (so bypassing it skips nothing else); RTCIceTransport.__init__ keeps
+# the aioice Connection in ``_connection``; _send_rtp protects and sends without suspending (the relay's
+# fan-out); RTCRtpSender.__init__/_run_rtcp own the sender-report counters; _run_rtp/_next_encoded_frame
+# await track.recv() first (a track that never yields keeps the stock sender idle);
+# HeaderExtensionsMap.configure maps negotiated ids; gather_candidates looks get_host_addresses up in
+# aioice.ice at call time (the host restriction).
 PINNED_SOURCE_SHA256 = {
-    "aiortc.rtcrtpreceiver.RTCRtpReceiver.receive": "d6d8d8d7a0bf4e95",
-    "aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet": "4e54983d021a6336",
-    "aiortc.rtcrtpreceiver.RTCRtpReceiver.stop": "63734b6894ce67a5",
-    "aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data": "5def9061cc3da1f6",
     "aioice.ice.get_host_addresses": "d4a54f9a68c39ff1",
     "aioice.ice.StunProtocol.datagram_received": "ff4c8b910d45fb3a",
+    "aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet": "4e54983d021a6336",
+    "aiortc.rtcrtpreceiver.RTCRtpReceiver.receive": "d6d8d8d7a0bf4e95",
+    "aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data": "5def9061cc3da1f6",
+    "aiortc.rtcrtpreceiver.RTCRtpReceiver.stop": "63734b6894ce67a5",
+    "aiortc.rtcdtlstransport.RTCDtlsTransport._recv_next": "998076720c05aa13",
+    "aiortc.rtcdtlstransport.RTCDtlsTransport._send_rtp": "763b02bceb0b0ab9",
+    "aiortc.rtcicetransport.RTCIceTransport.__init__": "b11403aba1c3a32b",
+    "aiortc.rtcrtpsender.RTCRtpSender.__init__": "beb1bc0ae04db20d",
+    "aiortc.rtcrtpsender.RTCRtpSender._run_rtp": "ff597a1d554cb373",
+    "aiortc.rtcrtpsender.RTCRtpSender._run_rtcp": "51e0a924eac4e39b",
+    "aiortc.rtcrtpsender.RTCRtpSender._next_encoded_frame": "89dd9fa4fb33741c",
+    "aiortc.rtp.HeaderExtensionsMap.configure": "e7bc27f7de53a334",
+    "aioice.ice.Connection.gather_candidates": "d33db28d4d1e49ff",
+    "aioice.ice.Connection.data_received": "5631b17fab717d6b",
 }
 
 # Private attributes of RTCRtpReceiver the decoder-less start-up writes (name-mangled).
@@ -63,6 +130,13 @@ _RECEIVER_PRIVATE_ATTRS = (
     "_RTCRtpReceiver__rtcp_task",
     "_RTCRtpReceiver__decoder_thread",
 )
+# Private RTCRtpSender counters its RTCP sender reports (and getStats) read.
+_SENDER_SR_COUNTERS = (
+    "_RTCRtpSender__ntp_timestamp",
+    "_RTCRtpSender__rtp_timestamp",
+    "_RTCRtpSender__octet_count",
+    "_RTCRtpSender__packet_count",
+)
 
 RtpTap = Callable[[RtpPacket], None]
 RawRtpTap = Callable[[bytes], None]
@@ -70,38 +144,38 @@ RawRtpTap = Callable[[bytes], None]
 _TAP_ATTR = "_voxload_tap"
 _PASSTHROUGH_ATTR = "_voxload_passthrough"
 _RAW_TAP_ATTR = "_voxload_raw_tap"
-_state: dict[str, object] = {"installed": False, "ice_hosts": DEFAULT_ICE_HOSTS}
-_original_handle_rtp_packet = RTCRtpReceiver._handle_rtp_packet
-_original_receive = RTCRtpReceiver.receive
-_original_handle_rtp_data = RTCDtlsTransport._handle_rtp_data
-_original_get_host_addresses = aioice.ice.get_host_addresses
-_original_datagram_received = aioice.ice.StunProtocol.datagram_received
+_RTP_SINK_ATTR = "_voxload_rtp_sink"  # on an aioice Connection: the raw fast path's entry point
 
 
-class PinnedInternalsError(RuntimeError):
-    """aiortc/aioice is not the version, or its internals not the code, these patches were written for."""
+class _Patch(enum.Enum):
+    ICE_HOSTS = "ice_hosts"
+    STUN_DEMUX = "stun_demux"
+    RECEIVER_TAP = "receiver_tap"
+    RAW_TAP = "raw_tap"
 
 
-def _source_fingerprint(func: Callable) -> str:
+_ROLE_PATCHES = {
+    Role.TAP: (_Patch.ICE_HOSTS, _Patch.STUN_DEMUX, _Patch.RECEIVER_TAP, _Patch.RAW_TAP),
+    Role.FORWARD: (_Patch.ICE_HOSTS, _Patch.STUN_DEMUX, _Patch.RECEIVER_TAP),
+    Role.DECODE: (_Patch.ICE_HOSTS,),
+}
+_installed: set[_Patch] = set()
+_ice_hosts: tuple[str, ...] = DEFAULT_ICE_HOSTS
+
+
+def source_fingerprint(func: Callable) -> str:
     return hashlib.sha256(inspect.getsource(func).encode()).hexdigest()[:16]
 
 
 def check_pinned_internals() -> None:
+    """Raise PinnedInternalsError unless the installed aiortc/aioice are the code these patches were written for."""
     if aiortc.__version__ != PINNED_AIORTC_VERSION or aioice.__version__ != PINNED_AIOICE_VERSION:
         raise PinnedInternalsError(
-            f"harness.media patches need aiortc=={PINNED_AIORTC_VERSION} and aioice=={PINNED_AIOICE_VERSION}, "
+            f"harness.media.aiortc_patches needs aiortc=={PINNED_AIORTC_VERSION} and aioice=={PINNED_AIOICE_VERSION}, "
             f"found aiortc {aiortc.__version__}, aioice {aioice.__version__}"
         )
-    originals = {
-        "aiortc.rtcrtpreceiver.RTCRtpReceiver.receive": _original_receive,
-        "aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet": _original_handle_rtp_packet,
-        "aiortc.rtcrtpreceiver.RTCRtpReceiver.stop": RTCRtpReceiver.stop,
-        "aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data": _original_handle_rtp_data,
-        "aioice.ice.get_host_addresses": _original_get_host_addresses,
-        "aioice.ice.StunProtocol.datagram_received": _original_datagram_received,
-    }
-    for name, func in originals.items():
-        found = _source_fingerprint(func)
+    for name, func in _ORIGINALS.items():
+        found = source_fingerprint(func)
         if found != PINNED_SOURCE_SHA256[name]:
             raise PinnedInternalsError(f"{name} changed (source sha256 {found}, patch written for {PINNED_SOURCE_SHA256[name]})")
 
@@ -111,41 +185,78 @@ def ice_configuration() -> RTCConfiguration:
     return RTCConfiguration(iceServers=[])
 
 
+# --- the replacement functions ---
+
 def _restricted_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    hosts = list(_state["ice_hosts"])  # type: ignore[arg-type]
-    return [h for h in hosts if (":" in h and use_ipv6) or (":" not in h and use_ipv4)]
+    return [h for h in _ice_hosts if (":" in h and use_ipv6) or (":" not in h and use_ipv4)]
 
 
-async def _handle_rtp_packet(self: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
-    tap = getattr(self, _TAP_ATTR, None)
-    if tap is not None:
-        tap(packet)
-        if not getattr(self, _PASSTHROUGH_ATTR, False):
-            return
-    await _original_handle_rtp_packet(self, packet, arrival_time_ms)
+_original_datagram_received = _ORIGINALS["aioice.ice.StunProtocol.datagram_received"]
 
 
 def _datagram_received(self, data: bytes, addr) -> None:
-    # RFC 7983 section 7: first byte 128..191 is RTP/RTCP; STUN starts with 0..3.
-    if data and 127 < data[0] < 192:
-        self.receiver.data_received(data, self.local_candidate.component)
+    # RFC 7983 section 7: a first byte in 128..191 is RTP/RTCP; STUN starts with 0..3.
+    if len(data) > 1 and 127 < data[0] < 192:
+        connection = self.receiver
+        sink = connection.__dict__.get(_RTP_SINK_ATTR)
+        # RFC 5761 section 4: payload types 192..208 (second byte) are RTCP; it keeps the stock path.
+        if sink is not None and not 191 < data[1] < 209:
+            sink(data)
+        else:
+            connection.data_received(data, self.local_candidate.component)
         return
     _original_datagram_received(self, data, addr)
 
 
+_original_handle_rtp_packet = _ORIGINALS["aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet"]
+
+
+async def _handle_rtp_packet(self: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
+    tap = self.__dict__.get(_TAP_ATTR)
+    if tap is not None:
+        tap(packet)
+        if not self.__dict__.get(_PASSTHROUGH_ATTR, False):
+            return
+    await _original_handle_rtp_packet(self, packet, arrival_time_ms)
+
+
+_original_handle_rtp_data = _ORIGINALS["aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data"]
+
+
 async def _handle_rtp_data(self: RTCDtlsTransport, data: bytes, arrival_time_ms: int) -> None:
-    raw_tap = getattr(self, _RAW_TAP_ATTR, None)
-    if raw_tap is not None:
-        raw_tap(data)
+    raw_tap = self.__dict__.get(_RAW_TAP_ATTR)
+    if raw_tap is None:
+        await _original_handle_rtp_data(self, data, arrival_time_ms)
         return
-    await _original_handle_rtp_data(self, data, arrival_time_ms)
+    raw_tap(data)
+    connection = self.transport._connection
+    if _RTP_SINK_ATTR not in connection.__dict__ and connection._queue.empty():
+        # Every datagram received so far has been handled in order: from now on RTP skips the queue.
+        setattr(connection, _RTP_SINK_ATTR, _rtp_sink(self._rx_srtp, raw_tap))
+
+
+def _rtp_sink(rx_srtp: pylibsrtp.Session, raw_tap: RawRtpTap) -> Callable[[bytes], None]:
+    """The raw fast path: what ``_recv_next`` does for an SRTP datagram, minus queue, task and coroutines."""
+    unprotect = rx_srtp.unprotect
+
+    def sink(data: bytes) -> None:
+        try:
+            plain = unprotect(data)
+        except pylibsrtp.Error:
+            return  # as _recv_next: an unauthenticated or replayed packet is dropped
+        raw_tap(plain)
+
+    return sink
+
+
+_original_receive = _ORIGINALS["aiortc.rtcrtpreceiver.RTCRtpReceiver.receive"]
 
 
 async def _receive(self: RTCRtpReceiver, parameters) -> None:
-    if getattr(self, _TAP_ATTR, None) is None or getattr(self, _PASSTHROUGH_ATTR, False):
+    if self.__dict__.get(_TAP_ATTR) is None or self.__dict__.get(_PASSTHROUGH_ATTR, False):
         await _original_receive(self, parameters)
         return
-    # Stock receive() minus the decoder thread: the tap-only receiver never decodes.
+    # Stock receive() minus the decoder thread: a tap-only receiver never decodes.
     if not self._RTCRtpReceiver__started:
         for codec in parameters.codecs:
             self._RTCRtpReceiver__codecs[codec.payloadType] = codec
@@ -157,46 +268,134 @@ async def _receive(self: RTCRtpReceiver, parameters) -> None:
         self._RTCRtpReceiver__started = True
 
 
-def install(ice_hosts: Sequence[str] = DEFAULT_ICE_HOSTS) -> None:
-    """Apply every patch (idempotent); ``ice_hosts`` are the only ICE host candidates offered."""
+def _apply(patch: _Patch) -> None:
+    if patch is _Patch.ICE_HOSTS:
+        # aioice.ice.Connection.gather_candidates looks the function up in the module at call time.
+        aioice.ice.get_host_addresses = _restricted_host_addresses
+    elif patch is _Patch.STUN_DEMUX:
+        aioice.ice.StunProtocol.datagram_received = _datagram_received
+    elif patch is _Patch.RECEIVER_TAP:
+        RTCRtpReceiver._handle_rtp_packet = _handle_rtp_packet
+        RTCRtpReceiver.receive = _receive
+    elif patch is _Patch.RAW_TAP:
+        RTCDtlsTransport._handle_rtp_data = _handle_rtp_data
+
+
+def install(role: Role, ice_hosts: Sequence[str] = DEFAULT_ICE_HOSTS) -> None:
+    """Apply the patches ``role`` needs (idempotent); ``ice_hosts`` become the only ICE host candidates offered.
+
+    Raises PinnedInternalsError before patching anything if aiortc/aioice are not the pinned code.
+    """
+    global _ice_hosts
     if not ice_hosts:
         raise ValueError("at least one ICE host address is needed")
-    _state["ice_hosts"] = tuple(ice_hosts)
-    if _state["installed"]:
-        return
-    check_pinned_internals()
-    aioice.ice.get_host_addresses = _restricted_host_addresses
-    aioice.ice.StunProtocol.datagram_received = _datagram_received
-    RTCRtpReceiver._handle_rtp_packet = _handle_rtp_packet
-    RTCRtpReceiver.receive = _receive
-    RTCDtlsTransport._handle_rtp_data = _handle_rtp_data
-    _state["installed"] = True
-    logger.debug("aiortc patches installed; ICE host candidates: %s", ", ".join(ice_hosts))
+    missing = [p for p in _ROLE_PATCHES[role] if p not in _installed]
+    if missing:
+        check_pinned_internals()
+    _ice_hosts = tuple(ice_hosts)
+    for patch in missing:
+        _apply(patch)
+        _installed.add(patch)
+    if missing:
+        logger.debug("aiortc patches for role %s installed (%s); ICE host candidates: %s",
+                     role.value, ", ".join(p.value for p in missing), ", ".join(_ice_hosts))
 
 
-def _require_installed() -> None:
-    if not _state["installed"]:
-        raise PinnedInternalsError("harness.media.aiortc_patches.install() was not called")
+def installed_roles() -> set[Role]:
+    return {role for role, patches in _ROLE_PATCHES.items() if all(p in _installed for p in patches)}
 
 
-def attach_tap(receiver: RTCRtpReceiver, tap: RtpTap) -> None:
-    """Pass-through tap: ``tap`` sees each parsed packet, then the stock jitter buffer and decoder run."""
-    _require_installed()
+def _require(patch: _Patch) -> None:
+    if patch not in _installed:
+        raise PinnedInternalsError(f"harness.media.aiortc_patches.install() was not called for a role with {patch.value}")
+
+
+# --- receive side: taps ---
+
+def attach_tap(receiver: RTCRtpReceiver, tap: RtpTap, *, passthrough: bool) -> None:
+    """``tap`` sees each parsed packet of ``receiver``; with ``passthrough`` the stock jitter buffer and decoder
+    run after it, without it nothing else does (and ``receive()`` starts no decoder thread, so call this before
+    the remote description is applied)."""
+    _require(_Patch.RECEIVER_TAP)
     setattr(receiver, _TAP_ATTR, tap)
-    setattr(receiver, _PASSTHROUGH_ATTR, True)
+    setattr(receiver, _PASSTHROUGH_ATTR, passthrough)
 
 
 def attach_raw_tap(receiver: RTCRtpReceiver, tap: RawRtpTap) -> None:
     """Tap-only: every decrypted RTP datagram of the receiver's transport goes to ``tap`` and nowhere else.
 
     Must be called before the remote description is applied (that is when ``receive()`` starts the receiver,
-    which then starts no decoder thread). Only for a transport that carries this one receiver.
+    which then starts no decoder thread). Only for a transport that carries this one receiver (a WHEP
+    listener's bundled peer connection).
     """
-    _require_installed()
-    setattr(receiver, _TAP_ATTR, tap)
-    setattr(receiver, _PASSTHROUGH_ATTR, False)
+    _require(_Patch.RAW_TAP)
+    attach_tap(receiver, lambda packet: None, passthrough=False)
     setattr(receiver.transport, _RAW_TAP_ATTR, tap)
+
+
+def raw_fast_path_active(receiver: RTCRtpReceiver) -> bool:
+    """True once RTP datagrams of the receiver's transport bypass aioice's queue (see the module docstring)."""
+    return _RTP_SINK_ATTR in receiver.transport.transport._connection.__dict__
 
 
 def receiver_has_decoder_thread(receiver: RTCRtpReceiver) -> bool:
     return receiver._RTCRtpReceiver__decoder_thread is not None
+
+
+# --- send side: forwarding (the relay's readers) ---
+
+def capture_send_parameters(sender: RTCRtpSender, on_parameters: Callable[[RTCRtpSendParameters], None]) -> None:
+    """Call ``on_parameters`` with the negotiated send parameters when the peer connection starts ``sender``.
+
+    The payload type, MID and header-extension ids a relayed packet needs are only known here.
+    """
+    original_send = sender.send
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        on_parameters(parameters)
+        await original_send(parameters)
+
+    sender.send = send  # type: ignore[method-assign]
+
+
+def header_extensions_map(parameters: RTCRtpSendParameters) -> HeaderExtensionsMap:
+    ext_map = HeaderExtensionsMap()
+    ext_map.configure(parameters)
+    return ext_map
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    """The SSRC aiortc chose for ``sender`` (also used in its RTCP sender reports)."""
+    return sender._ssrc
+
+
+def sender_transport_connected(sender: RTCRtpSender) -> bool:
+    return sender.transport.state == "connected"
+
+
+async def send_rtp_packet(sender: RTCRtpSender, data: bytes) -> None:
+    """SRTP-protect and send one serialized RTP packet on the sender's DTLS transport.
+
+    The call chain (SRTP protect, ICE pair, datagram sendto) never suspends, so fanning one packet out to N
+    readers costs no event-loop round trip per reader. Raises ConnectionError if the transport is not connected.
+    """
+    await sender.transport._send_rtp(data)
+
+
+def record_sent_rtp(sender: RTCRtpSender, rtp_timestamp: int, payload_len: int) -> None:
+    """Keep the counters aiortc's RTCP sender reports (and getStats) read in step with relayed packets."""
+    sender._RTCRtpSender__ntp_timestamp = aiortc_clock.current_ntp_time()  # type: ignore[attr-defined]
+    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+    sender._RTCRtpSender__octet_count += payload_len  # type: ignore[attr-defined]
+    sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+
+
+def build_rtp_packet(
+    *, payload_type: int, sequence_number: int, timestamp: int, ssrc: int, payload: bytes, marker: int, mid: str | None,
+    ext_map: HeaderExtensionsMap,
+) -> bytes:
+    packet = RtpPacket(
+        payload_type=payload_type, marker=marker, sequence_number=sequence_number, timestamp=timestamp, ssrc=ssrc, payload=payload
+    )
+    packet.extensions.mid = mid
+    return packet.serialize(ext_map)

@@ -319,7 +319,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def _main(args: argparse.Namespace) -> None:
     if args.cpu:
         os.sched_setaffinity(0, set(args.cpu))
-    aiortc_patches.install(args.ice_host or aiortc_patches.DEFAULT_ICE_HOSTS)
+    aiortc_patches.install(aiortc_patches.Role.TAP, args.ice_host or aiortc_patches.DEFAULT_ICE_HOSTS)
     loop = load_loop(AudioParams(seed=args.audio_seed), args.cache_dir)
     timeouts = SessionTimeouts(post_s=args.post_timeout_s, connect_s=args.connect_timeout_s, first_packet_s=args.first_packet_timeout_s)
     engine = Engine(args.name, args.results_dir, loop, timeouts, args.interval_s, args.silence_threshold_ms,

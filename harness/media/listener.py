@@ -137,7 +137,7 @@ class WhepListener(MediaSession):
         if self.mode == ListenerMode.TAP:
             aiortc_patches.attach_raw_tap(self._transceiver.receiver, self._on_rtp_datagram)
         else:
-            aiortc_patches.attach_tap(self._transceiver.receiver, self._on_rtp_packet)
+            aiortc_patches.attach_tap(self._transceiver.receiver, self._on_rtp_packet, passthrough=True)
 
     def _after_answer(self) -> None:
         if self.mode != ListenerMode.TAP:

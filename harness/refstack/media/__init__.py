@@ -3,6 +3,7 @@
 One process (``python -m harness.refstack.media``) serving WHIP/WHEP on one port and a MediaMTX-like control
 API on another. Modules: ``relay`` (session rules per path), ``sessions`` (aiortc peers and their state
 machine), ``forwarding`` (packet fan-out, sequence/timestamp rewriting), ``paths`` (path configuration and
-runtime), ``faults`` (delay/loss/stall knobs), ``whip_server`` and ``control_api`` (HTTP), ``aiortc_patches``
-(every use of aiortc/aioice internals).
+runtime), ``faults`` (delay/loss/stall knobs), ``whip_server`` and ``control_api`` (HTTP). Every use of
+aiortc/aioice internals is in ``harness.media.aiortc_patches`` (role FORWARD), shared with the harness engine;
+the relay may import ``harness.media``, never the reverse.
 """

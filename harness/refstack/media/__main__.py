@@ -16,7 +16,8 @@ import sys
 
 from aiohttp import web
 
-from . import aiortc_patches
+from harness.media import aiortc_patches
+
 from .control_api import ControlApi
 from .faults import FaultConfig, FaultConfigError
 from .relay import MediaRelay
@@ -92,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         faults = FaultConfig(delay_ms=args.delay_ms, loss_pct=args.loss_pct, stall=args.stall, seed=args.seed)
-        aiortc_patches.check_pinned_internals()
+        # ICE host candidates: loopback only (the relay never sends traffic off the machine).
+        aiortc_patches.install(aiortc_patches.Role.FORWARD, aiortc_patches.DEFAULT_ICE_HOSTS)
     except (FaultConfigError, aiortc_patches.PinnedInternalsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    aiortc_patches.restrict_ice_to_loopback()
     with contextlib.suppress(ImportError):
         import uvloop  # media-design 1: ~20 % less CPU per reader in the RTP path
 

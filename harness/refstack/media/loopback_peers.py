@@ -26,13 +26,13 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from harness.media.audio import payload_hash
-from harness.refstack.media import aiortc_patches
+from harness.media import aiortc_patches
 
 FRAME_SAMPLES = 960
 FRAME_S = 0.02
 OPUS_TIME_BASE = Fraction(1, 48000)
 
-aiortc_patches.restrict_ice_to_loopback()
+aiortc_patches.install(aiortc_patches.Role.TAP)  # loopback-only ICE, parsed-packet taps
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -151,13 +151,13 @@ class RecordingSubscriber:
 
     async def start(self, wait: bool = True) -> RecordingSubscriber:
         transceiver = self.pc.addTransceiver("audio", direction="recvonly")
-        aiortc_patches.install_rtp_tap(transceiver.receiver, self._tap)
+        aiortc_patches.attach_tap(transceiver.receiver, self._tap, passthrough=False)
         self.session_url = await _post_offer(self.http, self.url, self.pc)
         if wait:
             await wait_connected(self.pc)
         return self
 
-    async def _tap(self, packet: RtpPacket, arrival_time_ms: int = 0) -> None:
+    def _tap(self, packet: RtpPacket) -> None:
         self.packet_count += 1
         if not self.record:
             return

@@ -9,8 +9,8 @@ State machine (changed only by ``_set_state``, which logs ``old -> new``)::
      \\                   \\                         \\
       +-------------------+-------------------------+--> CLOSED (DELETE, eviction, failure, handshake timeout)
 
-- A publisher's audio receiver gets an RTP tap (``aiortc_patches.install_rtp_tap``): packets go to the
-  path's forwarder with their payload bytes untouched; nothing is decoded.
+- A publisher's audio receiver gets an RTP tap (``aiortc_patches.attach_tap``, no passthrough): packets go to
+  the path's forwarder with their payload bytes untouched; nothing is decoded and no decoder thread starts.
 - A reader's sender is fed by the forwarder, not by a track: ``forward()`` rewrites sequence number and
   timestamp (``forwarding.RtpRewriter``), applies the reader's share of injected loss, and writes the packet
   to the sender's DTLS transport.
@@ -31,7 +31,8 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import candidate_from_sdp
 
-from . import aiortc_patches
+from harness.media import aiortc_patches
+
 from .faults import FaultConfig
 from .forwarding import RtpRewriter, SourcePacket
 
@@ -176,9 +177,9 @@ class PublisherSession(WebRTCSession):
         if not audio:
             raise UnsupportedOfferError(406, "the offer has no audio track")
         for transceiver in audio:
-            aiortc_patches.install_rtp_tap(transceiver.receiver, self._tap)
+            aiortc_patches.attach_tap(transceiver.receiver, self._tap, passthrough=False)
 
-    async def _tap(self, packet: RtpPacket, arrival_time_ms: int = 0) -> None:
+    def _tap(self, packet: RtpPacket) -> None:
         if not packet.payload:
             return  # padding-only packets carry no audio
         self.packets_received += 1

@@ -34,7 +34,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from harness.media.audio import frame_to_mono_int16
 from harness.media.markers import MarkerDetector
-from harness.refstack.media import aiortc_patches
+from harness.media import aiortc_patches
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ async def transcribe(whep_url: str, *, chunk_s: float = CHUNK_S, connect_timeout
 
     A stand-in for speech recognition: the text names the timing markers heard, not words.
     """
-    aiortc_patches.restrict_ice_to_loopback()
+    aiortc_patches.install(aiortc_patches.Role.DECODE)  # loopback-only ICE host candidates
     pc = RTCPeerConnection(aiortc_patches.ice_configuration())
     session_url = None
     async with httpx.AsyncClient(timeout=WHEP_TIMEOUT_S) as http:
