@@ -1,0 +1,200 @@
+"""The report's aggregations: time series and distributions computed from a run's frames (pandas only).
+
+Owns how each plotted or quoted number is derived from ``RunData``; plots and statements only format them.
+Times are seconds since the load started (``t_s``); time bins are one second, widened for long runs so a
+plot has at most ``MAX_POINTS`` points (a one-hour run gets 6 s bins).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..measures import HANDOVER_GAP_WINDOW_S, LISTENER_ROLES
+from .rundata import RunData
+
+MAX_POINTS = 600
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+def bin_width_s(duration_s: float) -> int:
+    return max(1, math.ceil(duration_s / MAX_POINTS))
+
+
+def run_duration_s(run: RunData, t0: float) -> float:
+    ends = [run.samples["t"].max()] if not run.samples.empty else []
+    ends += [run.listeners["t_epoch_s"].max()] if not run.listeners.empty else []
+    ends += [run.engine_seconds["t"].max()] if not run.engine_seconds.empty else []
+    return max(1.0, float(max(ends) - t0)) if ends else 1.0
+
+
+def metric(run: RunData, name: str) -> pd.DataFrame:
+    """The samples of one metric (t, value, tags)."""
+    if run.samples.empty:
+        return run.samples
+    return run.samples[run.samples["metric"] == name]
+
+
+def percentiles(values: pd.Series | np.ndarray) -> dict[str, float] | None:
+    values = pd.Series(values, dtype=float).dropna()
+    if values.empty:
+        return None
+    q = values.quantile([0.5, 0.95, 0.99]).to_numpy()
+    return {"count": int(values.size), "p50": float(q[0]), "p95": float(q[1]), "p99": float(q[2]), "max": float(values.max()),
+            "mean": float(values.mean())}
+
+
+def load_timeline(run: RunData, t0: float, bin_s: int) -> pd.DataFrame:
+    """Per time bin: HTTP requests/s, p50/p95/p99 ms, failed requests/s, Locust users, listeners receiving audio.
+
+    HTTP numbers come from the ``http_req_duration_ms`` / ``http_error_rate`` samples rather than Locust's
+    history: its Aggregated row also counts the WS and per-second MEDIA pseudo-requests, and its percentiles
+    are cumulative since the start, not per window.
+    """
+    parts = []
+    http = metric(run, "http_req_duration_ms")
+    if not http.empty:
+        bins = ((http["t"] - t0) // bin_s * bin_s).rename("t_s")
+        grouped = http["value"].groupby(bins)
+        q = grouped.quantile(list(QUANTILES)).unstack()
+        q.columns = ["p50_ms", "p95_ms", "p99_ms"]
+        parts += [(grouped.size() / bin_s).rename("rps"), q]
+    errors = metric(run, "http_error_rate")
+    if not errors.empty:
+        bins = ((errors["t"] - t0) // bin_s * bin_s).rename("t_s")
+        parts.append((errors["value"].groupby(bins).sum() / bin_s).rename("errors_per_s"))
+    if not run.history.empty:
+        bins = ((run.history["Timestamp"] - t0) // bin_s * bin_s).rename("t_s")
+        parts.append(run.history["User Count"].groupby(bins).max().rename("users"))
+    if not run.listeners.empty:
+        receiving = run.listeners[run.listeners["role"].isin(LISTENER_ROLES) & (run.listeners["packets"] > 0)]
+        per_second = receiving["handle"].groupby((receiving["t_epoch_s"] - t0) // 1).nunique()
+        bins = per_second.index // bin_s * bin_s
+        parts.append(per_second.groupby(bins).max().rename("listeners_receiving").rename_axis("t_s"))
+    if not parts:
+        return pd.DataFrame(columns=["rps", "p50_ms", "p95_ms", "p99_ms", "errors_per_s", "users", "listeners_receiving"])
+    frame = pd.concat(parts, axis=1).sort_index()
+    frame.index.name = "t_s"
+    return frame
+
+
+@dataclasses.dataclass(frozen=True)
+class BoothDistribution:
+    source: str  # which measurement: decoded markers of probe listeners, or payload latency of taps
+    stats: pd.DataFrame  # index booth label; count, p5, p25, p50, p75, p95, p99, max
+
+
+def mouth_to_ear_by_booth(run: RunData) -> BoothDistribution | None:
+    """Same choice of samples as ``harness.measures.collect``: probe markers, else tap payload latency."""
+    if run.listeners.empty:
+        return None
+    rows = run.listeners[run.listeners["role"].isin(LISTENER_ROLES)]
+    probes = rows.loc[rows["role"] == "probe", ["booth", "marker_latency_ms"]].dropna()
+    if not probes.empty:
+        values, source = probes.rename(columns={"marker_latency_ms": "ms"}), "probe listeners, decoded audio markers (media-design 4)"
+    else:
+        values = rows[["booth", "latency_p50_ms"]].dropna().rename(columns={"latency_p50_ms": "ms"})
+        source = "tap listeners, payload latency (no probe listeners: reads ~80 ms low, no jitter buffer or decode)"
+    if values.empty:
+        return None
+    values = values.assign(booth=values["booth"].astype(str).map(run.label))
+    grouped = values.groupby("booth")["ms"]
+    stats = grouped.quantile([0.05, 0.25, 0.5, 0.75, 0.95, 0.99]).unstack()
+    stats.columns = ["p5", "p25", "p50", "p75", "p95", "p99"]
+    stats.insert(0, "count", grouped.size())
+    stats["max"] = grouped.max()
+    return BoothDistribution(source, stats)
+
+
+def overall_mouth_to_ear(run: RunData) -> dict[str, float] | None:
+    if run.listeners.empty:
+        return None
+    rows = run.listeners[run.listeners["role"].isin(LISTENER_ROLES)]
+    m2e = rows.loc[rows["role"] == "probe", "marker_latency_ms"].dropna()
+    return percentiles(m2e if not m2e.empty else rows["latency_p50_ms"])
+
+
+def media_setups(run: RunData) -> pd.DataFrame:
+    """One row per WHIP/WHEP setup: role, booth label, ok, first_packet_ms, connected_ms, phase, error."""
+    events = run.media_events
+    if events.empty or "event" not in events:
+        return pd.DataFrame(columns=["role", "booth", "ok", "first_packet_ms", "connected_ms", "phase", "error"])
+    setups = events[events["event"] == "setup"].copy()
+    for column in ("first_packet_ms", "connected_ms", "phase", "error"):
+        if column not in setups:
+            setups[column] = np.nan
+    setups["ok"] = setups["ok"].fillna(False).astype(bool)
+    setups["booth"] = setups["booth"].astype(str).map(run.label)
+    return setups[["role", "booth", "ok", "first_packet_ms", "connected_ms", "phase", "error"]]
+
+
+def handovers(run: RunData, t0: float) -> pd.DataFrame:
+    """One row per handover the rehearsal ran, with the listener-side gap after it.
+
+    Handovers are rebuilt from the ``handover_failure_rate`` (one per handover) and ``handover_duration_ms``
+    samples, both written when the handover ended; the start is the end minus the duration. The gap is the
+    one ``harness.measures.handover_gaps_ms`` judges: per listener, the longest packet-free stretch in the
+    ``HANDOVER_GAP_WINDOW_S`` after the start.
+    """
+    outcomes = metric(run, "handover_failure_rate")
+    columns = ["booth", "t_s", "ok", "duration_ms", "listeners", "gap_max_ms", "gap_p50_ms", "at_epoch_s"]
+    if outcomes.empty:
+        return pd.DataFrame(columns=columns)
+    durations = metric(run, "handover_duration_ms")
+    rows = []
+    for t, ok_value, booth in outcomes[["t", "value", "booth"]].itertuples(index=False):
+        match = durations[(durations["booth"] == booth) & ((durations["t"] - t).abs() < 0.5)]
+        duration_ms = float(match["value"].iloc[0]) if not match.empty else None
+        at = t - (duration_ms or 0.0) / 1000.0
+        ok = ok_value == 0.0
+        gaps = pd.Series(dtype=float)
+        if ok and not run.listeners.empty:
+            window = run.listeners[(run.listeners["booth"] == booth) & run.listeners["role"].isin(LISTENER_ROLES)
+                                   & (run.listeners["t_epoch_s"] > at) & (run.listeners["t_epoch_s"] <= at + HANDOVER_GAP_WINDOW_S)]
+            gaps = window.groupby("handle", observed=True)["max_interarrival_ms"].max().dropna()
+        rows.append({"booth": run.label(booth), "t_s": at - t0, "ok": ok, "duration_ms": duration_ms, "listeners": int(gaps.size),
+                     "gap_max_ms": float(gaps.max()) if not gaps.empty else None,
+                     "gap_p50_ms": float(gaps.median()) if not gaps.empty else None, "at_epoch_s": at})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def caption_delays(run: RunData, t0: float) -> pd.DataFrame:
+    """caption_delay_ms samples with booth labels and t_s."""
+    delays = metric(run, "caption_delay_ms")
+    if delays.empty:
+        return pd.DataFrame(columns=["t_s", "booth", "ms"])
+    return pd.DataFrame({"t_s": delays["t"] - t0, "booth": delays["booth"].astype(str).map(run.label), "ms": delays["value"]})
+
+
+def transcription_refusals(run: RunData) -> pd.DataFrame:
+    """Booths whose transcription start got HTTP 429 (contract 7.2), first refusal time per booth."""
+    refused = metric(run, "transcription_start_rejected")
+    if refused.empty:
+        return pd.DataFrame(columns=["booth", "t"])
+    return refused.groupby(refused["booth"].astype(str).map(run.label))["t"].min().rename("t").reset_index()
+
+
+def listener_shape(run: RunData) -> dict[str, int]:
+    """Sessions per booth and the peak of listeners receiving audio in the same second."""
+    if run.listeners.empty:
+        return {}
+    rows = run.listeners[run.listeners["role"].isin(LISTENER_ROLES)]
+    per_booth = rows.groupby("booth", observed=True)["handle"].nunique()
+    receiving = rows[rows["packets"] > 0]
+    peak = receiving.groupby(receiving["t_epoch_s"] // 1)["handle"].nunique().max() if not receiving.empty else 0
+    return {"booths": int((per_booth > 0).sum()), "sessions": int(per_booth.sum()), "max_per_booth": int(per_booth.max()) if len(per_booth) else 0,
+            "peak_receiving": int(peak or 0)}
+
+
+def loss_and_jitter(run: RunData) -> dict[str, float] | None:
+    if run.listeners.empty:
+        return None
+    rows = run.listeners[run.listeners["role"].isin(LISTENER_ROLES) & (run.listeners["expected"] > 0)]
+    if rows.empty:
+        return None
+    loss = 100.0 * rows["lost"] / rows["expected"]
+    return {"loss_mean_pct": float(loss.mean()), "loss_max_pct": float(loss.max()),
+            "jitter_p95_ms": float(rows["jitter_ms"].dropna().quantile(0.95)) if rows["jitter_ms"].notna().any() else float("nan")}
