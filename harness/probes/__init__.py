@@ -46,7 +46,9 @@ finding.json is written). Empty cells mean "no value" (e.g. no latency when ever
 from __future__ import annotations
 
 from .base import Probe
+from .booth_state import BoothStateProbe
+from .db_pool import DbPoolProbe
 from .security import SecurityProbe
 from .workers import WorkersProbe
 
-PROBES: dict[str, type[Probe]] = {p.name: p for p in (WorkersProbe, SecurityProbe)}
+PROBES: dict[str, type[Probe]] = {p.name: p for p in (WorkersProbe, DbPoolProbe, BoothStateProbe, SecurityProbe)}
