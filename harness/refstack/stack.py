@@ -2,15 +2,19 @@
 
 ``Stack`` starts each component as its own OS process on loopback (the portal is single-process like
 VoxBento; the relay gets its own core and GIL), waits until each answers, restarts either one on demand
-(restart drills), and stops both. It imports neither component: they are started by module name.
+(restart drills), and stops both. It imports neither component: they are started by module name, with
+``PYTHONPATH`` pointing at this checkout so that works without ``pip install``. Of the portal it reads only
+the settings (``portal/config.py``, stdlib only) that belong on uvicorn's command line.
+
+The supervisor stays small on purpose (``voxload stack up`` idles for hours next to the load): no
+``http.client`` or ``secrets`` here, whose ``ssl``/``_hashlib`` imports load OpenSSL (~4.5 MiB RSS).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
-import http.client
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -19,7 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from .portal.config import Settings
+
 LOOPBACK = "127.0.0.1"
+# The directory holding the `harness` package: children import from this checkout even when it is not installed.
+CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
 # VoxBento's default ports (contract section 0): portal 8000, WHIP/WHEP 8889, MediaMTX control API 9997.
 DEFAULT_PORTAL_PORT = 8000
 DEFAULT_MEDIA_HTTP_PORT = 8889
@@ -42,14 +50,26 @@ def _port_in_use(host: str, port: int) -> bool:
 
 
 def _http_ok(host: str, port: int, path: str, timeout_s: float = 0.5) -> bool:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
+    """A plain HTTP/1.0 GET answered with a status below 500 (readiness of a loopback server)."""
     try:
-        conn.request("GET", path)
-        return conn.getresponse().status < 500
+        with socket.create_connection((host, port), timeout=timeout_s) as s:
+            s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode())
+            status_line = s.makefile("rb").readline(256)
     except OSError:
         return False
-    finally:
-        conn.close()
+    parts = status_line.split()
+    return len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit() and int(parts[1]) < 500
+
+
+def _token_urlsafe(n_bytes: int) -> str:
+    # secrets.token_urlsafe without importing secrets (see the module docstring): the same os.urandom source.
+    return base64.urlsafe_b64encode(os.urandom(n_bytes)).rstrip(b"=").decode()
+
+
+def child_pythonpath(existing: str | None) -> str:
+    """``CHECKOUT_ROOT`` first, then whatever the caller had (tests add their own directories)."""
+    entries = [str(CHECKOUT_ROOT)] + [e for e in (existing or "").split(os.pathsep) if e and e != str(CHECKOUT_ROOT)]
+    return os.pathsep.join(entries)
 
 
 @dataclasses.dataclass
@@ -84,8 +104,8 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(config.portal_env)
         # Secrets: taken from the caller's environment when set, generated otherwise; never logged.
-        self.admin_password = env.get("ADMIN_PASSWORD") or os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-        self.secret_key = env.get("SECRET_KEY") or os.environ.get("SECRET_KEY") or secrets.token_hex(32)
+        self.admin_password = env.get("ADMIN_PASSWORD") or os.environ.get("ADMIN_PASSWORD") or _token_urlsafe(12)
+        self.secret_key = env.get("SECRET_KEY") or os.environ.get("SECRET_KEY") or os.urandom(32).hex()
         env["ADMIN_PASSWORD"] = self.admin_password
         env["SECRET_KEY"] = self.secret_key
         env.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{self.data_dir / 'interpretation.db'}")
@@ -93,7 +113,10 @@ class Stack:
         env.setdefault("MEDIAMTX_WHIP_BASE", self.media_http_url)
         env.setdefault("MEDIAMTX_API_BASE", self.media_api_url)
         env.setdefault("MEDIAMTX_RTSP_BASE", f"rtsp://{config.host}:8554")
+        env["PYTHONPATH"] = child_pythonpath(env.get("PYTHONPATH", os.environ.get("PYTHONPATH")))
         self.portal_env = env
+        # Validated here (ConfigError, one line) rather than in the child's log; uvicorn's flags come from it.
+        self.portal_settings = Settings.from_env({**os.environ, **env})
         self.portal_proc: subprocess.Popen | None = None
         self.media_proc: subprocess.Popen | None = None
 
@@ -151,10 +174,20 @@ class Stack:
             "--log-level", "warning", "--no-access-log",
             # Contract 1.1: uvicorn trusts X-Forwarded-For from 127.0.0.1.
             "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1",
+            *self.uvicorn_ws_args(),
         ]
         env = {**os.environ, **self.portal_env}
         with self._log_file("portal") as log:
             return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
+
+    def uvicorn_ws_args(self) -> list[str]:
+        """Contract 1.1: VoxBento's uvicorn runs the `websockets` legacy protocol (uvicorn 0.47 picks it when
+        websockets is installed; 0.54's `auto` picks websockets-sansio instead, so it is named explicitly), with
+        20 s pings and a 20 s timeout. The legacy protocol is what reproduces contract 8.3: a stalled write
+        breaks its keepalive, so a frozen reader is never reaped. Knobs: REFSTACK_UVICORN_WS,
+        REFSTACK_WS_PING_INTERVAL_S, REFSTACK_WS_PING_TIMEOUT_S."""
+        s = self.portal_settings
+        return ["--ws", s.ws_impl, "--ws-ping-interval", str(s.ws_ping_interval_s), "--ws-ping-timeout", str(s.ws_ping_timeout_s)]
 
     def start_media(self) -> None:
         self.media_proc = self._spawn_media()
@@ -168,8 +201,9 @@ class Stack:
             "--api-port", str(self.config.media_api_port),
             *self.config.media_args,
         ]
+        env = {**os.environ, "PYTHONPATH": child_pythonpath(os.environ.get("PYTHONPATH"))}
         with self._log_file("media") as log:
-            return subprocess.Popen(cmd, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
+            return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
 
     def _wait_ready(self, name: str, proc: subprocess.Popen, port: int, path: str) -> None:
         deadline = time.monotonic() + self.config.startup_timeout_s

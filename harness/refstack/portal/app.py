@@ -72,24 +72,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.media = mediamtx.MediaMTXClient(settings)
     app.state.limiters = ratelimit.Limiters(settings)
     app.state.connections = ws_manager.ConnectionManager()
-    app.state.booths = booth_state.BoothRegistry()
+    app.state.booths = booth_state.BoothRegistry(settings.timeline.naming)
     app.state.workers = transcription.WorkerRegistry(app)
 
     for module in (
         routes_pages, routes_admin, routes_users, routes_listener, routes_interpreter, routes_booth_api, routes_ws, transcription
     ):
         app.include_router(module.router)
-    _install_error_handlers(app, routes_pages)
+    _install_error_handlers(app)
     return app
 
 
-def _install_error_handlers(app: FastAPI, pages) -> None:
+def _install_error_handlers(app: FastAPI) -> None:
+    from .rendering import error_response
+
     log = logging.getLogger("harness.refstack.portal")
 
     async def on_http_exception(request: Request, exc: StarletteHTTPException) -> Response:
         if request.scope["type"] != "http":  # WebSocket routes keep FastAPI's own handling
             return await http_exception_handler(request, exc)
-        response = pages.error_response(request, exc.status_code, str(exc.detail))
+        response = error_response(request, exc.status_code, str(exc.detail))
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
@@ -99,7 +101,7 @@ def _install_error_handlers(app: FastAPI, pages) -> None:
         # First line only: SQLAlchemy puts statement parameters (tokens, hashes) on later lines.
         first_line = (str(exc).splitlines() or [""])[0][:300]
         log.error("Unhandled Server Error: %s: %s", exc.__class__.__name__, first_line)
-        return pages.error_response(request, 500, "Internal Server Error")
+        return error_response(request, 500, "Internal Server Error")
 
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(Exception, on_unhandled)

@@ -24,8 +24,8 @@ import logging
 import uuid
 from typing import Any
 
-from .mediamtx import make_mediamtx_path
 from .roles import GO_LIVE_ROLES, MANAGER_ROLES
+from .timeline import BoothNaming
 
 log = logging.getLogger(__name__)
 
@@ -60,28 +60,19 @@ def _now_iso() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class BoothIdentity:
-    """What a string booth id ``{event_slug}-{room_id}-{language_code}`` names (contract 2)."""
+    """What a string booth id names (contract 2): ``{event_slug}-{room_id}-{language_code}`` at HEAD,
+    ``{event_slug}-{language_code}`` before d2bee53 (``REFSTACK_VOXBENTO_DATE``, see ``timeline``)."""
 
     booth_id: str
     event_slug: str
     room_id: int | None
     language_code: str
+    mediamtx_path: str
 
     @classmethod
-    def parse(cls, booth_id: str) -> BoothIdentity:
-        # Contract 2: slugs may contain hyphens, so split from the right; a booth id without a numeric
-        # room segment (pre-2026-08-14 shape, or any string a client invents) still names a booth (8.2).
-        parts = booth_id.rsplit("-", 2)
-        if len(parts) == 3 and parts[1].isdigit():
-            return cls(booth_id, parts[0], int(parts[1]), parts[2])
-        slug, _, lang = booth_id.rpartition("-")
-        return cls(booth_id, slug or booth_id, None, lang if slug else "")
-
-    @property
-    def mediamtx_path(self) -> str:
-        if self.room_id is None:
-            return f"{self.event_slug}/{self.language_code}"
-        return make_mediamtx_path(self.event_slug, self.room_id, self.language_code)
+    def parse(cls, booth_id: str, naming: BoothNaming) -> BoothIdentity:
+        event_slug, room_id, language_code = naming.parse(booth_id)
+        return cls(booth_id, event_slug, room_id, language_code, naming.mediamtx_path(event_slug, room_id, language_code))
 
 
 @dataclasses.dataclass
@@ -215,7 +206,8 @@ class RegistryStatistics:
 class BoothRegistry:
     """All booths of the process behind one lock (contract 8.2)."""
 
-    def __init__(self) -> None:
+    def __init__(self, naming: BoothNaming | None = None) -> None:
+        self._naming = naming or BoothNaming()
         self._booths: dict[str, Booth] = {}
         self._lock = asyncio.Lock()
 
@@ -240,7 +232,7 @@ class BoothRegistry:
         booth = self._booths.get(booth_id)
         if booth is None:
             # Contract 8.2, 14.23: any message naming an unknown booth id creates it, never freed.
-            identity = BoothIdentity.parse(booth_id)
+            identity = BoothIdentity.parse(booth_id, self._naming)
             booth = Booth(identity, language=language or identity.language_code.upper(), instance=instance)
             self._booths[booth_id] = booth
         return booth

@@ -3,16 +3,29 @@
 VoxBento's own variable names are kept where VoxBento has them (contract section 1.2). Knobs that
 VoxBento hard-codes (pool sizing, worker cap, rate limits: contract sections 9, 7.2, 10) get
 ``REFSTACK_*`` names here so tests and drills can move the limits; their defaults are VoxBento HEAD.
+
+``REFSTACK_VOXBENTO_DATE`` picks the side of every dated change of contract section 15 (see ``timeline``);
+a specific knob (``DEBUG``, ``REFSTACK_LOGIN_RATE_LIMIT``, ``REFSTACK_LISTENER_RATE_LIMIT``) that is set
+explicitly overrides what the date implies. The uvicorn knobs (WebSocket implementation and pings) are read
+here for validation and applied by ``stack.py`` on uvicorn's command line.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 from collections.abc import Mapping
 
+from . import timeline
+from .timeline import Timeline
+
 # Contract 1.2: startup refuses these JWT secrets unless DEBUG is true.
 WEAK_SECRETS = frozenset({"change-me", "", "secret", "your-secret-key"})
+# The media engineer's stand-in for speech recognition (captioner.py); tests point it at scripted providers.
+DEFAULT_CAPTION_PROVIDER = "harness.refstack.portal.captioner:transcribe"
+# uvicorn's --ws choices; "websockets" is the legacy protocol of contract 1.1 and 8.3.
+UVICORN_WS_IMPLS = ("websockets", "websockets-sansio", "wsproto")
 
 
 class ConfigError(ValueError):
@@ -28,6 +41,19 @@ def _bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name}={raw!r}: expected true/false")
 
 
+def _date(name: str, raw: str) -> dt.date:
+    try:
+        return timeline.parse_date(name, raw)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
+    return raw
+
+
 def _int(name: str, raw: str, minimum: int = 0) -> int:
     try:
         value = int(raw)
@@ -36,6 +62,13 @@ def _int(name: str, raw: str, minimum: int = 0) -> int:
     if value < minimum:
         raise ConfigError(f"{name}={raw!r}: must be >= {minimum}")
     return value
+
+
+def _provider_spec(raw: str) -> str:
+    module, sep, attr = raw.partition(":")
+    if not module or (sep and not attr):
+        raise ConfigError(f"REFSTACK_CAPTION_PROVIDER={raw!r}: expected module:function")
+    return raw
 
 
 def _float(name: str, raw: str, minimum: float = 0.0) -> float:
@@ -78,10 +111,22 @@ class Settings:
     # Contract 9.3: aiosmtplib's default timeout; a server that accepts but never answers holds the
     # /register transaction (and its pooled connection and SQLite write lock) this long.
     smtp_timeout_s: float = 60.0
+    # Contract 7.3 stand-in: `module:function` of the speech-recognition stand-in the workers run.
+    caption_provider: str = DEFAULT_CAPTION_PROVIDER
+    # --- contract 15: which VoxBento version the portal plays ---
+    voxbento_date: dt.date = timeline.HEAD_DATE
+    # --- uvicorn (contract 1.1: VoxBento runs uvicorn's defaults) ---
+    ws_impl: str = "websockets"  # the `websockets` legacy protocol, what uvicorn 0.47 picks with websockets installed
+    ws_ping_interval_s: float = 20.0
+    ws_ping_timeout_s: float = 20.0
 
     @property
     def effective_jwt_secret(self) -> str:
         return self.jwt_secret or self.secret_key
+
+    @property
+    def timeline(self) -> Timeline:
+        return Timeline(self.voxbento_date)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,8 +137,17 @@ class Settings:
         def s(name: str, default: str) -> str:
             return get(name, default)
 
+        date = _date("REFSTACK_VOXBENTO_DATE", s("REFSTACK_VOXBENTO_DATE", "HEAD"))
+        era = Timeline(date)
+
+        def dated(name: str, change: timeline.Change) -> bool:
+            """A switch that follows the date unless its own knob is set explicitly."""
+            return _bool(name, env[name]) if name in env else era.has(change)
+
         return cls(
-            debug=_bool("DEBUG", s("DEBUG", "false")),
+            voxbento_date=date,
+            # Contract 1.2 (86615cb, 2026-06-30): DEBUG defaults to false; before it, to true.
+            debug=_bool("DEBUG", env["DEBUG"]) if "DEBUG" in env else not era.has(timeline.DEBUG_DEFAULT_FALSE),
             secret_key=s("SECRET_KEY", d.secret_key),
             jwt_secret=s("JWT_SECRET", d.jwt_secret),
             jwt_expiry_seconds=_int("JWT_EXPIRY_SECONDS", s("JWT_EXPIRY_SECONDS", str(d.jwt_expiry_seconds)), 1),
@@ -111,22 +165,29 @@ class Settings:
             db_max_overflow=_int("REFSTACK_DB_MAX_OVERFLOW", s("REFSTACK_DB_MAX_OVERFLOW", str(d.db_max_overflow))),
             db_pool_timeout_s=_float("REFSTACK_DB_POOL_TIMEOUT_S", s("REFSTACK_DB_POOL_TIMEOUT_S", str(d.db_pool_timeout_s)), 0.01),
             max_total_workers=_int("REFSTACK_MAX_TOTAL_WORKERS", s("REFSTACK_MAX_TOTAL_WORKERS", str(d.max_total_workers))),
-            login_rate_limit=_bool("REFSTACK_LOGIN_RATE_LIMIT", s("REFSTACK_LOGIN_RATE_LIMIT", "true")),
-            listener_rate_limit=_bool("REFSTACK_LISTENER_RATE_LIMIT", s("REFSTACK_LISTENER_RATE_LIMIT", "true")),
+            # Contract 10: the /login limiter since f11389f (2026-07-10), the listener limiter since 07ebe53 (2026-07-06).
+            login_rate_limit=dated("REFSTACK_LOGIN_RATE_LIMIT", timeline.EMAIL_VERIFICATION),
+            listener_rate_limit=dated("REFSTACK_LISTENER_RATE_LIMIT", timeline.LISTENER_LIMITER),
             bcrypt_rounds=_int("REFSTACK_BCRYPT_ROUNDS", s("REFSTACK_BCRYPT_ROUNDS", str(d.bcrypt_rounds)), 4),
             webhook_loop=_bool("REFSTACK_WEBHOOK_LOOP", s("REFSTACK_WEBHOOK_LOOP", "true")),
             smtp_timeout_s=_float("REFSTACK_SMTP_TIMEOUT_S", s("REFSTACK_SMTP_TIMEOUT_S", str(d.smtp_timeout_s)), 0.01),
+            caption_provider=_provider_spec(s("REFSTACK_CAPTION_PROVIDER", d.caption_provider)),
+            ws_impl=_choice("REFSTACK_UVICORN_WS", s("REFSTACK_UVICORN_WS", d.ws_impl), UVICORN_WS_IMPLS),
+            ws_ping_interval_s=_float("REFSTACK_WS_PING_INTERVAL_S", s("REFSTACK_WS_PING_INTERVAL_S", str(d.ws_ping_interval_s)), 0.1),
+            ws_ping_timeout_s=_float("REFSTACK_WS_PING_TIMEOUT_S", s("REFSTACK_WS_PING_TIMEOUT_S", str(d.ws_ping_timeout_s)), 0.1),
         )
 
     def validate_production_secrets(self) -> None:
         """Contract 1.2: VoxBento refuses to start with a weak JWT secret unless DEBUG is true."""
+        if not self.timeline.has(timeline.WEAK_SECRET_REFUSAL):
+            return  # Contract 1.2 (cf72e29): no startup check before 2026-06-29.
         if not self.debug and self.effective_jwt_secret in WEAK_SECRETS:
             raise ConfigError("SECRET_KEY/JWT_SECRET is weak or empty; set a strong SECRET_KEY (or DEBUG=true)")
 
 
 # One place that documents every knob, for `voxload stack up --help` and the README.
 KNOBS: dict[str, str] = {
-    "DEBUG": "true skips the weak-secret check (VoxBento)",
+    "DEBUG": "true skips the weak-secret check and echoes SQL (VoxBento); default false (true before 2026-06-30)",
     "SECRET_KEY": "HS256 key for every JWT (VoxBento); generated by `voxload stack up` when unset",
     "JWT_SECRET": "overrides SECRET_KEY for JWTs (VoxBento)",
     "JWT_EXPIRY_SECONDS": "lifetime of admin/user/session JWTs and cookies, default 86400 (VoxBento)",
@@ -139,13 +200,28 @@ KNOBS: dict[str, str] = {
     "SMTP_HOST": "empty = verification/magic links are logged at WARNING instead of mailed (VoxBento); plain SMTP only here",
     "SMTP_PORT": "SMTP port, default 587 (VoxBento)",
     "SMTP_FROM_EMAIL": "sender address, default noreply@voxbento.com (VoxBento)",
+    "REFSTACK_VOXBENTO_DATE": (
+        "YYYY-MM-DD or HEAD (default HEAD = 2026-08-23): play VoxBento as of that date (contract 15), 2026-06-07 at the"
+        " earliest. Before 2026-08-14 booth ids are {slug}-{lang}, paths {slug}/{lang}, the booth page"
+        " /interpreter/{slug}/{lang} and the transcription/delete routes have no /rooms/{room_id}; before 2026-08-09"
+        " the WebSocket check (with BOOTH_ACCESS_TOKEN set) is ?token= only; before 2026-07-10 no /login,"
+        " magic-link or forgot-password limiter and no email verification (register takes password +"
+        " password_confirm >= 8 chars and logs in); before 2026-07-06 no listener limiter; before 2026-06-30 DEBUG"
+        " defaults to true; before 2026-06-29 no weak-secret refusal; before 2026-06-21 no audio-delay route; before"
+        " 2026-06-08 the worker cap counts external-API workers only and the start route answers 500 at it."
+        " The specific knobs below override the date"
+    ),
     "REFSTACK_DB_POOL_SIZE": "SQLAlchemy pool size, default 5 (VoxBento: not configurable)",
     "REFSTACK_DB_MAX_OVERFLOW": "SQLAlchemy max overflow, default 10",
     "REFSTACK_DB_POOL_TIMEOUT_S": "seconds a request waits for a pooled connection, default 30",
     "REFSTACK_MAX_TOTAL_WORKERS": "transcription worker cap, default 10 (VoxBento: MAX_TOTAL_WORKERS)",
-    "REFSTACK_LOGIN_RATE_LIMIT": "true/false: /login 10 attempts per email per hour, default true",
-    "REFSTACK_LISTENER_RATE_LIMIT": "true/false: listener join-code limiter, default true",
+    "REFSTACK_LOGIN_RATE_LIMIT": "true/false: /login 10 attempts per email per hour, default from the date (true at HEAD)",
+    "REFSTACK_LISTENER_RATE_LIMIT": "true/false: listener join-code limiter, default from the date (true at HEAD)",
     "REFSTACK_BCRYPT_ROUNDS": "bcrypt cost, default 12 (VoxBento's gensalt default)",
     "REFSTACK_WEBHOOK_LOOP": "true/false: the once-per-second webhook DB loop, default true",
     "REFSTACK_SMTP_TIMEOUT_S": "seconds an SMTP exchange may take inside the /register transaction, default 60 (aiosmtplib)",
+    "REFSTACK_CAPTION_PROVIDER": f"module:function of the transcription stand-in, default {DEFAULT_CAPTION_PROVIDER}",
+    "REFSTACK_UVICORN_WS": "uvicorn WebSocket implementation, default websockets (the legacy protocol VoxBento runs)",
+    "REFSTACK_WS_PING_INTERVAL_S": "uvicorn WebSocket ping interval, default 20 (half-open sockets are reaped after interval + timeout)",
+    "REFSTACK_WS_PING_TIMEOUT_S": "uvicorn WebSocket ping timeout, default 20",
 }

@@ -17,6 +17,9 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from .config import Settings
 from .models import Base
 
+# Contract 14.22: VoxBento's list helpers return at most the first 100 rows (events, rooms, booths, users).
+LIST_CAP = 100
+
 
 class Database:
     def __init__(self, settings: Settings) -> None:

@@ -1,8 +1,9 @@
-"""The portal's calls to the MediaMTX Control API, and the media identifiers (contract sections 2, 12.2).
+"""The portal's calls to the MediaMTX Control API and the WHIP/WHEP URLs it hands out (contract 12.2).
 
 Owns the one shared ``httpx.AsyncClient`` of the portal (VoxBento's ``portal/globals.py`` client), the
 health probe with its 5 s cache, the path-ensure routine with its process-lifetime cache, and the
-builders of booth ids, MediaMTX paths and WHIP/WHEP URLs. No other module talks to the Control API.
+WHIP/WHEP URL builders. No other module talks to the Control API. Booth ids and MediaMTX paths change with
+the VoxBento version and are built by ``timeline.BoothNaming``.
 """
 
 from __future__ import annotations
@@ -27,16 +28,6 @@ HEALTH_CACHE_S = 5.0
 ENSURE_PATH_TIMEOUT_S = 3.0
 # Contract 12.2: the body of both the add and the patch call.
 PATH_CONFIG = {"alwaysAvailable": True, "alwaysAvailableTracks": [{"codec": "Opus"}], "overridePublisher": True}
-
-
-def make_booth_id(event_slug: str, room_id: int | str, language_code: str) -> str:
-    """Contract 2: the string booth id, ``{event_slug}-{room_id}-{language_code}``."""
-    return f"{event_slug}-{room_id}-{language_code}"
-
-
-def make_mediamtx_path(event_slug: str, room_id: int | str, language_code: str) -> str:
-    """Contract 2: the MediaMTX path (also the booth's ``channel_id``), ``{event_slug}/{room_id}/{language_code}``."""
-    return f"{event_slug}/{room_id}/{language_code}"
 
 
 class MediaMTXClient:

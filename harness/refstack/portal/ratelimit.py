@@ -4,7 +4,8 @@ Owns the per-email sliding-window limiters of ``/login``, ``/api/auth/magic-link
 ``/api/auth/forgot-password``, and the per-IP listener join-code failure limiter. Like VoxBento's they
 are plain dictionaries: reset on restart, never shared between processes, never evicted. None of them
 sets ``Retry-After``. ``REFSTACK_LOGIN_RATE_LIMIT`` / ``REFSTACK_LISTENER_RATE_LIMIT`` switch the login
-and listener limiters off so drills can measure what is behind them.
+and listener limiters off so drills can measure what is behind them; ``REFSTACK_VOXBENTO_DATE`` switches off
+the ones that did not exist yet at that date (contract 10, "Since").
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from . import timeline
 from .config import Settings
 
 # Contract 10: /login allows 10 attempts (all outcomes) per lower-cased email per sliding 3600 s.
@@ -88,8 +90,10 @@ class Limiters:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.login = SlidingWindowLimiter(LOGIN_LIMIT, LOGIN_WINDOW_S, enabled=settings.login_rate_limit, clock=clock)
-        self.magic_link = SlidingWindowLimiter(EMAIL_LINK_LIMIT, EMAIL_LINK_WINDOW_S, clock=clock)
-        self.forgot_password = SlidingWindowLimiter(EMAIL_LINK_LIMIT, EMAIL_LINK_WINDOW_S, clock=clock)
+        # Contract 10: the magic-link and forgot-password limiters came with f11389f (2026-07-10), like /login's.
+        email_limits = settings.timeline.has(timeline.EMAIL_VERIFICATION)
+        self.magic_link = SlidingWindowLimiter(EMAIL_LINK_LIMIT, EMAIL_LINK_WINDOW_S, enabled=email_limits, clock=clock)
+        self.forgot_password = SlidingWindowLimiter(EMAIL_LINK_LIMIT, EMAIL_LINK_WINDOW_S, enabled=email_limits, clock=clock)
         self.listener = FixedWindowFailureLimiter(
             LISTENER_FAILURE_LIMIT, LISTENER_WINDOW_S, enabled=settings.listener_rate_limit, clock=clock
         )

@@ -56,13 +56,17 @@ async def _membership_roles(app, sub: str, event_slug: str, room_id: int | None,
     """One DB session (contract 9.2). Invite-token subs (uuid4) stop after the booth query."""
     roles: list[str] = []
     async with app.state.db.get_session() as session:
-        booth = (
-            await session.execute(
-                select(Booth)
-                .join(Event, Event.id == Booth.event_id)
-                .where(Event.slug == event_slug, Booth.room_id == room_id, Booth.language_code == language_code)
-            )
-        ).scalar_one_or_none()
+        query = (
+            select(Booth)
+            .join(Event, Event.id == Booth.event_id)
+            .where(Event.slug == event_slug, Booth.language_code == language_code)
+            .order_by(Booth.id)
+            .limit(1)
+        )
+        # Before d2bee53 a booth id names no room (room_id None): the event's first booth of that language.
+        if room_id is not None:
+            query = query.where(Booth.room_id == room_id)
+        booth = (await session.execute(query)).scalars().first()
         if not sub.isdigit():
             return roles
         user_id = int(sub)

@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from . import languages, tokens
-from .mediamtx import make_booth_id
 from .models import (
     Booth,
     Event,
@@ -41,7 +40,8 @@ from .models import (
     generate_join_code,
     utcnow,
 )
-from .routes_pages import LIST_CAP, db_of, redirect, render, settings_of
+from .database import LIST_CAP
+from .rendering import db_of, redirect, render, settings_of
 from .routes_users import AuthTokenType, issue_link
 
 log = logging.getLogger(__name__)
@@ -565,7 +565,8 @@ async def booth_detail(
             "event": event,
             "room": room,
             "booth": booth,
-            "booth_key": make_booth_id(event.slug, room.id, booth.language_code),
+            "booth_key": settings_of(request).timeline.naming.booth_id(event.slug, room.id, booth.language_code),
+            "booth_page": settings_of(request).timeline.naming.booth_page(event.slug, room.id, booth.language_code),
             "tokens": invite_tokens,
             "users": users,
             "memberships": memberships,
@@ -635,7 +636,7 @@ async def booth_transcription_settings(
         was_enabled = booth.transcription_enabled
         booth.transcription_enabled, booth.transcription_provider, booth.transcription_model = enabled, provider, model
         await session.flush()
-        booth_key = make_booth_id(event.slug, room_id, booth.language_code)
+        booth_key = settings_of(request).timeline.naming.booth_id(event.slug, room_id, booth.language_code)
         live = state.booths.get_sync(booth_key)
         # Contract 4.3 / 7.2: workers are touched only when the in-memory booth has an active interpreter,
         # and inside this transaction: a WorkerCapacityError at the cap propagates, the generic handler
@@ -680,7 +681,7 @@ async def room_transcripts(
     async with db_of(request).get_session() as session:
         event = await _event(session, event_id)
         await _room(session, event_id, room_id)
-        booth_key = make_booth_id(event.slug, room_id, language_code)
+        booth_key = settings_of(request).timeline.naming.booth_id(event.slug, room_id, language_code)
         segments = (
             await session.scalars(select(TranscriptSegment).where(TranscriptSegment.booth_id == booth_key).order_by(TranscriptSegment.id))
         ).all()

@@ -21,7 +21,6 @@ from sqlalchemy.orm import selectinload
 
 from . import languages, tokens
 from .booth_state import ParticipantMissing, PublishForbidden
-from .mediamtx import make_booth_id, make_mediamtx_path
 from .models import Booth, Event, InviteToken, Room
 from .roles import is_listener_payload
 
@@ -54,6 +53,21 @@ async def require_access(request: Request) -> None:
             raise HTTPException(403, "Listener tokens cannot access booth controls.")
         return
     raise HTTPException(403, "Invalid or missing auth token.")
+
+
+def _route_era(multiroom: bool):
+    async def check(request: Request) -> None:
+        if request.app.state.settings.timeline.naming.multiroom is not multiroom:
+            raise HTTPException(404, "Not Found")
+
+    return check
+
+
+# Contract 2 (d2bee53, 2026-08-14): route shapes with a /rooms/{room_id} (or booth-page room) segment exist
+# only from that date; the shapes without it only before. Outside its era a shape answers 404 like any
+# unknown path, before the access guard runs.
+MULTIROOM_ROUTE = Depends(_route_era(True))
+SINGLE_ROOM_ROUTE = Depends(_route_era(False))
 
 
 @router.post("/api/auth/token")
@@ -144,8 +158,9 @@ async def create_booth(event_slug: str, request: Request):
             session.add(event)
             await session.flush()
         room = await _resolve_room(session, event, room_id, room_name)
-        booth_id = make_booth_id(event_slug, room.id, language_code)
-        path = make_mediamtx_path(event_slug, room.id, language_code)
+        naming = settings.timeline.naming
+        booth_id = naming.booth_id(event_slug, room.id, language_code)
+        path = naming.mediamtx_path(event_slug, room.id, language_code)
         state = await request.app.state.booths.get_or_create(booth_id, language=language, instance=instance)
         await media.ensure_path(path)
         db_booth = (
@@ -173,16 +188,20 @@ async def create_booth(event_slug: str, request: Request):
 
 
 async def _booth_id_for(request: Request, event_slug: str, language_code: str, room_id: int | None) -> str | None:
-    """With a room_id: no DB session. Without: one session to find the event's first room (contract 9.2)."""
+    """With a room_id: no DB session. Without: one session to find the event's first room (contract 9.2).
+    Before d2bee53 the booth id names no room, so ``room_id`` plays no part and no session is opened."""
+    naming = request.app.state.settings.timeline.naming
+    if not naming.multiroom:
+        return naming.booth_id(event_slug, None, language_code)
     if room_id is not None:
-        return make_booth_id(event_slug, room_id, language_code)
+        return naming.booth_id(event_slug, room_id, language_code)
     async with request.app.state.db.get_session() as session:
         first_room = (
             await session.execute(
                 select(func.min(Room.id)).join(Event, Event.id == Room.event_id).where(Event.slug == event_slug)
             )
         ).scalar_one_or_none()
-    return None if first_room is None else make_booth_id(event_slug, first_room, language_code)
+    return None if first_room is None else naming.booth_id(event_slug, first_room, language_code)
 
 
 @router.get("/api/events/{event_slug}/booths", dependencies=[Depends(require_access)])
@@ -218,20 +237,34 @@ async def whip_url(event_slug: str, language_code: str, request: Request, partic
     return {"whip_url": request.app.state.media.whip_url(path), "channel_id": state["channel_id"], "booth_id": booth_id}
 
 
-@router.delete("/api/events/{event_slug}/rooms/{room_id}/booths/{language_code}", dependencies=[Depends(require_access)])
+@router.delete("/api/events/{event_slug}/rooms/{room_id}/booths/{language_code}", dependencies=[MULTIROOM_ROUTE, Depends(require_access)])
 async def delete_booth(event_slug: str, room_id: int, language_code: str, request: Request):
     """Contract 4.4: stops the worker, deletes the DB booth, drops the in-memory booth; sockets stay open."""
-    booth_id = make_booth_id(event_slug, room_id, language_code)
+    return await _delete_booth(request, event_slug, room_id, language_code)
+
+
+@router.delete("/api/events/{event_slug}/booths/{language_code}", dependencies=[SINGLE_ROOM_ROUTE, Depends(require_access)])
+async def delete_booth_single_room(event_slug: str, language_code: str, request: Request):
+    """Contract 2: the delete route before d2bee53 (2026-08-14), without a room segment; booth = the event's
+    first booth of that language."""
+    return await _delete_booth(request, event_slug, None, language_code)
+
+
+async def _delete_booth(request: Request, event_slug: str, room_id: int | None, language_code: str) -> Response:
+    booth_id = request.app.state.settings.timeline.naming.booth_id(event_slug, room_id, language_code)
     await request.app.state.workers.stop(booth_id)
+    query = (
+        select(Booth)
+        .options(selectinload(Booth.tokens))
+        .join(Event, Event.id == Booth.event_id)
+        .where(Event.slug == event_slug, Booth.language_code == language_code)
+        .order_by(Booth.id)
+        .limit(1)
+    )
+    if room_id is not None:
+        query = query.where(Booth.room_id == room_id)
     async with request.app.state.db.get_session() as session:
-        db_booth = (
-            await session.scalars(
-                select(Booth)
-                .options(selectinload(Booth.tokens))
-                .join(Event, Event.id == Booth.event_id)
-                .where(Event.slug == event_slug, Booth.room_id == room_id, Booth.language_code == language_code)
-            )
-        ).one_or_none()
+        db_booth = (await session.scalars(query)).first()
         if db_booth is not None:
             await session.delete(db_booth)
     await request.app.state.booths.delete(booth_id)

@@ -2,27 +2,27 @@
 
 Owns ``GET /interpreter`` (lists ``href="/interpreter/{slug}/{room_id}/{lang}"`` links for the invite's
 booth or the user's booth memberships) and ``GET /interpreter/{slug}/{room_id}/{lang}`` (the ``data-*``
-attributes the interpreter JS boots from). The booth page never creates an in-memory booth (contract 5.2);
-it ensures the MediaMTX path (12.2). Templates: ``templates/interpreter_*.html``.
+attributes the interpreter JS boots from); before d2bee53 (``REFSTACK_VOXBENTO_DATE`` < 2026-08-14) the
+booth page is ``/interpreter/{slug}/{lang}`` instead, and each shape answers 404 outside its era. The booth
+page never creates an in-memory booth (contract 5.2); it ensures the MediaMTX path (12.2).
+Templates: ``templates/interpreter_*.html``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import RedirectResponse
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from . import languages, tokens
-from .mediamtx import make_booth_id, make_mediamtx_path
 from .models import Booth, Event, Membership, Room
+from .rendering import render
+from .routes_booth_api import MULTIROOM_ROUTE, SINGLE_ROOM_ROUTE
 from .roles import resolve_role
 
 router = APIRouter()
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 # Contract 1.2 defaults (JITSI_BASE_URL empty -> http://{JITSI_DOMAIN}); they only shape the iframe URL,
 # which the portal itself never calls.
@@ -63,8 +63,10 @@ async def interpreter_lobby(request: Request):
                     .order_by(Booth.id)
                 )
             ).all()
+    naming = request.app.state.settings.timeline.naming
     booths = [
         {
+            "page_url": naming.booth_page(slug, booth.room_id, booth.language_code),
             "event_slug": slug,
             "event_name": event_name,
             "room_id": booth.room_id,
@@ -74,14 +76,29 @@ async def interpreter_lobby(request: Request):
         }
         for booth, room_name, slug, event_name in rows
     ]
-    return templates.TemplateResponse(request, "interpreter_lobby.html", {"booths": booths})
+    return render(request, "interpreter_lobby.html", {"booths": booths})
 
 
-@router.get("/interpreter/{event_slug}/{room_id}/{language_code}")
+@router.get("/interpreter/{event_slug}/{room_id}/{language_code}", dependencies=[MULTIROOM_ROUTE])
 async def interpreter_booth_page(
     event_slug: str, room_id: int, language_code: str, request: Request, token: str = "", language: str = ""
-):
+) -> Response:
+    return await _booth_page(request, event_slug, room_id, language_code, token, language)
+
+
+@router.get("/interpreter/{event_slug}/{language_code}", dependencies=[SINGLE_ROOM_ROUTE])
+async def interpreter_booth_page_single_room(
+    event_slug: str, language_code: str, request: Request, token: str = "", language: str = ""
+) -> Response:
+    """Contract 2, 5.1: the booth page before d2bee53; it no longer exists at HEAD."""
+    return await _booth_page(request, event_slug, None, language_code, token, language)
+
+
+async def _booth_page(
+    request: Request, event_slug: str, room_id: int | None, language_code: str, token: str, language: str
+) -> Response:
     settings = request.app.state.settings
+    naming = settings.timeline.naming
     found = tokens.cookie_payload(settings, request)
     if found is None:
         return _login_redirect(request.url.path)
@@ -91,20 +108,24 @@ async def interpreter_booth_page(
     # Contract 9.2: a role-lookup session for payloads with `sub`, then the page session.
     granted_role = await resolve_role(request.app, payload, event_slug=event_slug, room_id=room_id, language_code=language_code)
     if granted_role is None:
-        return templates.TemplateResponse(request, "interpreter_forbidden.html", {"message": NO_ROLE_MESSAGE}, status_code=403)
-    path = make_mediamtx_path(event_slug, room_id, language_code)
+        return render(request, "interpreter_forbidden.html", {"message": NO_ROLE_MESSAGE}, status_code=403)
+    path = naming.mediamtx_path(event_slug, room_id, language_code)
     media = request.app.state.media
     await media.ensure_path(path)  # Contract 5.1, 12.2: the page render ensures the path.
+    query = (
+        select(Booth.language_name, Booth.room_id)
+        .join(Event, Event.id == Booth.event_id)
+        .where(Event.slug == event_slug, Booth.language_code == language_code)
+        .order_by(Booth.id)
+        .limit(1)
+    )
+    if room_id is not None:
+        query = query.where(Booth.room_id == room_id)
     async with request.app.state.db.get_session() as session:
-        db_name = (
-            await session.execute(
-                select(Booth.language_name)
-                .join(Event, Event.id == Booth.event_id)
-                .where(Event.slug == event_slug, Booth.room_id == room_id, Booth.language_code == language_code)
-            )
-        ).scalar_one_or_none()
+        row = (await session.execute(query)).first()
+    db_name, db_room_id = row if row is not None else (None, None)
     context = {
-        "booth_id": make_booth_id(event_slug, room_id, language_code),
+        "booth_id": naming.booth_id(event_slug, room_id, language_code),
         "channel": path,
         "whip_base": settings.mediamtx_whip_base,
         "whip_url": media.whip_url(path),
@@ -112,7 +133,8 @@ async def interpreter_booth_page(
         # No relay booth is modelled here (a room-level relay link in VoxBento); the JS treats "" as none.
         "relay_whep_url": "",
         "granted_role": granted_role,
-        "room_id": room_id,
+        # Before d2bee53 the URL names no room; the page still carries the booth's DB room, if any.
+        "room_id": room_id if room_id is not None else (db_room_id if db_room_id is not None else ""),
         "event_slug": event_slug,
         "language_code": language_code,
         "language_name": language or db_name or languages.language_name(language_code),
@@ -120,4 +142,4 @@ async def interpreter_booth_page(
         "display_name": payload.get("display_name") or "Interpreter",
         "booth_token": token,
     }
-    return templates.TemplateResponse(request, "interpreter_booth.html", context)
+    return render(request, "interpreter_booth.html", context)

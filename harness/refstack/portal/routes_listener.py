@@ -16,11 +16,11 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from . import tokens
+from . import timeline, tokens
 from .languages import FLOOR
-from .mediamtx import make_mediamtx_path
 from .models import Booth, Event, Room
-from .routes_pages import LIST_CAP, client_ip, db_of, error_response, render, settings_of, wants_html
+from .database import LIST_CAP
+from .rendering import client_ip, db_of, error_response, render, settings_of, wants_html
 
 router = APIRouter()
 
@@ -62,6 +62,7 @@ def _translation_languages(rows) -> list[dict[str, str]]:
 @router.get("/listener/{event_slug}")
 async def listener_page(request: Request, event_slug: str, code: str | None = None) -> Response:
     media = request.app.state.media
+    naming = settings_of(request).timeline.naming
     # Contract 9.2: one session (event, rooms with translation languages, booths with room/translation languages).
     async with db_of(request).get_session() as session:
         event = await session.scalar(select(Event).where(Event.slug == event_slug))
@@ -94,8 +95,8 @@ async def listener_page(request: Request, event_slug: str, code: str | None = No
                     "room_id": b.room_id,
                     "language_code": b.language_code,
                     "language_name": b.language_name,
-                    "channel_id": make_mediamtx_path(event.slug, b.room_id, b.language_code),
-                    "whep_url": media.whep_url(make_mediamtx_path(event.slug, b.room_id, b.language_code)),
+                    "channel_id": naming.mediamtx_path(event.slug, b.room_id, b.language_code),
+                    "whep_url": media.whep_url(naming.mediamtx_path(event.slug, b.room_id, b.language_code)),
                     "audio_delay_ms": b.room.audio_delay_ms,
                     "translation_enabled": b.translation_enabled,
                     "translation_languages": _translation_languages(b.translation_languages),
@@ -114,7 +115,7 @@ async def listener_page(request: Request, event_slug: str, code: str | None = No
             ],
         }
         room_names = [(r.id, r.display_name) for r in rooms]
-        floor_paths = [make_mediamtx_path(event.slug, r.id, FLOOR) for r in rooms if r.floor_transcription_enabled]
+        floor_paths = [naming.mediamtx_path(event.slug, r.id, FLOOR) for r in rooms if r.floor_transcription_enabled]
     # Contract 10: a success (code or cookie) resets the client's failure window.
     request.app.state.limiters.listener.reset(client_ip(request))
     # Contract 6.1: one path-ensure per booth (and per floor path), concurrently, before rendering.
@@ -129,6 +130,8 @@ async def listener_page(request: Request, event_slug: str, code: str | None = No
 @router.get("/listener/{event_slug}/rooms/{room_id}/audio-delay")
 async def listener_audio_delay(request: Request, event_slug: str, room_id: int, code: str | None = None) -> Response:
     """Contract 6.2: polled every 3 s per listener; same access rule and limiter as the page; one session."""
+    if not settings_of(request).timeline.has(timeline.AUDIO_DELAY_ROUTE):
+        raise HTTPException(status_code=404, detail="Not Found")  # Contract 15: the route arrived with ec2eefa (2026-06-21).
     async with db_of(request).get_session() as session:
         event = await session.scalar(select(Event).where(Event.slug == event_slug))
         if event is None or event.is_deleted:

@@ -1,75 +1,32 @@
-"""Public pages (contract sections 3.2, 3.4, 4.5, 9.2) and the HTML helpers every page module uses.
+"""Public pages (contract sections 3.2, 3.4, 4.5, 9.2).
 
 Routes: ``GET /healthz`` (no DB session: not a DB health signal), ``GET /`` (home: events and their
 booths; DB errors are swallowed and the page still answers 200), ``GET /join/{token}`` (single-use
 invite -> ``session_token``), ``GET /logout`` and ``GET /admin/logout``.
 
-Helpers: the Jinja2 environment over ``templates/``, ``render``, content negotiation for errors
-(``error_response``: JSON ``{"detail": ...}`` unless ``Accept`` contains ``text/html``), and small
-request accessors shared by the ``routes_*`` modules of the page/form side.
+The HTML helpers these pages share with the other page modules live in ``rendering``.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from . import tokens
-from .config import Settings
-from .database import Database
+from .database import LIST_CAP
 from .models import Booth, Event, InviteToken, Membership, Room, utcnow
+from .rendering import db_of, redirect, render, settings_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-# Contract 14.22: list helpers cap at the first 100 rows.
-LIST_CAP = 100
 
-
-# --- helpers shared by the page modules ---
-def settings_of(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-def db_of(request: Request) -> Database:
-    return request.app.state.db
-
-
-def wants_html(request: Request) -> bool:
-    """Contract 3.2: errors are JSON unless the Accept header contains text/html."""
-    return "text/html" in request.headers.get("accept", "")
-
-
-def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> Response:
-    return TEMPLATES.TemplateResponse(request, name, context or {}, status_code=status_code)
-
-
-def error_response(request: Request, status_code: int, detail: str) -> Response:
-    if wants_html(request):
-        return render(request, "error.html", {"status_code": status_code, "detail": detail}, status_code=status_code)
-    return JSONResponse({"detail": detail}, status_code=status_code)
-
-
-def redirect(url: str) -> RedirectResponse:
-    """Contract 4: every successful form post answers 303."""
-    return RedirectResponse(url, status_code=303)
-
-
-def client_ip(request: Request) -> str:
-    """Contract 10: "IP" is the client host, which uvicorn rewrites from X-Forwarded-For sent by 127.0.0.1."""
-    return request.client.host if request.client else "unknown"
-
-
-# --- routes ---
 @router.get("/healthz")
 async def healthz(request: Request) -> dict[str, Any]:
     # Contract 9.2: no DB session here; only MediaMTX health (cached 5 s, contract 12.2).

@@ -25,11 +25,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import tokens
+from . import timeline, tokens
 from .config import Settings
-from .mediamtx import make_booth_id, make_mediamtx_path
 from .models import AuthToken, Booth, Event, Membership, Room, User, utcnow
-from .routes_pages import LIST_CAP, db_of, redirect, render, settings_of
+from .database import LIST_CAP
+from .rendering import db_of, redirect, render, settings_of
+from .timeline import BoothNaming
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -39,6 +40,8 @@ EMAIL_LINK_LIFETIME = dt.timedelta(minutes=15)
 TOO_MANY_ATTEMPTS = "Too many attempts. Try again later."  # contract 10, /login
 TOO_MANY_REQUESTS = "Too many requests"  # contract 10, magic-link / forgot-password
 LINK_SENT_MESSAGE = "If an account exists for that email, a link has been sent."
+# Contract 15: the register rule before 2026-07-10.
+LEGACY_MIN_PASSWORD_LEN = 8
 
 
 class AuthTokenType(enum.Enum):
@@ -161,7 +164,8 @@ def _user_payload(request: Request) -> dict | None:
 # --- registration and login ---
 @router.get("/register")
 async def register_form(request: Request) -> Response:
-    return render(request, "register.html", {"error": None, "email": "", "display_name": ""})
+    legacy = not settings_of(request).timeline.has(timeline.EMAIL_VERIFICATION)
+    return render(request, "register.html", {"error": None, "email": "", "display_name": "", "legacy_register": legacy})
 
 
 @router.post("/register")
@@ -171,17 +175,36 @@ async def register(request: Request) -> Response:
     email = str(form.get("email") or "").strip().lower()
     display_name = str(form.get("display_name") or "").strip()
     password = str(form.get("password") or "")
-    context = {"email": email, "display_name": display_name}
+    verification = settings.timeline.has(timeline.EMAIL_VERIFICATION)
+    context = {"email": email, "display_name": display_name, "legacy_register": not verification}
     # Contract 3.3: missing fields or a duplicate email -> 422 HTML; the password is optional, no length rule.
     if not email or not display_name:
         return render(request, "register.html", {**context, "error": "Email and display name are required."}, status_code=422)
+    if not verification:
+        # Contract 15: before f11389f/36754dd (2026-07-10) register took password + password_confirm (>= 8 chars).
+        # The contract does not give the failure status; it is the 422 HTML page of the other register failures.
+        if len(password) < LEGACY_MIN_PASSWORD_LEN:
+            return render(request, "register.html", {**context, "error": "Password must be at least 8 characters."}, status_code=422)
+        if password != str(form.get("password_confirm") or ""):
+            return render(request, "register.html", {**context, "error": "Passwords do not match."}, status_code=422)
     async with db_of(request).get_session() as session:
         if await session.scalar(select(User.id).where(User.email == email)) is not None:
             return render(request, "register.html", {**context, "error": "An account with this email already exists."}, status_code=422)
-        user = User(email=email, display_name=display_name, password_hash=hash_password(settings, password) if password else None)
+        user = User(
+            email=email,
+            display_name=display_name,
+            password_hash=hash_password(settings, password) if password else None,
+            # Before 2026-07-10 there was nothing to verify (the column came with migration 018).
+            email_verified=not verification,
+        )
         session.add(user)
         await session.flush()
-        await issue_link(session, settings, user, AuthTokenType.VERIFICATION)
+        if verification:
+            await issue_link(session, settings, user, AuthTokenType.VERIFICATION)
+    if not verification:
+        # Contract 15: before 2026-07-10 a registration logged the user in immediately (the redirect target is
+        # not in the contract; /account is where every other login lands).
+        return _login_response(settings, user, "/account")
     # Contract 3.3: 200 "check your email", no cookie.
     return render(request, "register_done.html", {"email": email})
 
@@ -211,7 +234,8 @@ async def login(request: Request) -> Response:
             return fail("Invalid email or password.", 403)
         if not user.is_active:
             return fail("This account is disabled.", 403)
-        if not user.email_verified:  # contract 3.3: verification required since 2026-07-10
+        # Contract 3.3: verification required since f11389f (2026-07-10).
+        if not user.email_verified and settings.timeline.has(timeline.EMAIL_VERIFICATION):
             return fail("Please verify your email address first.", 403)
     return _login_response(settings, user, _local_path(next_url, "/account"))
 
@@ -321,8 +345,12 @@ async def account(request: Request) -> Response:
             select(Membership, Booth, Event).join(Booth, Booth.id == Membership.booth_id).join(Event, Event.id == Booth.event_id)
             .where(Membership.user_id == user_id)
         )).all()
-    # Contract 2: /account still builds the pre-2026-08-14 two-segment booth URL, which 404s at HEAD.
-    booth_links = [(m.role, f"/interpreter/{event.slug}/{booth.language_code}", booth.language_name) for m, booth, event in booth_roles]
+    # Contract 2: /account still builds the pre-2026-08-14 two-segment booth URL (d2bee53 left it alone),
+    # which 404s from that date on.
+    single_room = BoothNaming(multiroom=False)
+    booth_links = [
+        (m.role, single_room.booth_page(event.slug, None, booth.language_code), booth.language_name) for m, booth, event in booth_roles
+    ]
     return render(
         request,
         "account.html",
@@ -359,14 +387,15 @@ async def mission_control(request: Request, event_slug: str) -> Response:
         # Contract 14.22: only the first 100 booths of the event.
         booths = (await session.scalars(select(Booth).where(Booth.event_id == event.id).order_by(Booth.id).limit(LIST_CAP))).all()
     media = request.app.state.media
+    naming = settings_of(request).timeline.naming
     cells = [
         {
             "db_id": b.id,
-            "booth_id": make_booth_id(event.slug, b.room_id, b.language_code),
+            "booth_id": naming.booth_id(event.slug, b.room_id, b.language_code),
             "room_id": b.room_id,
             "language_code": b.language_code,
             "language_name": b.language_name,
-            "whep_url": media.whep_url(make_mediamtx_path(event.slug, b.room_id, b.language_code)),
+            "whep_url": media.whep_url(naming.mediamtx_path(event.slug, b.room_id, b.language_code)),
         }
         for b in booths
     ]

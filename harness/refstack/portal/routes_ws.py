@@ -11,6 +11,7 @@ on interpreter join and on broadcast lock changes.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnected
 from sqlalchemy import select
 
-from . import tokens, webhooks
+from . import timeline, tokens, webhooks
 from .booth_state import BoothError, BoothIdentity
 from .models import Booth, Event
 from .roles import MANAGER_ROLES, is_admin_payload, is_listener_payload, rank, resolve_role
@@ -44,10 +45,11 @@ class HandshakeRejected(Exception):
 
 
 def _scope_matches(payload: dict[str, Any], identity: BoothIdentity) -> bool:
-    """A participant (invite) payload names exactly this booth's event, room and language."""
+    """A participant (invite) payload names exactly this booth's event, room and language
+    (the room only where the booth id carries one, i.e. since d2bee53)."""
     return (
         payload.get("event_slug") == identity.event_slug
-        and str(payload.get("room_id")) == str(identity.room_id)
+        and (identity.room_id is None or str(payload.get("room_id")) == str(identity.room_id))
         and payload.get("language_code") == identity.language_code
     )
 
@@ -64,6 +66,8 @@ def authenticate(ws: WebSocket, identity: BoothIdentity) -> dict[str, Any]:
     """Contract 3.6 (`resolve_ws_auth`): the payload the socket acts with, or :class:`HandshakeRejected`."""
     settings = ws.app.state.settings
     token = ws.query_params.get("token")
+    if settings.booth_access_token and not settings.timeline.has(timeline.WS_TOKEN_OR_COOKIE):
+        return _authenticate_token_only(ws, token)
     if token:
         payload = tokens.decode(settings, token)
         if payload is None:
@@ -94,21 +98,38 @@ def authenticate(ws: WebSocket, identity: BoothIdentity) -> dict[str, Any]:
     return payload
 
 
+def _authenticate_token_only(ws: WebSocket, token: str | None) -> dict[str, Any]:
+    """Contract 3.5 history: before 913da47 (2026-08-09) the WS check with BOOTH_ACCESS_TOKEN set was
+    `?token=`-only: no cookie, no Origin and no scope rule could admit or refuse a socket. The contract does
+    not spell the old rule out; here the token passes when it equals BOOTH_ACCESS_TOKEN or decodes as one of
+    our JWTs (what /api/auth/token hands the booth page, contract 5.2 steps 4-5). The role still comes from
+    the token's claims, or else from the first decodable cookie, as the role lookup reads both (3.6)."""
+    settings = ws.app.state.settings
+    if not token:
+        raise HandshakeRejected(CLOSE_UNAUTHENTICATED, "no ?token= (token-only WS check before 913da47)")
+    payload = tokens.decode(settings, token)
+    if payload is None and not hmac.compare_digest(token, settings.booth_access_token):
+        raise HandshakeRejected(CLOSE_UNAUTHENTICATED, "token does not decode")
+    if payload and (is_admin_payload(payload) or is_listener_payload(payload) or _is_participant_payload(payload)):
+        return payload
+    found = tokens.cookie_payload(settings, ws)
+    return found[1] if found else {}
+
+
 async def lookup_language_name(app, identity: BoothIdentity) -> str:
     """Contract 9.2: one DB session on every booth connect; errors are logged and degrade to English (9.3)."""
     try:
         async with app.state.db.get_session() as session:
-            name = (
-                await session.execute(
-                    select(Booth.language_name)
-                    .join(Event, Event.id == Booth.event_id)
-                    .where(
-                        Event.slug == identity.event_slug,
-                        Booth.room_id == identity.room_id,
-                        Booth.language_code == identity.language_code,
-                    )
-                )
-            ).scalar_one_or_none()
+            query = (
+                select(Booth.language_name)
+                .join(Event, Event.id == Booth.event_id)
+                .where(Event.slug == identity.event_slug, Booth.language_code == identity.language_code)
+                .order_by(Booth.id)
+                .limit(1)
+            )
+            if identity.room_id is not None:  # before d2bee53 the id names no room: the first booth of the language
+                query = query.where(Booth.room_id == identity.room_id)
+            name = (await session.execute(query)).scalars().first()
         return name or DEFAULT_LANGUAGE_NAME
     except Exception:
         log.exception("language-name lookup failed for %s", identity.booth_id)
@@ -301,7 +322,7 @@ async def _reject(ws: WebSocket, exc: HandshakeRejected, booth_id: str) -> None:
 
 @router.websocket("/ws/booth/{booth_id}")
 async def booth_socket(ws: WebSocket, booth_id: str) -> None:
-    identity = BoothIdentity.parse(booth_id)
+    identity = BoothIdentity.parse(booth_id, ws.app.state.settings.timeline.naming)
     try:
         payload = authenticate(ws, identity)
         if is_listener_payload(payload):
@@ -324,7 +345,7 @@ async def booth_socket(ws: WebSocket, booth_id: str) -> None:
 async def captions_socket(ws: WebSocket, booth_id: str) -> None:
     """Contract 6.3: server push only; client text is read and ignored except {"type": "ping"} -> "pong"."""
     try:
-        authenticate(ws, BoothIdentity.parse(booth_id))
+        authenticate(ws, BoothIdentity.parse(booth_id, ws.app.state.settings.timeline.naming))
     except HandshakeRejected as exc:
         await _reject(ws, exc, booth_id)
         return

@@ -14,8 +14,13 @@ Reproduced on purpose (contract 7.1, 7.2, 14.2, 14.3):
   (and one DB session) per second, forever, like VoxBento respawning a failing ffmpeg.
 
 The provider stands in for ffmpeg + speech recognition: ``async def transcribe(whep_url) -> AsyncIterator[str]``
-yielding one text chunk per ~3 s of audio ('' for silence). It is looked up by ``module:function`` from the
-environment variable ``REFSTACK_CAPTION_PROVIDER`` (default: the media engineer's ``captioner.transcribe``).
+yielding one text chunk per ~3 s of audio ('' for silence). It is looked up by ``module:function`` from
+``Settings.caption_provider`` (knob ``REFSTACK_CAPTION_PROVIDER``, default the media engineer's
+``captioner.transcribe``) when a worker first runs, so the portal imports no media stack until then.
+
+Version differences (``REFSTACK_VOXBENTO_DATE``, contract 15): before d2bee53 (2026-08-14) the routes are
+``/api/events/{slug}/booths/{lang}/transcription/start|stop``; before 55d9740/30f96e1 (2026-06-08) the cap
+counts external-API workers only and the start route does not map it to 429.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import dataclasses
 import enum
 import importlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -33,18 +37,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from . import languages, webhooks
+from . import languages, timeline, webhooks
 from .captions import CaptionAggregator, FinalCaption, settings_changed_message
-from .mediamtx import make_booth_id, make_mediamtx_path
 from .models import Booth, Event, TranscriptSegment, TranslationLanguage
-from .routes_booth_api import require_access
+from .routes_booth_api import MULTIROOM_ROUTE, SINGLE_ROOM_ROUTE, require_access
 
 log = logging.getLogger(__name__)
 
 # Contract 7.1: the worker loop waits 1 s between provider (ffmpeg) runs.
 RESTART_DELAY_S = 1.0
-PROVIDER_ENV = "REFSTACK_CAPTION_PROVIDER"
-DEFAULT_PROVIDER = "harness.refstack.portal.captioner:transcribe"
+# Contract 7.2: before 2026-06-08 MAX_TOTAL_WORKERS applied to workers of these (non-local) providers only.
+LOCAL_PROVIDER = "local"
 
 Provider = Callable[[str], AsyncIterator[str]]
 
@@ -129,10 +132,11 @@ class TranscriptionWorker:
         self._set_state(WorkerState.STOPPED)
 
     def _whep_url(self) -> str:
-        return self._app.state.media.whep_url(make_mediamtx_path(self.event_slug, self.room_id, self.language_code))
+        naming = self._app.state.settings.timeline.naming
+        return self._app.state.media.whep_url(naming.mediamtx_path(self.event_slug, self.room_id, self.language_code))
 
     async def _run(self) -> None:
-        spec = os.environ.get(PROVIDER_ENV, DEFAULT_PROVIDER)
+        spec = self._app.state.settings.caption_provider
         unavailable_logged = False
         while True:
             self.iterations += 1
@@ -237,9 +241,15 @@ class WorkerRegistry:
         async with self._lock:
             existing = self._workers.get(booth_id)
             if existing is None:
-                # Contract 7.2: checked only for a new booth id, counting every entry (dead ones too).
-                if len(self._workers) >= self.cap:
-                    raise WorkerCapacityError(self.cap)
+                if self._app.state.settings.timeline.has(timeline.WORKER_CAP_ALL):
+                    # Contract 7.2: checked only for a new booth id, counting every entry (dead ones too).
+                    if len(self._workers) >= self.cap:
+                        raise WorkerCapacityError(self.cap)
+                elif provider != LOCAL_PROVIDER:
+                    # Contract 7.2 history: before 2026-06-08 the cap counted external-API workers only.
+                    external = sum(w.provider != LOCAL_PROVIDER for w in self._workers.values())
+                    if external >= self.cap:
+                        raise WorkerCapacityError(self.cap)
             elif existing.is_alive:
                 # Contract 7.1: "started" also when a worker already runs.
                 return existing
@@ -272,22 +282,47 @@ class WorkerRegistry:
 
 router = APIRouter()
 _ROUTE = "/api/events/{event_slug}/rooms/{room_id}/booths/{language_code}/transcription"
+# Contract 2: before d2bee53 (2026-08-14) these routes had no /rooms/{room_id} segment.
+_SINGLE_ROOM_ROUTE = "/api/events/{event_slug}/booths/{language_code}/transcription"
 
 
-@router.post(f"{_ROUTE}/start", dependencies=[Depends(require_access)])
+@router.post(f"{_ROUTE}/start", dependencies=[MULTIROOM_ROUTE, Depends(require_access)])
 async def start_transcription(event_slug: str, room_id: int, language_code: str, request: Request):
+    return await _start(request, event_slug, room_id, language_code)
+
+
+@router.post(f"{_SINGLE_ROOM_ROUTE}/start", dependencies=[SINGLE_ROOM_ROUTE, Depends(require_access)])
+async def start_transcription_single_room(event_slug: str, language_code: str, request: Request):
+    return await _start(request, event_slug, None, language_code)
+
+
+@router.post(f"{_ROUTE}/stop", dependencies=[MULTIROOM_ROUTE, Depends(require_access)])
+async def stop_transcription(event_slug: str, room_id: int, language_code: str, request: Request):
+    return await _stop(request, event_slug, room_id, language_code)
+
+
+@router.post(f"{_SINGLE_ROOM_ROUTE}/stop", dependencies=[SINGLE_ROOM_ROUTE, Depends(require_access)])
+async def stop_transcription_single_room(event_slug: str, language_code: str, request: Request):
+    return await _stop(request, event_slug, None, language_code)
+
+
+async def _start(request: Request, event_slug: str, room_id: int | None, language_code: str):
     if not languages.is_valid_language_code(language_code):
         # Contract 7.1 [V]: an invalid language segment ends in a 500 (an unhandled error in VoxBento).
         raise InvalidLanguageError(f"invalid language code {language_code!r}")
-    booth_id = make_booth_id(event_slug, room_id, language_code)
+    settings = request.app.state.settings
+    booth_id = settings.timeline.naming.booth_id(event_slug, room_id, language_code)
+    query = (
+        select(Booth)
+        .join(Event, Event.id == Booth.event_id)
+        .where(Event.slug == event_slug, Booth.language_code == language_code)
+        .order_by(Booth.id)
+        .limit(1)
+    )
+    if room_id is not None:  # before d2bee53: the event's first booth of that language
+        query = query.where(Booth.room_id == room_id)
     async with request.app.state.db.get_session() as session:
-        booth = (
-            await session.execute(
-                select(Booth)
-                .join(Event, Event.id == Booth.event_id)
-                .where(Event.slug == event_slug, Booth.room_id == room_id, Booth.language_code == language_code)
-            )
-        ).scalar_one_or_none()
+        booth = (await session.scalars(query)).first()
     if booth is None or not booth.transcription_enabled:
         return {"status": "disabled", "booth_id": booth_id, "message": "Transcription is disabled for this booth."}
     try:
@@ -300,13 +335,18 @@ async def start_transcription(event_slug: str, room_id: int, language_code: str,
             model=booth.transcription_model,
         )
     except WorkerCapacityError as exc:
+        if not settings.timeline.has(timeline.WORKER_CAP_ALL):
+            # Contract 7.2 history: the 429 mapping dates from 30f96e1 (2026-06-08). The contract does not say
+            # what a client saw before; an unmapped ValueError reaches the generic handler, which answers
+            # 500 "Internal Server Error" exactly as the admin form still does at the cap (4.3).
+            raise
         # Contract 7.2: the API maps the cap to 429.
         return JSONResponse({"detail": str(exc)}, status_code=429)
     return {"status": "started", "provider": booth.transcription_provider, "model": booth.transcription_model}
 
 
-@router.post(f"{_ROUTE}/stop", dependencies=[Depends(require_access)])
-async def stop_transcription(event_slug: str, room_id: int, language_code: str, request: Request):
+async def _stop(request: Request, event_slug: str, room_id: int | None, language_code: str):
     # Contract 7.1: always 200 {"status": "stopped"}.
-    await request.app.state.workers.stop(make_booth_id(event_slug, room_id, language_code))
+    naming = request.app.state.settings.timeline.naming
+    await request.app.state.workers.stop(naming.booth_id(event_slug, room_id, language_code))
     return {"status": "stopped"}
