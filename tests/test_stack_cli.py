@@ -98,3 +98,23 @@ def test_stack_up_rejects_bad_knob_value_in_one_line():
     assert result.returncode == 2
     assert "REFSTACK_MAX_TOTAL_WORKERS" in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_stack_children_import_from_this_checkout_and_keep_the_callers_pythonpath(stack_factory, tmp_path):
+    """The portal and the relay get PYTHONPATH = the directory holding `harness` first (so they run from a checkout
+    that is not pip-installed), followed by the caller's own entries (tests add theirs for scripted providers)."""
+    import psutil
+
+    from harness.refstack.stack import CHECKOUT_ROOT
+
+    extra = str(tmp_path / "providers")
+    stack = stack_factory(portal_env={"PYTHONPATH": extra}, with_media=True)
+    assert (CHECKOUT_ROOT / "harness" / "refstack" / "stack.py").exists()
+    portal_path = psutil.Process(stack.portal_proc.pid).environ()["PYTHONPATH"].split(os.pathsep)
+    assert portal_path[:2] == [str(CHECKOUT_ROOT), extra]
+    media_path = psutil.Process(stack.media_proc.pid).environ()["PYTHONPATH"].split(os.pathsep)
+    assert media_path[0] == str(CHECKOUT_ROOT)
+    # uvicorn's command line carries the contract 1.1 transport settings.
+    cmdline = psutil.Process(stack.portal_proc.pid).cmdline()
+    assert cmdline[cmdline.index("--ws") + 1] == "websockets"
+    assert cmdline[cmdline.index("--ws-ping-interval") + 1] == "20.0"

@@ -222,6 +222,9 @@ KNOBS: dict[str, str] = {
     "REFSTACK_SMTP_TIMEOUT_S": "seconds an SMTP exchange may take inside the /register transaction, default 60 (aiosmtplib)",
     "REFSTACK_CAPTION_PROVIDER": f"module:function of the transcription stand-in, default {DEFAULT_CAPTION_PROVIDER}",
     "REFSTACK_UVICORN_WS": "uvicorn WebSocket implementation, default websockets (the legacy protocol VoxBento runs)",
-    "REFSTACK_WS_PING_INTERVAL_S": "uvicorn WebSocket ping interval, default 20 (half-open sockets are reaped after interval + timeout)",
+    "REFSTACK_WS_PING_INTERVAL_S": (
+        "uvicorn WebSocket ping interval, default 20; a half-open socket is reaped after interval + timeout + the"
+        " legacy protocol's fixed 10 s close timeout (contract 8.4: 45-50 s)"
+    ),
     "REFSTACK_WS_PING_TIMEOUT_S": "uvicorn WebSocket ping timeout, default 20",
 }
