@@ -107,6 +107,8 @@ class DbPoolProbe(Probe):
         failing = [s for s in steps if s["error_pct"] >= FAILURE_PCT]
         first_fail = min(failing, key=lambda s: s["level"]) if failing else None
         served = [s["level"] for s in reads if first_fail is None or s["level"] < first_fail["level"]]
+        # The limit is the last step every kind got through: below the pool's breaking point for this pool timeout.
+        limit_value = max(served) if served and first_fail is not None else None
         configured = self.configured(ctx.target)
         pool = ""
         if "REFSTACK_DB_POOL_SIZE" in configured:
@@ -130,8 +132,6 @@ class DbPoolProbe(Probe):
                          f"see failing audio-delay polls and admins 500 pages while /healthz stays 200.")
         else:
             parts.append("No request failed.")
-        # The limit is the last step every kind got through: below the pool's breaking point for this pool timeout.
-        limit_value = max(served) if served and first_fail is not None else None
         return Finding(
             probe=self.name,
             title="Database pool: latency knee and first failures",
