@@ -15,7 +15,8 @@ import gevent
 from locust import between, events
 
 from .results import RunDirectory, ResultsError
-from .run import ConferenceRun, RunSetupError, load_run_scenario, results_root
+from . import distributed
+from .run import ConferenceRun, Role, RunSetupError, load_run_scenario, results_root
 from .shape import ScenarioShape
 from .users import AdminUser, CoordinatorUser, InterpreterUser
 
@@ -54,9 +55,13 @@ def _on_init(environment, **_kwargs) -> None:
         _fail_setup(str(exc))
     if scenario.target.host and not environment.host:
         environment.host = scenario.target.host
+    runner = environment.runner
+    role = Role.MASTER if distributed.is_master(runner) else Role.WORKER if distributed.is_worker(runner) else Role.LOCAL
+    # A worker keeps its files in a private folder and forwards them; only the master (or a lone process) has the run folder.
+    root = distributed.private_folder() if role is Role.WORKER else results_root(options)
     try:
-        run_dir = RunDirectory.create(root=results_root(options), run_id=options.run_id, scenario=scenario.to_dict(),
-                                      target_url=environment.host)
+        run_dir = RunDirectory.create(root=root, run_id=None if role is Role.WORKER else options.run_id,
+                                      scenario=scenario.to_dict(), target_url=environment.host)
     except ResultsError as exc:
         _fail_setup(str(exc))
     # Fixed participants come first (Locust spawns fixed_count classes before weighted ones).
@@ -65,7 +70,11 @@ def _on_init(environment, **_kwargs) -> None:
     CoordinatorUser.fixed_count = scenario.load.coordinators
     admin_think = scenario.load.think_time_s["admin"]
     AdminUser.wait_time = between(admin_think.min_s, admin_think.max_s)
-    run = ConferenceRun(environment, scenario, run_dir, options)
+    run = ConferenceRun(environment, scenario, run_dir, options, role)
+    if role is Role.MASTER:
+        run.hub = distributed.MasterHub(run, runner)
+    elif role is Role.WORKER:
+        run.link = distributed.WorkerLink(run, runner)
     environment.conference_run = run
     try:
         run.setup()
@@ -73,7 +82,8 @@ def _on_init(environment, **_kwargs) -> None:
         run.finish_failed(str(exc))
         _fail_setup(str(exc))
     gevent.spawn(_probe_hub_lag, run)
-    gevent.spawn(_write_stats_history, environment, run)
+    if role is not Role.WORKER:
+        gevent.spawn(_write_stats_history, environment, run)
 
 
 def _probe_hub_lag(run: ConferenceRun) -> None:
@@ -134,10 +144,23 @@ def _current_run():
     return getattr(_environment, "conference_run", None)
 
 
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kwargs) -> None:
+    run = getattr(environment, "conference_run", None)
+    if run is None:
+        return
+    if run.role is Role.WORKER:
+        run.finish_worker()
+    elif run.role is Role.MASTER:
+        run.hub.finish_workers()  # fires before Locust sends `quit`, so workers can still flush
+
+
 @events.quitting.add_listener
 def _on_quitting(environment, **_kwargs) -> None:
     run = getattr(environment, "conference_run", None)
-    if run is not None:
+    if run is not None and run.role is Role.WORKER:
+        run.finish_worker()
+    elif run is not None:
         _write_locust_csvs(environment, run.run_dir.path / "locust")
         environment.process_exit_code = run.finish()
 

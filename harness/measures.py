@@ -22,25 +22,42 @@ HANDOVER_GAP_WINDOW_S = 6.0
 LISTENER_ROLES = ("listener", "probe")
 
 
+def _source(path: Path) -> str:
+    """The engine a media file came from: ``e0``, or ``w1.e0`` for a distributed worker's engine."""
+    return path.name.split("-")[1]
+
+
+def _scoped(record_handle, source: str) -> str:
+    # Handles are unique per engine only; every worker has an engine e0.
+    return f"{source}/{record_handle}"
+
+
 def _read_csvs(paths: Iterable[Path]) -> pd.DataFrame:
     frames = []
     for path in paths:
         try:
-            frames.append(pd.read_csv(path, on_bad_lines="skip"))
+            frame = pd.read_csv(path, on_bad_lines="skip")
         except (pd.errors.EmptyDataError, pd.errors.ParserError):
             continue  # a file cut off mid-write by a crash still leaves the others usable
+        if "handle" in frame:
+            frame["handle"] = [_scoped(h, _source(path)) for h in frame["handle"]]
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _read_jsonl(paths: Iterable[Path]) -> list[dict]:
     records = []
     for path in paths:
+        source = _source(path)
         with open(path, encoding="utf-8") as fh:
             for line in fh:
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # the last line of a crashed writer
+                if "handle" in record:
+                    record["handle"] = _scoped(record["handle"], source)
+                records.append(record)
     return records
 
 
@@ -123,3 +140,10 @@ def counts(run_path: Path, handovers: Sequence) -> dict[str, int]:
         setups = events[events["event"] == "setup"]
         result["media_setups_failed"] = int((setups["ok"] == False).sum())  # noqa: E712
     return result
+
+
+def engine_saturation(run_path: Path) -> tuple[int, int, float | None, float | None]:
+    """(saturated engine-seconds, all engine-seconds, first and last saturated second as epoch s)."""
+    _, _, seconds = media_frames(run_path)
+    flagged = [s.get("t_epoch_s") for s in seconds if (s.get("health") or {}).get("saturated")]
+    return len(flagged), len(seconds), (min(flagged) if flagged else None), (max(flagged) if flagged else None)

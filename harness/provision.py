@@ -52,7 +52,17 @@ class ProvisionedEvent:
     join_code: str
     booths: dict[str, ProvisionedBooth]
 
+    def to_wire(self) -> dict:
+        """Everything a distributed worker needs, invites and join code included (a Locust message, never a file)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict) -> ProvisionedEvent:
+        booths = {ref: ProvisionedBooth(**{**b, "booth": BoothRef(**b["booth"])}) for ref, b in data["booths"].items()}
+        return cls(data["slug"], data["event_id"], data["join_code"], booths)
+
     def as_dict(self) -> dict:
+        """What event.json keeps: ids, no invites or join code."""
         return {
             "slug": self.slug,
             "event_id": self.event_id,

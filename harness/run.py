@@ -9,6 +9,7 @@ events only (``conference.py`` registers :func:`register`); users find it as ``e
 from __future__ import annotations
 
 import dataclasses
+import enum
 import itertools
 import logging
 import os
@@ -17,6 +18,8 @@ import secrets
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 from . import measures, slo
 from .clients.admin import AdminClient
@@ -30,7 +33,7 @@ from .junit import write_junit
 from .media.bridge import MediaBridge
 from .media.errors import MediaError
 from .provision import ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
-from .results import GeneratorHealth, RunDirectory, RunStatus, build_summary, utc_now_iso, write_json_atomic
+from .results import GeneratorHealth, load_metric_samples, RunDirectory, RunStatus, build_summary, utc_now_iso, write_json_atomic
 from .scenario import ScenarioError, load_scenario
 from .scenario.model import AuthMode, Scenario
 
@@ -39,15 +42,27 @@ logger = logging.getLogger(__name__)
 ADMIN_PASSWORD_ENV = "VOXLOAD_ADMIN_PASSWORD"  # the target's ADMIN_PASSWORD, never logged
 # Locust hub lag p95 above this means the generator, not the target, shaped the numbers.
 HUB_LAG_SATURATED_MS = 50.0
+# A shared machine has blips; a run is invalid when its engines were saturated longer than this.
+SATURATED_SECONDS_TOLERATED = 3
+SATURATED_SHARE_TOLERATED = 0.05
 
 
 class RunSetupError(RuntimeError):
     """Anything that stops a run before load starts; printed as one line, exit 2."""
 
 
+class Role(enum.Enum):
+    LOCAL = "local"  # one Locust process does everything
+    MASTER = "master"  # owns target, provisioning, results and verdict; runs no users
+    WORKER = "worker"  # runs users and media engines; forwards everything to the master
+
+
 class ConferenceRun:
-    def __init__(self, environment, scenario: Scenario, run_dir: RunDirectory, options) -> None:
+    def __init__(self, environment, scenario: Scenario, run_dir: RunDirectory, options, role: Role = Role.LOCAL) -> None:
         self.environment = environment
+        self.role = role
+        self.link = None  # distributed.WorkerLink on a worker
+        self.hub = None  # distributed.MasterHub on the master
         self.scenario = scenario
         self.run_dir = run_dir
         self.options = options
@@ -56,10 +71,12 @@ class ConferenceRun:
         self.bridge: MediaBridge | None = None
         self.admin_password: str | None = None
         self.minter: TokenMinter | None = None  # only when the target's JWT secret is known
+        self._jwt_secret: str | None = None
         self.samples = run_dir.sample_writer("locust")
         self.handover_orders: dict[str, HandoverOrder] = {}  # booth id -> latest order
         self.issued_orders: list[HandoverOrder] = []
         self._order_ids = itertools.count(1)
+        self._ordered: set[tuple[str, float]] = set()
         self.seats: queue.Queue = queue.Queue()
         self.listener_index = itertools.count()
         self.listener_users = 0  # listener users that started, whether or not their media came up
@@ -67,19 +84,50 @@ class ConferenceRun:
         self.listener_think_s = (think["listener"].min_s, think["listener"].max_s)
         self.auth_mode_token = scenario.target.auth_mode is AuthMode.TOKEN
         self.booths_unlocked = threading.Event()
+        # Users wait for this: a worker's Locust may start spawning while its setup still waits for the master.
+        self.ready = threading.Event()
         self.handovers: list[HandoverRecord] = []
         self.started_epoch_s: float | None = None
         self.publisher_schedules: dict[str, list[dict]] = {}
         self.captioned_booths: set[str] = set()
-        self.engine_saturated_s = 0
-        self.hub_lag_ms: list[float] = []
         self.problems: list[str] = []
         self._stopping = threading.Event()
-        self._lead_lock = threading.Lock()
-        self._lead_taken = False
 
     # --- set-up ---
     def setup(self) -> None:
+        if self.role is Role.WORKER:
+            self._setup_worker()
+        else:
+            self._setup_target()
+        if self.role is not Role.MASTER:
+            self._start_media()
+        self.started_epoch_s = self.started_epoch_s or time.time()
+        if self.hub is not None:
+            self.hub.ready.set()
+        self.ready.set()
+
+    def _setup_worker(self, timeout_s: float = 300.0) -> None:
+        """A worker waits for the master's provisioned event; it never provisions or judges."""
+        self.link.hello()
+        self.link.measure_clock()
+        try:
+            data = self.link.setup.get(timeout=timeout_s)
+        except Exception as exc:
+            raise RunSetupError(f"no setup from the master within {timeout_s:.0f} s") from exc
+        self.environment.host = data["host"]
+        self.admin_password = data["admin_password"]
+        self._jwt_secret = data.get("jwt_secret")
+        self.minter = TokenMinter(self._jwt_secret) if self._jwt_secret else None
+        self.event = ProvisionedEvent.from_wire(data["event"])
+        self.started_epoch_s = data["started_epoch_s"] - self.link.offset_s  # into this worker's clock
+        self.link.start_forwarding(self.run_dir.path)
+
+    def setup_for_workers(self) -> dict:
+        """The master's setup message; credentials travel only over Locust's master-worker channel."""
+        return {"host": self.environment.host, "admin_password": self.admin_password, "event": self.event.to_wire(),
+                "jwt_secret": self._jwt_secret, "started_epoch_s": self.started_epoch_s}
+
+    def _setup_target(self) -> None:
         env = self.environment
         if not env.host:
             knobs = {}
@@ -93,11 +141,13 @@ class ConferenceRun:
                 raise RunSetupError(f"embedded reference stack did not start: {exc}") from exc
             env.host = self.stack.portal_url
             self.admin_password = self.stack.admin_password
-            self.minter = TokenMinter(self.stack.secret_key)
+            self._jwt_secret = self.stack.secret_key
+            self.minter = TokenMinter(self._jwt_secret)
         else:
             self.admin_password = os.environ.get(ADMIN_PASSWORD_ENV)
             if os.environ.get(SECRET_ENV_VAR):
-                self.minter = TokenMinter.from_env()
+                self._jwt_secret = os.environ[SECRET_ENV_VAR]
+                self.minter = TokenMinter(self._jwt_secret)
             if not self.admin_password:
                 raise RunSetupError(f"--host {env.host} needs the target's admin password in ${ADMIN_PASSWORD_ENV}")
         self.run_dir.set_target_url(env.host)
@@ -116,6 +166,9 @@ class ConferenceRun:
         for ref, booth in self.event.booths.items():
             for seat in range(booth.interpreters):
                 self.seats.put((ref, seat))
+        self.started_epoch_s = time.time()
+
+    def _start_media(self) -> None:
         self.bridge = MediaBridge(
             self.run_dir.path / "media",
             engines=self.scenario.media.engines,
@@ -127,15 +180,11 @@ class ConferenceRun:
             self.bridge.start()
         except MediaError as exc:
             raise RunSetupError(f"media engines did not start: {exc}") from exc
-        self.started_epoch_s = time.time()
 
     # --- reporting seams ---
     def _on_media_stats(self, record: dict) -> None:
         """Per-second engine aggregates become Locust request events (UI, console, CSV)."""
         fire = self.environment.events.request.fire
-        health = record.get("health") or {}
-        if health.get("saturated"):
-            self.engine_saturated_s += 1
         for group in record.get("groups", []):
             role, booth = group.get("role"), group.get("booth")
             if role == "publisher":
@@ -149,18 +198,48 @@ class ConferenceRun:
                      response_length=group["lost"], exception=MediaLoss(f"{group['lost']} of {group['expected']} packets lost"), context={})
 
     def record_hub_lag(self, lag_ms: float) -> None:
-        self.hub_lag_ms.append(lag_ms)
         self.samples.write("generator_loop_lag_ms", lag_ms, process="locust")
 
-    def order_handover(self, booth_ref: str) -> HandoverOrder:
-        """The coordinator's part: announce; the booth's interpreters carry it out (harness/handover.py)."""
+    def take_seat(self):
+        """(booth ref, seat index) for a new interpreter, or None when every seat is taken."""
+        return self.link.take_seat() if self.role is Role.WORKER else self.take_local_seat()
+
+    def take_local_seat(self):
+        try:
+            return self.seats.get_nowait()
+        except queue.Empty:
+            return None
+
+    def mark_unlocked(self) -> None:
+        self.booths_unlocked.set()
+        if self.role is Role.WORKER:
+            self.link.send_unlocked()
+
+    def order_handover(self, booth_ref: str, scheduled_at_s: float) -> HandoverOrder | None:
+        """The coordinator's part: announce; the booth's interpreters carry it out (harness/handover.py).
+
+        Coordinators on several workers each announce the schedule; one order per (booth, time) is kept."""
+        if self.role is Role.WORKER:
+            self.link.send_order(booth_ref, scheduled_at_s)  # the master numbers it and sends it to every worker
+            return None
+        key = (booth_ref, scheduled_at_s)
+        if key in self._ordered:
+            return None
+        self._ordered.add(key)
         order = HandoverOrder(next(self._order_ids), self.event.booths[booth_ref].booth_id,
                               self.scenario.handovers.method.value, time.time())
         self.issued_orders.append(order)
         self.handover_orders[order.booth_id] = order
         return order
 
+    def receive_order(self, wire: dict) -> None:
+        order = HandoverOrder.from_wire(wire)
+        self.handover_orders[order.booth_id] = order
+
     def record_handover(self, record: HandoverRecord) -> None:
+        if self.role is Role.WORKER:
+            self.link.send_handover(record)
+            return
         self.handovers.append(record)
         self.samples.write("handover_failure_rate", 0.0 if record.ok else 1.0, booth=record.booth)
         if record.duration_ms is not None:
@@ -170,16 +249,19 @@ class ConferenceRun:
 
     def add_publisher_schedule(self, booth_id: str, schedule: dict) -> None:
         self.publisher_schedules.setdefault(booth_id, []).append(schedule)
+        if self.role is Role.WORKER:
+            self.link.send_schedule(booth_id, schedule)  # listeners of this booth may be on other workers
+
+    def receive_schedule(self, booth_id: str, schedule: dict) -> None:
+        if schedule in self.publisher_schedules.get(booth_id, []):
+            return  # our own, echoed back by the master
+        self.publisher_schedules.setdefault(booth_id, []).append(schedule)
+        if self.bridge is not None:
+            self.bridge.add_schedule(booth_id, schedule)
 
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
-
-    def claim_coordinator_lead(self) -> bool:
-        """Only one coordinator runs the handover schedule, however many Mission Control tabs there are."""
-        with self._lead_lock:
-            lead, self._lead_taken = not self._lead_taken, True
-            return lead
 
     # --- the end ---
     def finish_failed(self, error: str) -> None:
@@ -192,11 +274,23 @@ class ConferenceRun:
         self.samples.close()
         self.run_dir.finish(RunStatus.FAILED, exit_code=2, error=error)
 
+    def finish_worker(self) -> None:
+        """A worker's end: engines stopped (files closed), the last lines and counts sent to the master."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self.bridge is not None:
+            self.bridge.stop()
+        self.samples.close()
+        self.link.done(self.listener_users, self.captioned_booths)
+
     def finish(self) -> int:
         """Tear down and judge; returns the process exit code. Safe to call once."""
         if self._stopping.is_set():
             return self.environment.process_exit_code or 0
         self._stopping.set()
+        if self.hub is not None:
+            self.hub.wait_for_workers()
         if self.bridge is not None:
             self.bridge.stop()
         if self.event is not None and not self.options.keep and self.environment.host:
@@ -216,19 +310,30 @@ class ConferenceRun:
         transcribed = [b.booth_id for b in self.event.booths.values() if b.transcribed] if self.event else []
         metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths, self.listener_users)
         results = slo.evaluate(self.scenario.slos, metrics)
-        lag = sorted(self.hub_lag_ms)
-        lag_p99 = lag[int(0.99 * (len(lag) - 1))] if lag else None
+        # Hub lag of every Locust process (workers' samples were forwarded into samples/).
+        hub_lag = load_metric_samples(self.run_dir.path, ["generator_loop_lag_ms"]).get("generator_loop_lag_ms")
+        lag_p99 = float(np.percentile(hub_lag, 99)) if hub_lag is not None and len(hub_lag) else None
         engine_cpu = metrics.get("generator_cpu_pct")
-        notes = []
-        if self.engine_saturated_s:
-            notes.append(f"media engines flagged themselves saturated for {self.engine_saturated_s} s")
+        saturation = []
+        saturated_s, engine_s, first_s, last_s = measures.engine_saturation(self.run_dir.path)
+        if saturated_s > max(SATURATED_SECONDS_TOLERATED, SATURATED_SHARE_TOLERATED * engine_s):
+            saturation.append(f"media engines saturated for {saturated_s} of {engine_s} engine-seconds, between "
+                              f"{utc_now_iso(first_s)} and {utc_now_iso(last_s)}: their numbers there measure the harness")
+        elif saturated_s:
+            self.problems.append(f"media engines saturated for {saturated_s} of {engine_s} engine-seconds (tolerated)")
         if lag_p99 is not None and lag_p99 > HUB_LAG_SATURATED_MS:
-            notes.append(f"Locust hub lag p99 {lag_p99:.1f} ms > {HUB_LAG_SATURATED_MS:.0f} ms")
+            saturation.append(f"Locust hub lag p99 {lag_p99:.1f} ms > {HUB_LAG_SATURATED_MS:.0f} ms")
+        lost = []
+        if self.hub is not None:
+            workers = self.hub.worker_report()
+            write_json_atomic(self.run_dir.path / "workers.json", workers)
+            lost = [f"worker {w['worker']} lost at {utc_now_iso(w['lost_at'])}: its results end there"
+                    for w in workers if w.get("lost_at")]
         health = GeneratorHealth(
-            saturated=bool(notes),
+            saturated=bool(saturation),
             cpu_pct_max=float(max(engine_cpu)) if engine_cpu is not None and len(engine_cpu) else None,
             loop_lag_p99_ms=lag_p99,
-            notes=tuple(notes + self.problems),
+            notes=tuple(saturation + lost + self.problems),
         )
         ended = time.time()
         summary = build_summary(

@@ -48,6 +48,10 @@ class ConferenceUser(HttpUser):
     def conference(self):
         return self.environment.conference_run
 
+    def on_start(self) -> None:
+        if not self.conference.ready.wait(timeout=300):
+            raise RuntimeError("the run never became ready (see the log for the setup error)")
+
     def portal(self, **kwargs) -> PortalHttp:
         return PortalHttp(self.client, report=self.environment.events.request.fire, **kwargs)
 
@@ -59,6 +63,7 @@ class CoordinatorUser(ConferenceUser):
     wait_time = constant(1)
 
     def on_start(self) -> None:
+        super().on_start()
         self.http = self.portal()
         AdminClient(self.http).login(self.conference.admin_password)
         self.sockets = {}
@@ -68,15 +73,16 @@ class CoordinatorUser(ConferenceUser):
             self.sockets[ref] = sock
             # Contract 5.5: Go Live; it also creates the in-memory booth, which interpreters need to boot (5.2).
             sock.set_broadcast_unlocked(True)
-        self.conference.booths_unlocked.set()
-        lead = self.conference.claim_coordinator_lead()
-        self.pending = list(self.conference.scenario.handovers.schedule) if lead and self.conference.scenario.handovers else []
+        self.conference.mark_unlocked()
+        # Every coordinator announces the schedule; the run keeps one order per (booth, time).
+        self.pending = list(self.conference.scenario.handovers.schedule) if self.conference.scenario.handovers else []
 
     @task
     def run_handover_schedule(self) -> None:
         elapsed_s = time.time() - self.conference.started_epoch_s
         while self.pending and self.pending[0].at_s <= elapsed_s:
-            self.conference.order_handover(self.pending.pop(0).booth)
+            due = self.pending.pop(0)
+            self.conference.order_handover(due.booth, due.at_s)
 
     def on_stop(self) -> None:
         for sock in self.sockets.values():
@@ -99,10 +105,11 @@ class InterpreterUser(ConferenceUser):
     wait_time = constant(0.1)
 
     def on_start(self) -> None:
+        super().on_start()
         self.socket = None
         self.participant_id = None
         self.publisher = None
-        self.seat = self.conference.seats.get_nowait() if not self.conference.seats.empty() else None
+        self.seat = self.conference.take_seat()
         if self.seat is None:
             return
         ref, index = self.seat
@@ -179,6 +186,7 @@ class ListenerUser(ConferenceUser):
     wait_time = constant(AUDIO_DELAY_POLL_S)
 
     def on_start(self) -> None:
+        super().on_start()
         self.handle = None
         self.captions = None
         run = self.conference
@@ -272,6 +280,7 @@ class AdminUser(ConferenceUser):
     wait_time = between(2, 5)  # replaced by the scenario's think_time_s.admin at init
 
     def on_start(self) -> None:
+        super().on_start()
         self.admin = AdminClient(self.portal())
         self.admin.login(self.conference.admin_password)
 
