@@ -220,6 +220,31 @@ def test_restart_loses_path_configuration(tmp_path):
             stack.stop()
 
 
+
+def _mapped_files(pid: int) -> set[str]:
+    import psutil
+
+    return {m.path for m in psutil.Process(pid).memory_maps()}
+
+
+def test_idle_relay_loads_no_aiortc_until_its_first_session(tmp_path):
+    # An idle relay serves its control API without aiortc/PyAV/libsrtp mapped (idle RSS); the first WHEP
+    # session imports them and still gets its 201.
+    with relay_importable():
+        stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path / "stack"))
+        stack.start_media()
+    try:
+        api, pid = stack.media_api_url, stack.media_proc.pid
+        assert httpx.post(f"{api}/v3/config/paths/add/lazy/1/es", json=VOXBENTO_PATH_BODY).status_code == 200
+        assert httpx.get(f"{api}/v3/paths/list").status_code == 200
+        assert not any("pylibsrtp" in path or "libavcodec" in path for path in _mapped_files(pid))
+        response = httpx.post(f"{stack.media_http_url}/lazy/1/es/whep", content=_offer(),
+                              headers={"Content-Type": "application/sdp"}, timeout=30)
+        assert response.status_code == 201, response.text
+        assert any("pylibsrtp" in path for path in _mapped_files(pid))
+    finally:
+        stack.stop()
+
 def test_abandoned_reader_is_closed_and_unlisted(relay):
     httpx.post(f"{relay.media_api_url}/v3/config/paths/add/abandon/1/es", json=VOXBENTO_PATH_BODY)
     offer = _offer()  # its peer is closed right away, so it never connects

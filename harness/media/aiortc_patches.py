@@ -50,10 +50,10 @@ from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
+from .pins import PINNED_AIOICE_VERSION, PINNED_AIORTC_VERSION
+
 logger = logging.getLogger(__name__)
 
-PINNED_AIORTC_VERSION = "1.16.0"
-PINNED_AIOICE_VERSION = "0.13.0"
 DEFAULT_ICE_HOSTS = ("127.0.0.1",)
 
 
@@ -144,6 +144,7 @@ RawRtpTap = Callable[[bytes], None]
 _TAP_ATTR = "_voxload_tap"
 _PASSTHROUGH_ATTR = "_voxload_passthrough"
 _RAW_TAP_ATTR = "_voxload_raw_tap"
+_FAST_PATH_ATTR = "_voxload_fast_path"  # on an RTCDtlsTransport: may its RTP bypass aioice's queue?
 _RTP_SINK_ATTR = "_voxload_rtp_sink"  # on an aioice Connection: the raw fast path's entry point
 
 
@@ -230,7 +231,7 @@ async def _handle_rtp_data(self: RTCDtlsTransport, data: bytes, arrival_time_ms:
         return
     raw_tap(data)
     connection = self.transport._connection
-    if _RTP_SINK_ATTR not in connection.__dict__ and connection._queue.empty():
+    if self.__dict__[_FAST_PATH_ATTR] and _RTP_SINK_ATTR not in connection.__dict__ and connection._queue.empty():
         # Every datagram received so far has been handled in order: from now on RTP skips the queue.
         setattr(connection, _RTP_SINK_ATTR, _rtp_sink(self._rx_srtp, raw_tap))
 
@@ -321,16 +322,18 @@ def attach_tap(receiver: RTCRtpReceiver, tap: RtpTap, *, passthrough: bool) -> N
     setattr(receiver, _PASSTHROUGH_ATTR, passthrough)
 
 
-def attach_raw_tap(receiver: RTCRtpReceiver, tap: RawRtpTap) -> None:
+def attach_raw_tap(receiver: RTCRtpReceiver, tap: RawRtpTap, *, fast_path: bool = True) -> None:
     """Tap-only: every decrypted RTP datagram of the receiver's transport goes to ``tap`` and nowhere else.
 
     Must be called before the remote description is applied (that is when ``receive()`` starts the receiver,
     which then starts no decoder thread). Only for a transport that carries this one receiver (a WHEP
-    listener's bundled peer connection).
+    listener's bundled peer connection). ``fast_path=False`` keeps every packet on aioice's queue and the
+    DTLS task (benchmarks measure what the fast path saves).
     """
     _require(_Patch.RAW_TAP)
     attach_tap(receiver, lambda packet: None, passthrough=False)
     setattr(receiver.transport, _RAW_TAP_ATTR, tap)
+    setattr(receiver.transport, _FAST_PATH_ATTR, fast_path)
 
 
 def raw_fast_path_active(receiver: RTCRtpReceiver) -> bool:

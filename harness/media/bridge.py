@@ -363,7 +363,8 @@ class MediaBridge:
 
         ``probe``: True/False makes it a probe (decoded audio, markers) or an RTP-tap listener; None lets the
         bridge choose (the booth's first listener, then ``probe_share`` of the rest). ``mode`` ("listener",
-        "probe", "stock") overrides both ("stock" = stock aiortc decoding, the benchmarks' baseline).
+        "probe", "stock", "queued") overrides both ("stock" = stock aiortc decoding, the benchmarks' baseline;
+        "queued" = the RTP tap without its raw fast path, to measure what the fast path saves).
         """
         if mode is None and probe is None:
             probe = self._auto_probe(booth_key)

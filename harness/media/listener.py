@@ -38,6 +38,7 @@ class ListenerMode(enum.Enum):
     TAP = "listener"  # the value is the role name used in aggregates and sample files
     PROBE = "probe"
     STOCK = "stock"
+    QUEUED = "queued"  # benchmarks only: TAP without the raw fast path (aioice queue + DTLS task per packet)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,13 +135,14 @@ class WhepListener(MediaSession):
 
     def _prepare(self) -> None:
         self._transceiver = self.pc.addTransceiver("audio", direction="recvonly")
-        if self.mode == ListenerMode.TAP:
-            aiortc_patches.attach_raw_tap(self._transceiver.receiver, self._on_rtp_datagram)
+        if self.mode in (ListenerMode.TAP, ListenerMode.QUEUED):
+            fast_path = self.mode == ListenerMode.TAP
+            aiortc_patches.attach_raw_tap(self._transceiver.receiver, self._on_rtp_datagram, fast_path=fast_path)
         else:
             aiortc_patches.attach_tap(self._transceiver.receiver, self._on_rtp_packet, passthrough=True)
 
     def _after_answer(self) -> None:
-        if self.mode != ListenerMode.TAP:
+        if self.mode in (ListenerMode.PROBE, ListenerMode.STOCK):
             # The remote track exists only once the answer is applied.
             self._decode_task = asyncio.ensure_future(self._consume_decoded(self._transceiver.receiver.track))
 

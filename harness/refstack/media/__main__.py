@@ -2,7 +2,9 @@
 
 ``harness/refstack/stack.py`` starts it as ``--host H --http-port P --api-port Q [fault flags]``; the process
 serves WHIP/WHEP on the HTTP port and the control API on the API port until SIGTERM/SIGINT, then closes
-every session. Bad flags print one line and exit 2; a port in use prints one line and exits 1.
+every session. Bad flags or the wrong aiortc/aioice versions print one line and exit 2; a port in use prints
+one line and exits 1. aiortc is imported with the first WHIP/WHEP session (``relay.py``): an idle relay stays
+small (``voxload stack up`` keeps it idle until something publishes).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 
 from aiohttp import web
 
-from harness.media import aiortc_patches
+from harness.media import pins
 
 from .control_api import ControlApi
 from .faults import FaultConfig, FaultConfigError
@@ -93,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         faults = FaultConfig(delay_ms=args.delay_ms, loss_pct=args.loss_pct, stall=args.stall, seed=args.seed)
-        # ICE host candidates: loopback only (the relay never sends traffic off the machine).
-        aiortc_patches.install(aiortc_patches.Role.FORWARD, aiortc_patches.DEFAULT_ICE_HOSTS)
-    except (FaultConfigError, aiortc_patches.PinnedInternalsError) as exc:
+        # Versions only: aiortc itself is imported (and its patched internals checked) with the first session.
+        pins.check_installed_versions()
+    except (FaultConfigError, pins.PinnedVersionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with contextlib.suppress(ImportError):

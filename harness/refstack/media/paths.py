@@ -18,10 +18,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .forwarding import PathForwarder
-from .sessions import PublisherSession, ReaderSession
+
+if TYPE_CHECKING:  # sessions.py imports aiortc, which the relay loads only with its first session
+    from .sessions import PublisherSession, ReaderSession
 
 # MediaMTX's name of the catch-all path configuration (contract 12.1: `paths: all_others:`).
 ALL_OTHERS_CONF = "all_others"

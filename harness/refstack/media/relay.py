@@ -23,23 +23,18 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
-
-from aiortc.rtp import RtpPacket
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from .faults import FaultConfig
 from .forwarding import PathForwarder, SourcePacket
 from .paths import PathRegistry
-from .sessions import (
-    PublisherSession,
-    ReaderSession,
-    SessionError,
-    SessionState,
-    UnsupportedOfferError,
-    WebRTCSession,
-    close_all,
-    offer_has_opus_audio,
-)
+from .session_rules import SessionError, SessionState, UnsupportedOfferError, offer_has_opus_audio
+
+if TYPE_CHECKING:
+    from aiortc.rtp import RtpPacket
+
+    from .sessions import PublisherSession, ReaderSession, WebRTCSession
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +47,19 @@ class SessionNotFoundError(SessionError):
 
     def __init__(self) -> None:
         super().__init__(404, "session not found")
+
+
+def _aiortc_sessions() -> ModuleType:
+    """The aiortc side of the relay, imported with the first session: an idle relay never loads aiortc, PyAV
+    and their OpenSSL/FFmpeg libraries (about half of its idle RSS). The first import also installs the
+    aiortc patches (role FORWARD), which checks the pinned internals."""
+    from harness.media import aiortc_patches
+
+    from . import sessions
+
+    # ICE host candidates: loopback only (the relay never sends traffic off the machine). Idempotent.
+    aiortc_patches.install(aiortc_patches.Role.FORWARD, aiortc_patches.DEFAULT_ICE_HOSTS)
+    return sessions
 
 
 class MediaRelay:
@@ -89,7 +97,7 @@ class MediaRelay:
         path = self.registry.ensure_runtime(path_name)
         if path.publisher is not None and not conf.override_publisher:
             raise SessionError(400, f"someone is already publishing to path '{path_name}'")
-        session = PublisherSession(path_name, self._handshake_timeout_s, self._on_state, self._on_packet)
+        session = _aiortc_sessions().PublisherSession(path_name, self._handshake_timeout_s, self._on_state, self._on_packet)
         path.pending_publishers.add(session)
         return session, await self._negotiate(WHIP, session, offer_sdp)
 
@@ -131,7 +139,9 @@ class MediaRelay:
             raise SessionError(404, f"no stream is available on path '{path_name}'")
         path = self.registry.ensure_runtime(path_name)
         self._readers_created += 1
-        session = ReaderSession(path_name, self._handshake_timeout_s, self._on_state, self._readers_created, self._current_faults)
+        session = _aiortc_sessions().ReaderSession(
+            path_name, self._handshake_timeout_s, self._on_state, self._readers_created, self._current_faults
+        )
         # MediaMTX adds the reader to the path before negotiating; it gets packets once connected.
         path.readers[str(session.id)] = session
         return session, await self._negotiate(WHEP, session, offer_sdp)
@@ -150,18 +160,19 @@ class MediaRelay:
             raise
 
     def _on_state(self, session: WebRTCSession, state: SessionState) -> None:
-        if state is SessionState.CONNECTED and isinstance(session, PublisherSession):
+        if state is SessionState.CONNECTED and session.kind == "publisher":
             self._attach_publisher(session)
         elif state is SessionState.CLOSED:
             self._detach(session)
 
     def _detach(self, session: WebRTCSession) -> None:
-        kind = WHIP if isinstance(session, PublisherSession) else WHEP
+        is_publisher = session.kind == "publisher"
+        kind = WHIP if is_publisher else WHEP
         self._sessions.pop((kind, session.secret), None)
         path = self.registry.runtime(session.path_name)
         if path is None:
             return
-        if isinstance(session, PublisherSession):
+        if is_publisher:
             path.pending_publishers.discard(session)
             if path.publisher is session:
                 path.publisher = None
@@ -191,7 +202,8 @@ class MediaRelay:
         task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
-        await close_all(list(self._sessions.values()), "relay shutting down")
+        if self._sessions:
+            await _aiortc_sessions().close_all(list(self._sessions.values()), "relay shutting down")
         for path in self.registry.runtimes():
             await path.forwarder.close()
         if self._background:

@@ -19,7 +19,6 @@ State machine (changed only by ``_set_state``, which logs ``old -> new``)::
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 import uuid
@@ -35,37 +34,9 @@ from harness.media import aiortc_patches
 
 from .faults import FaultConfig
 from .forwarding import RtpRewriter, SourcePacket
+from .session_rules import SessionError, SessionState, UnsupportedOfferError
 
 logger = logging.getLogger(__name__)
-
-
-class SessionState(enum.Enum):
-    NEW = "new"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    CLOSED = "closed"
-
-
-class SessionError(Exception):
-    """A WHIP/WHEP request the relay refuses; ``status`` is the HTTP status MediaMTX answers with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class UnsupportedOfferError(SessionError):
-    """The SDP offer has no Opus audio (MediaMTX: 406 for WHIP tracks, 400 for WHEP codecs)."""
-
-
-def offer_has_opus_audio(offer_sdp: str) -> bool:
-    in_audio = False
-    for line in offer_sdp.splitlines():
-        if line.startswith("m="):
-            in_audio = line.startswith("m=audio")
-        elif in_audio and line.lower().startswith("a=rtpmap:") and "opus/48000" in line.lower():
-            return True
-    return False
 
 
 class WebRTCSession:

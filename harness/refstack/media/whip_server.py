@@ -25,7 +25,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from .relay import WHEP, WHIP, MediaRelay
-from .sessions import SessionError
+from .session_rules import SessionError
 
 logger = logging.getLogger(__name__)
 
