@@ -101,6 +101,12 @@ class Verdict(enum.Enum):
     ERROR = "error"
 
 
+# When a run's own load generators are too busy to be trusted (shared by the Locust layer and the report).
+HUB_LAG_SATURATED_MS = 50.0  # Locust/gevent hub lag p99 above this: Locust's timings measure the harness
+SATURATED_SECONDS_TOLERATED = 3  # a shared machine has blips; engines saturated longer than this ...
+SATURATED_SHARE_TOLERATED = 0.05  # ... and than this share of engine-seconds make the run invalid
+
+
 @dataclasses.dataclass(frozen=True)
 class GeneratorHealth:
     """How the load generators fared; `saturated` makes the run exit 2 (its numbers measure the harness)."""

@@ -30,21 +30,28 @@ from .clients.tokens import SECRET_ENV_VAR, TokenMinter
 from .embedded import EmbeddedTarget, EmbeddedTargetError
 from .handover import HandoverOrder, HandoverRecord
 from .junit import write_junit
+from .report import ReportError, build_report
 from .media.bridge import MediaBridge
 from .media.errors import MediaError
 from .provision import ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
-from .results import GeneratorHealth, load_metric_samples, RunDirectory, RunStatus, build_summary, utc_now_iso, write_json_atomic
+from .results import (
+    HUB_LAG_SATURATED_MS,
+    SATURATED_SECONDS_TOLERATED,
+    SATURATED_SHARE_TOLERATED,
+    GeneratorHealth,
+    RunDirectory,
+    RunStatus,
+    build_summary,
+    load_metric_samples,
+    utc_now_iso,
+    write_json_atomic,
+)
 from .scenario import ScenarioError, load_scenario
 from .scenario.model import AuthMode, Scenario
 
 logger = logging.getLogger(__name__)
 
 ADMIN_PASSWORD_ENV = "VOXLOAD_ADMIN_PASSWORD"  # the target's ADMIN_PASSWORD, never logged
-# Locust hub lag p95 above this means the generator, not the target, shaped the numbers.
-HUB_LAG_SATURATED_MS = 50.0
-# A shared machine has blips; a run is invalid when its engines were saturated longer than this.
-SATURATED_SECONDS_TOLERATED = 3
-SATURATED_SHARE_TOLERATED = 0.05
 
 
 class RunSetupError(RuntimeError):
@@ -351,6 +358,12 @@ class ConferenceRun:
         self.run_dir.write_summary(summary)
         write_junit(summary, self.run_dir.junit_xml)
         self.run_dir.finish(RunStatus.FINISHED, exit_code=code, generator_health=health)
+        try:
+            paths = build_report(self.run_dir.path)
+            print(f"voxload report: {paths.html}", flush=True)
+        except ReportError as exc:
+            # The verdict stands without the document; `voxload report RUN_DIR` can rebuild it.
+            logger.warning("report not built: %s", exc)
         if self.stack is not None:
             self.stack.stop()
         _print_verdicts(self.run_dir, summary)

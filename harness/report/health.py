@@ -3,7 +3,7 @@
 Owns the saturated *periods*. Media engines push their own verdict every second (``harness.media.health``:
 loop lag p95 > 20 ms or CPU > 85 %) into ``media/media-*-seconds.jsonl``; the Locust process samples its
 gevent hub lag ten times a second as ``generator_loop_lag_ms``, and a second whose p95 lag exceeds
-``harness.run.HUB_LAG_SATURATED_MS`` counts as saturated here. Adjacent saturated seconds (at most
+``harness.results.HUB_LAG_SATURATED_MS`` counts as saturated here. Adjacent saturated seconds (at most
 ``MERGE_GAP_S`` apart) form one period. Numbers measured inside a period describe the harness, not the target.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..run import HUB_LAG_SATURATED_MS
+from ..results import HUB_LAG_SATURATED_MS
 from .rundata import RunData
 from .series import metric
 

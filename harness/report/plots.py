@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..run import HUB_LAG_SATURATED_MS
+from ..results import HUB_LAG_SATURATED_MS
 from .findings import DataSeries, Finding
 from .health import GeneratorHealthView
 from .series import BoothDistribution
@@ -24,6 +24,7 @@ from .verdicts import SloRow
 PNG_DPI = 90
 WIDTH_IN = 10.0
 MAX_SCATTER_POINTS = 4000
+MAX_HANDOVER_BARS = 40
 _SATURATED_COLOR = "#f4a3a3"
 # media-design 5 / harness.media.health defaults: the engine calls itself saturated above these.
 ENGINE_CPU_LIMIT_PCT = 85.0
@@ -141,7 +142,7 @@ def time_to_first_audio(setups: pd.DataFrame, row: SloRow | None) -> Plot | None
     ax.set_xlabel("time to first audio packet after the WHIP/WHEP POST (ms)")
     ax.set_ylabel("fraction of sessions")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     failed = int((~setups["ok"]).sum())
     ax.set_title(f"Time to first audio ({failed} failed setup{'s' if failed != 1 else ''} not shown)")
     fig.tight_layout()
@@ -153,16 +154,26 @@ def handover_gaps(handovers: pd.DataFrame, row: SloRow | None) -> Plot | None:
         return None
     fig = Figure(figsize=(WIDTH_IN, 4))
     ax = fig.subplots()
-    labels = [f"{b}\n+{t:.0f} s{'' if ok else ' FAILED'}" for b, t, ok in handovers[["booth", "t_s", "ok"]].itertuples(index=False)]
-    x = np.arange(len(handovers))
-    ax.bar(x - 0.2, handovers["gap_max_ms"].fillna(0), width=0.4, label="worst listener", color="tab:orange")
-    ax.bar(x + 0.2, handovers["gap_p50_ms"].fillna(0), width=0.4, label="median listener", color="tab:blue")
-    ax.set_xticks(x, labels, fontsize=8)
+    if len(handovers) <= MAX_HANDOVER_BARS:
+        labels = [f"{b}\n+{t:.0f} s{'' if ok else ' FAILED'}" for b, t, ok in handovers[["booth", "t_s", "ok"]].itertuples(index=False)]
+        x = np.arange(len(handovers))
+        ax.bar(x - 0.2, handovers["gap_max_ms"].fillna(0), width=0.4, label="worst listener", color="tab:orange")
+        ax.bar(x + 0.2, handovers["gap_p50_ms"].fillna(0), width=0.4, label="median listener", color="tab:blue")
+        ax.set_xticks(x, labels, fontsize=8)
+    else:
+        # Too many handovers for one bar each: one point per handover over time, failures on the axis in red.
+        done = handovers[handovers["ok"]]
+        ax.scatter(done["t_s"], done["gap_max_ms"], s=8, color="tab:orange", label="worst listener")
+        ax.scatter(done["t_s"], done["gap_p50_ms"], s=8, color="tab:blue", label="median listener")
+        failed = handovers[~handovers["ok"]]
+        if not failed.empty:
+            ax.scatter(failed["t_s"], np.zeros(len(failed)), marker="x", color="crimson", label=f"failed ({len(failed)})")
+        ax.set_xlabel("seconds since load start")
     _threshold_line(ax, row)
     ax.set_ylabel("longest packet gap (ms)")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
-    ax.set_title("Listener audio gaps across handovers")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(f"Listener audio gaps across handovers ({len(handovers)})")
     fig.tight_layout()
     return Plot("handovers", "Handover gaps", "Per handover: the longest packet-free stretch a listener of that booth heard in the 6 s after it started.", fig)
 
@@ -265,11 +276,11 @@ def probe_curve(finding: Finding) -> Plot | None:
         ax.set_title(data.description or data.file, fontsize=9)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="upper left")
     if finding.knee is not None and not knee_drawn:
         # The knee is on columns no data file plots together: mark its x on the first axis, still named.
         axes[0].axvline(finding.knee.x, color="crimson", ls="--", lw=1, label=f"knee {finding.knee.x_column} = {finding.knee.x:g}")
-        axes[0].legend(fontsize=8)
+        axes[0].legend(fontsize=8, loc="upper left")
     fig.suptitle(f"{finding.title}\nmethod: {finding.method}", fontsize=10)
     fig.tight_layout()
     knee_text = f"knee at {finding.knee.x_column} = {finding.knee.x:g} ({finding.knee.y_column} = {finding.knee.y:g})" if finding.knee else "no knee found"
