@@ -124,7 +124,7 @@ def overlay_plot(run_a: RunData, run_b: RunData) -> Plot | None:
         ax.set_xlabel(label)
         ax.set_ylabel("fraction of samples")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower right")
     fig.suptitle("Distributions, run A against run B")
     fig.tight_layout()
     return Plot("compare", "Distributions side by side", "Cumulative distributions of both runs' samples (left of the other = faster).", fig)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +79,19 @@ class RunData:
         firsts += [self.listeners["t_epoch_s"].min()] if not self.listeners.empty else []
         return float(min(firsts)) if firsts else None
 
+    @functools.cached_property
     def booth_labels(self) -> dict[str, str]:
         """booth id (contract 2) -> "ROOM/LANG" as the scenario names it, from event.json."""
         booths = (self.event or {}).get("booths") or {}
         return {info["booth_id"]: ref for ref, info in booths.items() if isinstance(info, dict) and "booth_id" in info}
 
     def label(self, booth_id: Any) -> str:
-        return self.booth_labels().get(str(booth_id), str(booth_id))
+        return self.booth_labels.get(str(booth_id), str(booth_id))
+
+    def labels(self, booth_ids: pd.Series) -> pd.Series:
+        """Vectorised ``label``: maps each distinct id once (columns are categorical or repeat a few ids)."""
+        as_text = booth_ids.astype(str)
+        return as_text.map(self.booth_labels).fillna(as_text)
 
 
 def _parse_iso(text: str) -> float:
@@ -119,33 +127,59 @@ def _read_json(path: Path, missing: list[str], why: str) -> dict[str, Any] | Non
     return data
 
 
+# harness.results.SampleWriter writes exactly this shape (json.dumps with compact separators, keys in this
+# order); matching it with one regex over the file is ~5x faster than json.loads per line, which matters
+# for the ~1.5 M lines of a one-hour run. Lines of any other shape take the json.loads path.
+_SAMPLE_LINE = re.compile(
+    r'^\{"t":([-+0-9.eE]+|NaN|-?Infinity),"metric":"([^"\\]+)","value":([-+0-9.eE]+|NaN|-?Infinity)(?:,"tags":(\{[^\n]*\}))?\}$',
+    re.MULTILINE,
+)
+
+
+def _numbers(texts: tuple[str, ...]) -> np.ndarray:
+    return np.array(" ".join(texts).split(), dtype=float) if texts else np.array([], dtype=float)
+
+
+def _parse_stream(text: str) -> tuple[pd.DataFrame, int]:
+    """One stream's text -> (frame of t, metric, value, tags text), number of unreadable lines."""
+    matches = _SAMPLE_LINE.findall(text)
+    if len(matches) == text.count("\n"):
+        ts, metrics, values, tags = zip(*matches) if matches else ((), (), (), ())
+        return pd.DataFrame({"t": _numbers(ts), "metric": metrics, "value": _numbers(values), "tags": tags}), 0
+    rows, bad = [], 0
+    for raw in text.splitlines():
+        match = _SAMPLE_LINE.match(raw)
+        if match:
+            rows.append((float(match[1]), match[2], float(match[3]), match[4]))
+            continue
+        try:
+            record = json.loads(raw)
+            rows.append((float(record["t"]), str(record["metric"]), float(record["value"]), json.dumps(record.get("tags") or {})))
+        except (ValueError, KeyError, TypeError):
+            bad += 1
+    return pd.DataFrame(rows, columns=["t", "metric", "value", "tags"]), bad
+
+
 def read_samples(paths: list[Path], missing: list[str]) -> pd.DataFrame:
-    """All sample streams as one long frame. A hand-rolled loop: about 3x faster than pandas' JSON reader here."""
-    ts: list[float] = []
-    metrics: list[str] = []
-    values: list[float] = []
-    tags: dict[str, list[Any]] = {tag: [] for tag in SAMPLE_TAGS}
-    loads = json.loads
+    """All sample streams as one long frame: t, metric (categorical), value, and the SAMPLE_TAGS columns."""
+    frames = []
     for path in paths:
-        bad = 0
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for raw in fh:
-                try:
-                    record = loads(raw)
-                    t, metric, value = float(record["t"]), str(record["metric"]), float(record["value"])
-                except (ValueError, KeyError, TypeError):
-                    bad += 1  # the cut-short last line of a killed writer
-                    continue
-                ts.append(t)
-                metrics.append(metric)
-                values.append(value)
-                record_tags = record.get("tags") or {}
-                for tag, column in tags.items():
-                    column.append(record_tags.get(tag))
-        if bad:
-            missing.append(f"{SAMPLES_DIR}/{path.name}: {bad} unreadable line(s) skipped (a writer cut off mid-line)")
-    frame = pd.DataFrame({"t": np.asarray(ts, dtype=float), "metric": pd.Categorical(metrics),
-                          "value": np.asarray(values, dtype=float), **tags})
+        text = path.read_text(encoding="utf-8", errors="replace")
+        cut = 0
+        if text and not text.endswith("\n"):
+            text, cut = text[: text.rfind("\n") + 1], 1  # the cut-short last line of a killed writer
+        frame, bad = _parse_stream(text)
+        if bad + cut:
+            missing.append(f"{SAMPLES_DIR}/{path.name}: {bad + cut} unreadable line(s) skipped (a writer cut off mid-line)")
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["t", "metric", "value", "tags"])
+    frame["metric"] = frame["metric"].astype("category")
+    # Tags repeat a handful of distinct objects (request names, booths): parse each distinct text once.
+    tags = frame.pop("tags").fillna("").astype("category")
+    parsed = [json.loads(text) if text else {} for text in tags.cat.categories]
+    for tag in SAMPLE_TAGS:
+        frame[tag] = tags.cat.rename_categories(range(len(parsed))).map(
+            {i: (p.get(tag) if isinstance(p, dict) else None) for i, p in enumerate(parsed)}).astype(object)
     return frame
 
 

@@ -100,7 +100,7 @@ def mouth_to_ear_by_booth(run: RunData) -> BoothDistribution | None:
         source = "tap listeners, payload latency (no probe listeners: reads ~80 ms low, no jitter buffer or decode)"
     if values.empty:
         return None
-    values = values.assign(booth=values["booth"].astype(str).map(run.label))
+    values = values.assign(booth=run.labels(values["booth"]))
     grouped = values.groupby("booth")["ms"]
     stats = grouped.quantile([0.05, 0.25, 0.5, 0.75, 0.95, 0.99]).unstack()
     stats.columns = ["p5", "p25", "p50", "p75", "p95", "p99"]
@@ -127,7 +127,7 @@ def media_setups(run: RunData) -> pd.DataFrame:
         if column not in setups:
             setups[column] = np.nan
     setups["ok"] = setups["ok"].fillna(False).astype(bool)
-    setups["booth"] = setups["booth"].astype(str).map(run.label)
+    setups["booth"] = run.labels(setups["booth"])
     return setups[["role", "booth", "ok", "first_packet_ms", "connected_ms", "phase", "error"]]
 
 
@@ -137,28 +137,40 @@ def handovers(run: RunData, t0: float) -> pd.DataFrame:
     Handovers are rebuilt from the ``handover_failure_rate`` (one per handover) and ``handover_duration_ms``
     samples, both written when the handover ended; the start is the end minus the duration. The gap is the
     one ``harness.measures.handover_gaps_ms`` judges: per listener, the longest packet-free stretch in the
-    ``HANDOVER_GAP_WINDOW_S`` after the start.
+    ``HANDOVER_GAP_WINDOW_S`` after the start. Windows are found by binary search in each booth's rows sorted
+    by time, so a one-hour run with thousands of handovers does not rescan the listener table per handover.
     """
     outcomes = metric(run, "handover_failure_rate")
     columns = ["booth", "t_s", "ok", "duration_ms", "listeners", "gap_max_ms", "gap_p50_ms", "at_epoch_s"]
     if outcomes.empty:
         return pd.DataFrame(columns=columns)
     durations = metric(run, "handover_duration_ms")
-    rows = []
-    for t, ok_value, booth in outcomes[["t", "value", "booth"]].itertuples(index=False):
-        match = durations[(durations["booth"] == booth) & ((durations["t"] - t).abs() < 0.5)]
-        duration_ms = float(match["value"].iloc[0]) if not match.empty else None
-        at = t - (duration_ms or 0.0) / 1000.0
+    ends = outcomes[["t", "value", "booth"]].sort_values("t")
+    # Each outcome sample has a duration sample of the same booth written right after it (harness.run).
+    matched = pd.merge_asof(ends, durations[["t", "value", "booth"]].sort_values("t").rename(columns={"value": "duration_ms"}),
+                            on="t", by="booth", direction="nearest", tolerance=0.5)
+    matched["at_epoch_s"] = matched["t"] - matched["duration_ms"].fillna(0.0) / 1000.0
+    by_booth: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]] = {}
+    if not run.listeners.empty:
+        rows = run.listeners[run.listeners["role"].isin(LISTENER_ROLES)]
+        for booth, group in rows.groupby(rows["booth"].astype(str), sort=False):
+            group = group.sort_values("t_epoch_s")
+            codes, uniques = pd.factorize(group["handle"])
+            by_booth[booth] = (group["t_epoch_s"].to_numpy(float), codes, group["max_interarrival_ms"].to_numpy(float), len(uniques))
+    out = []
+    for booth, at, ok_value, duration_ms in matched[["booth", "at_epoch_s", "value", "duration_ms"]].itertuples(index=False):
         ok = ok_value == 0.0
-        gaps = pd.Series(dtype=float)
-        if ok and not run.listeners.empty:
-            window = run.listeners[(run.listeners["booth"] == booth) & run.listeners["role"].isin(LISTENER_ROLES)
-                                   & (run.listeners["t_epoch_s"] > at) & (run.listeners["t_epoch_s"] <= at + HANDOVER_GAP_WINDOW_S)]
-            gaps = window.groupby("handle", observed=True)["max_interarrival_ms"].max().dropna()
-        rows.append({"booth": run.label(booth), "t_s": at - t0, "ok": ok, "duration_ms": duration_ms, "listeners": int(gaps.size),
-                     "gap_max_ms": float(gaps.max()) if not gaps.empty else None,
-                     "gap_p50_ms": float(gaps.median()) if not gaps.empty else None, "at_epoch_s": at})
-    return pd.DataFrame(rows, columns=columns)
+        gaps = np.array([])
+        if ok and str(booth) in by_booth:
+            t, codes, interarrival, n_handles = by_booth[str(booth)]
+            lo, hi = np.searchsorted(t, [at, at + HANDOVER_GAP_WINDOW_S], side="right")
+            worst = np.full(n_handles, -np.inf)
+            np.fmax.at(worst, codes[lo:hi], interarrival[lo:hi])  # fmax: a NaN interval does not hide the others
+            gaps = worst[np.isfinite(worst)]
+        out.append({"booth": run.label(booth), "t_s": at - t0, "ok": ok, "duration_ms": None if pd.isna(duration_ms) else float(duration_ms),
+                    "listeners": int(gaps.size), "gap_max_ms": float(gaps.max()) if gaps.size else None,
+                    "gap_p50_ms": float(np.median(gaps)) if gaps.size else None, "at_epoch_s": at})
+    return pd.DataFrame(out, columns=columns)
 
 
 def caption_delays(run: RunData, t0: float) -> pd.DataFrame:
@@ -166,7 +178,7 @@ def caption_delays(run: RunData, t0: float) -> pd.DataFrame:
     delays = metric(run, "caption_delay_ms")
     if delays.empty:
         return pd.DataFrame(columns=["t_s", "booth", "ms"])
-    return pd.DataFrame({"t_s": delays["t"] - t0, "booth": delays["booth"].astype(str).map(run.label), "ms": delays["value"]})
+    return pd.DataFrame({"t_s": delays["t"] - t0, "booth": run.labels(delays["booth"]), "ms": delays["value"]})
 
 
 def transcription_refusals(run: RunData) -> pd.DataFrame:
@@ -174,7 +186,7 @@ def transcription_refusals(run: RunData) -> pd.DataFrame:
     refused = metric(run, "transcription_start_rejected")
     if refused.empty:
         return pd.DataFrame(columns=["booth", "t"])
-    return refused.groupby(refused["booth"].astype(str).map(run.label))["t"].min().rename("t").reset_index()
+    return refused.groupby(run.labels(refused["booth"]))["t"].min().rename("t").reset_index()
 
 
 def listener_shape(run: RunData) -> dict[str, int]:

@@ -62,8 +62,12 @@ class Verdicts:
 
 
 def _number(value: float) -> str:
-    if value == 0 or 0.01 <= abs(value) < 1e6:
-        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:,.0f}"
+    """Readable precision: 1,000 / 57.3 / 0.02 / 1.5e-05."""
+    size = abs(value)
+    if size >= 100:
+        return f"{value:,.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
     return f"{value:.3g}"
 
 
