@@ -165,7 +165,7 @@ def assemble(run: RunData) -> Report:
         ("generator health", plots.generator(run.engine_seconds, series.metric(run, "generator_loop_lag_ms"), health, t0)),
     ]
     figures += [(f"probe {f.probe} curve", plots.probe_curve(f)) for f in findings]
-    is_probe_run = bool(findings) and run.summary is None and run.samples.empty
+    is_probe_run = run.is_probe_run
     for name, plot in figures:
         # A probe-only folder has no rehearsal plots by design; elsewhere an absent plot is a gap worth saying.
         if plot is None and not (is_probe_run and not name.startswith("probe")):

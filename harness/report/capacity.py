@@ -74,7 +74,7 @@ def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health:
             f"Carried {shape['booths']} booth{'s' if shape['booths'] != 1 else ''}{where} x up to {shape['max_per_booth']} listeners "
             f"({shape['sessions']} listener sessions, {shape['peak_receiving']} receiving audio at the peak) at p95 mouth-to-ear "
             f"{_ms(inputs.m2e['p95'])} (p50 {_ms(inputs.m2e['p50'])}, p99 {_ms(inputs.m2e['p99'])}; {inputs.m2e_source}){note}."), ok))
-    elif not shape:
+    elif not shape and not run.is_probe_run:
         out.append(Statement("audience", "No listener audio was measured (no media listener data): this run says nothing about audio capacity.", False))
     if inputs.loss:
         note, ok = _slo_note(verdicts, "packet_loss_pct")
@@ -133,7 +133,7 @@ def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health:
         out.append(Statement("portal", text + ".", ok))
     warning = health.warning()
     if warning:
-        out.append(Statement("generator", warning, False))
+        out.append(Statement("generator", warning, not health.saturated))
     elif health.measured:
         out.append(Statement("generator", "The load generator kept up for the whole run (no saturated second in the media engines or the Locust hub).", True))
     for finding in findings:

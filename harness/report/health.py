@@ -5,6 +5,10 @@ loop lag p95 > 20 ms or CPU > 85 %) into ``media/media-*-seconds.jsonl``; the Lo
 gevent hub lag ten times a second as ``generator_loop_lag_ms``, and a second whose p95 lag exceeds
 ``harness.results.HUB_LAG_SATURATED_MS`` counts as saturated here. Adjacent saturated seconds (at most
 ``MERGE_GAP_S`` apart) form one period. Numbers measured inside a period describe the harness, not the target.
+
+Whether the run as a whole counts as saturated is the run's own judgement (summary.json, made by
+``harness.run`` with the tolerances in ``harness.results``); periods inside the tolerance are still shown.
+A run without summary.json is judged here with the same tolerances.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..results import HUB_LAG_SATURATED_MS
+from ..results import HUB_LAG_SATURATED_MS, SATURATED_SECONDS_TOLERATED, SATURATED_SHARE_TOLERATED
 from .rundata import RunData
 from .series import metric
 
@@ -48,6 +52,9 @@ class GeneratorHealthView:
 
     def warning(self) -> str | None:
         if not self.saturated:
+            if self.periods:
+                spans = "; ".join(p.describe() for p in self.periods[:6])
+                return f"Brief generator saturation, within the run's tolerance: {spans}."
             return None
         if self.periods:
             spans = "; ".join(p.describe() for p in self.periods[:6])
@@ -95,14 +102,22 @@ def generator_health(run: RunData, t0: float) -> GeneratorHealthView:
         hot = per_second[per_second > HUB_LAG_SATURATED_MS]
         reasons = pd.Series([f"hub lag p95 {v:.0f} ms > {HUB_LAG_SATURATED_MS:.0f} ms" for v in hot], dtype=object)
         periods += _periods(pd.Series(hot.index, dtype=float), reasons, "Locust hub")
-    summary_health = (run.summary or {}).get("generator_health") or (run.run_meta or {}).get("generator_health") or {}
-    notes = tuple(summary_health.get("notes") or ())
+    judged = (run.summary or {}).get("generator_health") or (run.run_meta or {}).get("generator_health")
+    if judged is not None:
+        saturated = bool(judged.get("saturated"))
+    else:
+        # Same rule as harness.run: engines saturated beyond the tolerance, or a hub lag p99 over the limit.
+        engine_hot_s = int(engines["saturated"].sum()) if not engines.empty else 0
+        saturated = (engine_hot_s > max(SATURATED_SECONDS_TOLERATED, SATURATED_SHARE_TOLERATED * len(engines))
+                     or (hub_p99 is not None and hub_p99 > HUB_LAG_SATURATED_MS))
+    judged = judged or {}
+    notes = tuple(judged.get("notes") or ())
     return GeneratorHealthView(
-        saturated=bool(periods) or bool(summary_health.get("saturated")),
+        saturated=saturated,
         periods=tuple(sorted(periods, key=lambda p: p.start_s)),
         engine_cpu_pct_max=float(engines["cpu_pct"].max()) if not engines.empty and engines["cpu_pct"].notna().any() else None,
         engine_lag_p95_max_ms=float(engines["loop_lag_p95_ms"].max()) if not engines.empty and engines["loop_lag_p95_ms"].notna().any() else None,
-        hub_lag_p99_ms=hub_p99 if hub_p99 is not None else summary_health.get("loop_lag_p99_ms"),
+        hub_lag_p99_ms=hub_p99 if hub_p99 is not None else judged.get("loop_lag_p99_ms"),
         notes=notes,
         measured=not engines.empty or not lag.empty,
     )

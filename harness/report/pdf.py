@@ -22,7 +22,7 @@ MARGIN = 0.06  # of the page
 LINE = 0.0155  # one 9 pt line, as a fraction of the page height
 CHARS_PER_LINE = 112
 _COLORS = {"pass": "#1b7a1f", "fail": "#b00020", "no_data": "#8a6d00"}
-_BANNER = {"passed": "#1b7a1f", "slo_failed": "#b00020", "error": "#a06800"}
+_BANNER = {"passed": "#1b7a1f", "slo_failed": "#b00020", "error": "#a06800", "findings": "#2f5597"}
 
 
 class _TextPages:
@@ -90,7 +90,8 @@ def write_pdf(report: Report, path: Path) -> None:
             text.paragraph(report.verdicts.reason)
         warning = report.health.warning()
         if warning:
-            text.paragraph(f"GENERATOR SATURATED. {warning}", color="#b00020")
+            text.paragraph(f"GENERATOR SATURATED. {warning}" if report.health.saturated else warning,
+                           color="#b00020" if report.health.saturated else "#a06800")
         text.heading("Target, configuration and harness")
         for label, value in report.overview:
             text.row([(0.0, label), (0.2, value)])

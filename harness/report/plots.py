@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -243,6 +244,8 @@ def _draw_series(ax, data: DataSeries) -> list[str]:
     drawn = [y for y in data.y if y in frame]
     groups = frame.groupby(data.series) if data.series and data.series in frame else [(None, frame)]
     for name, rows in groups:
+        if data.kind == "scatter" and len(rows) > MAX_SCATTER_POINTS:
+            rows = rows.sample(MAX_SCATTER_POINTS, random_state=0)  # a fixed sample: same picture every build
         rows = rows.sort_values(data.x)
         for y in drawn:
             label = y if name is None else f"{y} ({data.series}={name})"
@@ -254,8 +257,8 @@ def _draw_series(ax, data: DataSeries) -> list[str]:
                 ax.step(rows[data.x], rows[y], where="post", label=label)
             else:
                 ax.plot(rows[data.x], rows[y], marker="o", ms=3, label=label)
-    ax.set_xlabel(data.columns.get(data.x, data.x) if data.x else "")
-    ax.set_ylabel(", ".join(data.columns.get(y, y) for y in drawn))
+    ax.set_xlabel(textwrap.fill(data.columns.get(data.x, data.x), 90))
+    ax.set_ylabel(textwrap.fill(", ".join(drawn), 30))  # column names: their meanings are in the finding's data table
     return drawn
 
 
@@ -281,7 +284,7 @@ def probe_curve(finding: Finding) -> Plot | None:
         # The knee is on columns no data file plots together: mark its x on the first axis, still named.
         axes[0].axvline(finding.knee.x, color="crimson", ls="--", lw=1, label=f"knee {finding.knee.x_column} = {finding.knee.x:g}")
         axes[0].legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"{finding.title}\nmethod: {finding.method}", fontsize=10)
+    fig.suptitle(textwrap.fill(f"{finding.title} — method: {finding.method}", 120), fontsize=9)
     fig.tight_layout()
     knee_text = f"knee at {finding.knee.x_column} = {finding.knee.x:g} ({finding.knee.y_column} = {finding.knee.y:g})" if finding.knee else "no knee found"
     caption = f"Probe {finding.probe}: {knee_text}; method: {finding.method}."

@@ -3,7 +3,8 @@
 Owns the file formats. The HTML embeds every figure as base64 PNG and all CSS inline, so it opens with no
 network. verdict.json is for machines; its shape is ``VERDICT_SCHEMA_VERSION`` 1::
 
-    {"schema_version", "run_id", "scenario", "status", "verdict", "exit_code", "provisional", "reason",
+    {"schema_version", "run_id", "scenario", "status", "verdict" (passed | slo_failed | error, as in
+     summary.json; findings for a probe run), "exit_code", "provisional", "reason",
      "slos": [{metric, source, aggregation, op, bound, unit, required, state, observed, sample_count,
                file, line, measured, threshold}],
      "capacity": [{"topic", "text", "ok"}], "recommendations": [{"text", "because"}],
@@ -27,7 +28,8 @@ from .capacity import as_dicts
 
 VERDICT_SCHEMA_VERSION = 1
 VERDICT_WORDS = {"passed": "PASSED — every SLO met", "slo_failed": "FAILED — an SLO was breached",
-                 "error": "NOT SIGNABLE — harness error, saturated generator, missing data or unfinished run"}
+                 "error": "NOT SIGNABLE — harness error, saturated generator, missing data or unfinished run",
+                 "findings": "PROBE FINDINGS — a limit probe states what it found (no SLOs judged)"}
 STATE_WORDS = {"pass": "pass", "fail": "FAIL", "no_data": "no data"}
 
 _ENV = jinja2.Environment(

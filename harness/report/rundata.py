@@ -66,6 +66,11 @@ class RunData:
     missing: list[str]
 
     @property
+    def is_probe_run(self) -> bool:
+        """A `voxload probe` folder: findings under probes/, no scenario, no SLO verdicts by design."""
+        return (self.path / PROBES_DIR).is_dir() and not self.scenario and self.summary is None
+
+    @property
     def scenario(self) -> dict[str, Any]:
         return (self.run_meta or {}).get("scenario") or {}
 
@@ -92,6 +97,11 @@ class RunData:
         """Vectorised ``label``: maps each distinct id once (columns are categorical or repeat a few ids)."""
         as_text = booth_ids.astype(str)
         return as_text.map(self.booth_labels).fillna(as_text)
+
+
+def media_source(path: Path) -> str:
+    """The engine a media file came from: ``e0``, or ``w1.e0`` for a distributed worker's engine."""
+    return path.name.split("-")[1]
 
 
 def _parse_iso(text: str) -> float:
@@ -194,6 +204,11 @@ def read_listener_csvs(paths: list[Path], missing: list[str]) -> pd.DataFrame:
         if _ends_mid_line(path):
             missing.append(f"{MEDIA_DIR}/{path.name} ends mid-line (the engine was killed); the cut row is dropped")
             frame = frame.iloc[:-1]
+        if "handle" in frame:
+            # Handles are unique per engine only (every distributed worker has an engine e0): scope them
+            # by the file's engine, as harness.measures does, so listeners of different workers stay apart.
+            source = media_source(path)
+            frame["handle"] = frame["handle"].astype(str).astype("category").cat.rename_categories(lambda h: f"{source}/{h}")
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=list(LISTENER_USECOLS))
@@ -233,7 +248,7 @@ def read_engine_seconds(paths: list[Path], missing: list[str]) -> pd.DataFrame:
                     health = record.get("health") or {}
                     rows.append({
                         "t": float(record["t_epoch_s"]),
-                        "engine": str(record.get("engine", path.stem)),
+                        "engine": media_source(path),
                         "cpu_pct": health.get("cpu_pct"),
                         "loop_lag_p95_ms": health.get("loop_lag_p95_ms"),
                         "listeners": health.get("listeners"),
@@ -290,8 +305,11 @@ def load_run(path: Path) -> RunData:
         raise NotARunFolder(f"{path} holds no run.json, summary.json, samples/, media/ or probes/: not a voxload run folder")
     missing: list[str] = []
     run_meta = _read_json(path / RUN_JSON, missing, "no target, scenario or harness metadata")
-    summary = _read_json(path / SUMMARY_JSON, missing, "the run did not finish (crashed, killed or still running), so it has no final verdicts")
     has_probes = (path / PROBES_DIR).is_dir()
+    summary = None
+    if (path / SUMMARY_JSON).exists() or not (has_probes and not (run_meta or {}).get("scenario")):
+        # Probe runs have no scenario and never write summary.json; rehearsals always do when they finish.
+        summary = _read_json(path / SUMMARY_JSON, missing, "the run did not finish (crashed, killed or still running), so it has no final verdicts")
     event = None
     if (path / EVENT_JSON).exists() or not has_probes:
         event = _read_json(path / EVENT_JSON, missing, "booths are shown by id, not by room and language")

@@ -118,7 +118,18 @@ def _recompute(run: RunData) -> tuple[SloRow, ...]:
     return tuple(_row(r.as_dict()) for r in slo.evaluate(thresholds, values))
 
 
+# A probe run judges no SLO: its outcome is its findings (harness.probes), so it gets its own verdict word.
+PROBE_VERDICT = "findings"
+
+
 def verdicts(run: RunData) -> Verdicts:
+    if run.is_probe_run:
+        meta = run.run_meta or {}
+        code = meta.get("exit_code")
+        if meta.get("status") == "finished" and code is not None:
+            return Verdicts(PROBE_VERDICT, int(code), (), False, None)
+        reason = f"the probe did not finish (status {meta.get('status', 'unknown')}{': ' + meta['error'] if meta.get('error') else ''})"
+        return Verdicts(Verdict.ERROR.value, EXIT_ERROR, (), False, reason)
     if run.summary is not None:
         rows = tuple(_row(doc) for doc in run.summary.get("slos") or [])
         reason = run.summary.get("harness_error")
