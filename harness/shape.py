@@ -1,11 +1,13 @@
-"""The Locust load shape of a scenario: ``load.stages`` -> ``LoadTestShape.tick()``.
+"""The Locust load shape of a scenario: ``load.stages`` (or a probe's ``load.ramp``) -> ``LoadTestShape.tick()``.
 
 This module is Locust-facing (it imports locust, which monkey-patches with gevent): engine processes
 must not import it (conventions item 3).
 
 Semantics (Locust's, not k6's): while stage *i* runs (``start_s <= run time < end_s``) the shape asks
 for ``fixed users + stage.listeners`` users at ``stage.spawn_rate_per_s``; Locust ramps towards that
-target at that rate. After the last stage ``tick()`` returns None and Locust stops the test.
+target at that rate. After the last stage ``tick()`` returns None and Locust stops the test. With ``load.ramp`` (a probe's
+stepped ramp, ``harness.probes.shapes.ramp_target``) the listeners follow the ramp's levels instead, one
+step after the other, and the test stops after the last step.
 "Fixed users" are the ones present for the whole run: every interpreter, admin and coordinator
 (``Scenario.fixed_users``). They are meant to be user classes with ``fixed_count`` set, which Locust
 spawns before weighted classes, so listeners are the part that ramps.
@@ -28,6 +30,7 @@ from typing import ClassVar
 
 from locust import LoadTestShape, User
 
+from .probes.shapes import ramp_target
 from .scenario import Scenario, Stage, load_scenario
 
 log = logging.getLogger(__name__)
@@ -82,13 +85,25 @@ class ScenarioShape(LoadTestShape):
         """Users on top of the listeners; override if the locustfile's fixed classes differ."""
         return scenario.fixed_users
 
+    @staticmethod
+    def listener_target(scenario: Scenario, run_time_s: float) -> tuple[int, float] | None:
+        """(listeners, spawn rate) at `run_time_s`: the probe ramp's level when ``load.ramp`` is set, else the stage's."""
+        ramp = scenario.load.ramp
+        if ramp is not None:
+            return ramp_target(ramp.plan, run_time_s, ramp.spawn_rate_per_s)
+        stage = scenario.load.stage_at(run_time_s)
+        return None if stage is None else (stage.listeners, stage.spawn_rate_per_s)
+
     def tick(self) -> tuple[int, float] | tuple[int, float, list[type[User]] | None] | None:
         scenario = self.resolved_scenario()
-        stage = scenario.load.stage_at(self.get_run_time())
-        self._set_stage(stage)
-        if stage is None:
+        run_time_s = self.get_run_time()
+        # With a ramp the stages mirror its steps one to one, so the transitions logged are the ramp's steps.
+        self._set_stage(scenario.load.stage_at(run_time_s))
+        target = self.listener_target(scenario, run_time_s)
+        if target is None:
             return None
-        users = self.fixed_users(scenario) + stage.listeners
+        listeners, spawn_rate_per_s = target
+        users = self.fixed_users(scenario) + listeners
         if self.user_classes is not None:
-            return users, stage.spawn_rate_per_s, list(self.user_classes)
-        return users, stage.spawn_rate_per_s
+            return users, spawn_rate_per_s, list(self.user_classes)
+        return users, spawn_rate_per_s

@@ -29,7 +29,7 @@ from harness.slo import METRICS
 REPO = Path(__file__).resolve().parents[1]
 BAD_DIR = REPO / "tests" / "data" / "bad_scenarios"
 BAD_FILES = sorted(BAD_DIR.glob("*.yaml"))
-SHIPPED = ("smoke", "conference", "large-event", "handover-drill")
+SHIPPED = ("smoke", "conference", "large-event", "handover-drill", "db-pool-ramp")
 
 
 def expected_message(path: Path) -> str:

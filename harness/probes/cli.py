@@ -18,7 +18,7 @@ from pathlib import Path
 from ..clients.errors import ClientError
 from ..media.errors import MediaError
 from ..results import EXIT_ERROR, EXIT_OK, ResultsError, RunDirectory, RunStatus
-from . import PROBES
+from .registry import PROBES
 from .base import Probe, ProbeContext, ProbeError
 from .finding import PROBES_DIR, FindingError
 from .ramp import RampError

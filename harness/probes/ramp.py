@@ -1,7 +1,9 @@
 """Stepped concurrency ramps: the load plan shared by the probes and the Locust shapes (shapes.py).
 
-Owns :class:`StepPlan`: a list of concurrency levels, each held for a fixed time. The probes walk it with
-threads; :mod:`harness.probes.shapes` turns the same plan into a Locust ``LoadTestShape``. No locust import.
+Owns :class:`StepPlan`: a list of concurrency levels, each held for a fixed time, and ``RAMP_PROBES``, the
+probes whose load is such a ramp. The probes walk it with threads; :mod:`harness.probes.shapes` turns the
+same plan into a Locust ``LoadTestShape`` and :mod:`harness.scenario` validates a scenario's ``load.ramp``
+with it. No locust import (and light: the scenario loader imports it).
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ from collections.abc import Sequence
 
 class RampError(ValueError):
     """A ramp that cannot run (one line for the CLI)."""
+
+
+# Probes whose load is a stepped concurrency ramp, so a scenario can borrow them as its load shape
+# (``load.ramp``); the others (workers, security, restarts) are drills, not shapes.
+RAMP_PROBES = ("db-pool", "booth-state")
+# Users are started this fast within a step when the plan does not say: a level should be reached well inside its step.
+DEFAULT_SPAWN_RATE_PER_S = 10.0
 
 
 @dataclasses.dataclass(frozen=True)

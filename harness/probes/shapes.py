@@ -3,20 +3,17 @@
 Imports locust (so gevent's monkey patching): only the Locust process may import this module, after locust
 itself (as a locustfile does), never pytest or an engine. The step arithmetic lives in :mod:`harness.probes.ramp` (no locust), shared with the CLI probes.
 
-Wiring for the Locust layer (owned by the lead): ``probe_shape(name, levels="1,2,4,8", step_s=10)`` returns an
-instance; a locustfile that defines ``shape_class`` gets it by module attribute, e.g.
-``SteppedRampShape.configure(StepPlan.parse(...))``. The user classes that generate the load stay the
-scenario's own (ListenerUser polls are the db-pool read load; InterpreterUser joins the fan-out load).
+Two ways in: a scenario names a probe ramp in ``load.ramp`` and ``harness.shape.ScenarioShape`` follows it
+through :func:`ramp_target` (listeners are the ramped users: their audio-delay polls are the db-pool read
+load); or a locustfile takes ``probe_shape(name, levels="1,2,4,8", step_s=10)``, a shape class bound to the
+plan, as its own shape.
 """
 
 from __future__ import annotations
 
 from locust import LoadTestShape
 
-from .ramp import RampError, StepPlan
-
-# Users are started this fast within a step: a step's level should be reached well inside the step.
-DEFAULT_SPAWN_RATE_PER_S = 10.0
+from .ramp import DEFAULT_SPAWN_RATE_PER_S, RAMP_PROBES, RampError, StepPlan
 
 
 class SteppedRampShape(LoadTestShape):
@@ -33,12 +30,17 @@ class SteppedRampShape(LoadTestShape):
                     {"plan": plan, "spawn_rate_per_s": spawn_rate_per_s, "abstract": False})
 
     def tick(self) -> tuple[int, float] | None:
-        level = self.plan.level_at(self.get_run_time())
-        return None if level is None else (level, self.spawn_rate_per_s)
+        return ramp_target(self.plan, self.get_run_time(), self.spawn_rate_per_s)
 
 
-# Probes whose load is a stepped concurrency ramp; the others (workers, security, restarts) are drills, not shapes.
-RAMP_PROBES = ("db-pool", "booth-state")
+def ramp_target(plan: StepPlan, run_time_s: float, spawn_rate_per_s: float) -> tuple[int, float] | None:
+    """What a stepped ramp asks Locust for at `run_time_s`: (users, spawn rate), or None once it is over.
+
+    Shared by :class:`SteppedRampShape` and ``harness.shape.ScenarioShape`` (a scenario's ``load.ramp``,
+    where the users are the listeners on top of the scenario's fixed users).
+    """
+    level = plan.level_at(run_time_s)
+    return None if level is None else (level, spawn_rate_per_s)
 
 
 def probe_shape(name: str, levels: str = "1,2,4,8,16,32", step_s: float = 10.0,

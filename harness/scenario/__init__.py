@@ -6,6 +6,7 @@ The public API (everything else in this package is internal)::
     scenario = load_scenario("smoke")            # or a path; bare names resolve to scenarios/NAME.yaml
     scenario.event.booths                        # expanded BoothSpec tuple, generator form already applied
     scenario.load.stages                         # Stage(index, start_s, duration_s, listeners, spawn_rate_per_s)
+    scenario.load.ramp                           # RampSpec(probe, plan, spawn_rate_per_s) or None (load.ramp)
     scenario.handovers.schedule                  # HandoverAt(at_s, booth="ROOM/LANG"), sorted
     scenario.slos                                # harness.slo.Threshold tuple, with file and line
 
@@ -27,6 +28,7 @@ from .model import (
     LoadSpec,
     MediaSpec,
     Provisioning,
+    RampSpec,
     RoomSpec,
     Scenario,
     Stage,
@@ -45,6 +47,7 @@ __all__ = [
     "LoadSpec",
     "MediaSpec",
     "Provisioning",
+    "RampSpec",
     "RoomSpec",
     "Scenario",
     "ScenarioError",

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..probes.ramp import DEFAULT_SPAWN_RATE_PER_S, StepPlan
 from ..slo import Threshold
 
 
@@ -154,11 +155,22 @@ class ThinkTime:
 
 
 @dataclasses.dataclass(frozen=True)
+class RampSpec:
+    """A probe's stepped ramp as the scenario's load (``load.ramp``): the listeners follow ``plan.levels``."""
+
+    probe: str  # one of harness.probes.ramp.RAMP_PROBES
+    plan: StepPlan
+    spawn_rate_per_s: float
+
+
+@dataclasses.dataclass(frozen=True)
 class LoadSpec:
+    # With a ramp, one stage per ramp step (so run length, peak and reports read stages either way).
     stages: tuple[Stage, ...]
     admins: int
     coordinators: int
     think_time_s: Mapping[str, ThinkTime]  # keys: admin, coordinator, interpreter, listener
+    ramp: RampSpec | None = None
 
     @property
     def total_duration_s(self) -> float:
@@ -298,15 +310,25 @@ def resolve_listeners(raw: int | str, capacity: int) -> int:
     return round(capacity * percent / 100.0)
 
 
+def build_ramp(ramp: Mapping[str, Any]) -> RampSpec:
+    plan = StepPlan(tuple(int(level) for level in ramp["levels"]), float(ramp["step_s"]))
+    return RampSpec(ramp["probe"], plan, float(ramp.get("spawn_rate_per_s", DEFAULT_SPAWN_RATE_PER_S)))
+
+
 def build_load(load: Mapping[str, Any], capacity: int) -> LoadSpec:
     stages = []
-    start_s = 0.0
-    for i, s in enumerate(load["stages"]):
-        stages.append(Stage(i, start_s, float(s["duration_s"]), resolve_listeners(s["listeners"], capacity), float(s["spawn_rate_per_s"])))
-        start_s += float(s["duration_s"])
+    ramp = build_ramp(load["ramp"]) if "ramp" in load else None
+    if ramp is not None:
+        stages = [Stage(i, start_s, end_s - start_s, level, ramp.spawn_rate_per_s)
+                  for i, (level, start_s, end_s) in enumerate(ramp.plan.steps())]
+    else:
+        start_s = 0.0
+        for i, s in enumerate(load["stages"]):
+            stages.append(Stage(i, start_s, float(s["duration_s"]), resolve_listeners(s["listeners"], capacity), float(s["spawn_rate_per_s"])))
+            start_s += float(s["duration_s"])
     think = {role: ThinkTime(*map(float, load.get("think_time_s", {}).get(role, default)))
              for role, default in DEFAULT_THINK_TIME_S.items()}
-    return LoadSpec(tuple(stages), load.get("admins", DEFAULT_ADMINS), load.get("coordinators", DEFAULT_COORDINATORS), think)
+    return LoadSpec(tuple(stages), load.get("admins", DEFAULT_ADMINS), load.get("coordinators", DEFAULT_COORDINATORS), think, ramp)
 
 
 def handover_booths(spec: Mapping[str, Any], event: EventSpec) -> tuple[str, ...]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..probes.ramp import RAMP_PROBES
+
 # Contract 2: event slugs are `^[a-z0-9]+(?:-[a-z0-9]+)*$`; the scenario name prefixes the per-run slug.
 NAME_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 NAME_MAX_LEN = 40  # leaves room for "-<run id>" within the contract's 64-character slug limit
@@ -63,15 +65,27 @@ STAGE = _object(
     required=("duration_s", "listeners", "spawn_rate_per_s"),
 )
 
+RAMP = _object(
+    {
+        # A probe whose load is a stepped ramp (harness.probes.ramp.RAMP_PROBES); its levels are listener counts.
+        "probe": {"type": "string", "enum": list(RAMP_PROBES)},
+        "levels": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
+        "step_s": _POSITIVE_NUMBER,
+        "spawn_rate_per_s": _POSITIVE_NUMBER,
+    },
+    required=("probe", "levels", "step_s"),
+)
+
 LOAD = _object(
     {
+        # Exactly one of `stages` and `ramp` (semantics checks it, at the line of the key).
         "stages": {"type": "array", "items": STAGE, "minItems": 1},
+        "ramp": RAMP,
         "admins": {"type": "integer", "minimum": 0},
         # Contract 5.5: only a coordinator can unlock broadcast, and nobody publishes before that.
         "coordinators": {"type": "integer", "minimum": 1},
         "think_time_s": _object({role: _THINK_TIME for role in ("admin", "coordinator", "interpreter", "listener")}),
     },
-    required=("stages",),
 )
 
 HANDOVERS = _object(

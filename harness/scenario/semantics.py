@@ -2,7 +2,8 @@
 
 Runs only on documents that passed ``harness.scenario.schema`` (so types and ranges are known good) and
 returns the issues plus the parsed SLO thresholds (parsed once here, with their file and line). Checks:
-event form and languages, duplicate rooms and languages, listener capacity per stage, think-time ranges,
+event form and languages, duplicate rooms and languages, stages or a probe ramp (``load.ramp``: climbing
+levels within the listener capacity), listener capacity per stage, think-time ranges,
 handover schedules (booths must exist and have a backup; times inside the run), media engines, target URL,
 and every SLO (metric name from ``harness.slo.METRICS``, threshold syntax, aggregation for the metric kind).
 """
@@ -103,10 +104,38 @@ class _Checker:
 
     # --- load ---
 
-    def check_load(self, event: EventSpec | None) -> None:
+    def check_load(self, event: EventSpec | None) -> bool:
+        """True when the load is valid, so later checks can build it (``build_load``)."""
+        before = len(self.issues)
         load = self.data["load"]
         capacity = event.listener_capacity if event is not None else None
-        for i, stage in enumerate(load["stages"]):
+        has_stages, has_ramp = "stages" in load, "ramp" in load
+        if has_stages and has_ramp:
+            self.add(("load", "ramp"), "give exactly one of 'stages' (explicit) or 'ramp' (a probe's stepped ramp)")
+        elif not has_stages and not has_ramp:
+            self.add(("load",), "needs 'stages' (explicit) or 'ramp' (a probe's stepped ramp)")
+        elif has_ramp:
+            self.check_ramp(load["ramp"], capacity)
+        else:
+            self.check_stages(load["stages"], capacity)
+        for role, pair in load.get("think_time_s", {}).items():
+            if pair[0] > pair[1]:
+                self.add(("load", "think_time_s", role), f"must be [min, max] with min <= max (got [{pair[0]:g}, {pair[1]:g}])")
+        return len(self.issues) == before
+
+    def check_ramp(self, ramp: Mapping[str, Any], capacity: int | None) -> None:
+        levels = ramp["levels"]
+        for i, level in enumerate(levels):
+            path = ("load", "ramp", "levels", i)
+            # harness.probes.ramp.StepPlan: a probe ramp only climbs (each step is a higher concurrency).
+            if i > 0 and level <= levels[i - 1]:
+                self.add(path, f"must be greater than the level before it, {levels[i - 1]} (got {level})")
+            # The levels are listener counts: each one must fit the event's seats.
+            if capacity is not None and level > capacity:
+                self.add(path, f"exceeds the event's listener capacity of {capacity} (got {level})")
+
+    def check_stages(self, stages: list[dict[str, Any]], capacity: int | None) -> None:
+        for i, stage in enumerate(stages):
             path = ("load", "stages", i, "listeners")
             raw = stage["listeners"]
             if isinstance(raw, str):
@@ -117,9 +146,6 @@ class _Checker:
                     self.add(path, f"must be between 0% and 100% of the event's listener capacity (got {raw!r})")
             elif capacity is not None and raw > capacity:
                 self.add(path, f"exceeds the event's listener capacity of {capacity} (got {raw})")
-        for role, pair in load.get("think_time_s", {}).items():
-            if pair[0] > pair[1]:
-                self.add(("load", "think_time_s", role), f"must be [min, max] with min <= max (got [{pair[0]:g}, {pair[1]:g}])")
 
     # --- handovers ---
 
@@ -133,9 +159,9 @@ class _Checker:
             # Contract 5.3: a handoff needs another eligible participant ("No other interpreter in the booth to hand off to.").
             self.add(path, f"booth {ref!r} has 1 interpreter; a handover needs a backup (interpreters >= 2)")
 
-    def check_handovers(self, event: EventSpec | None) -> None:
+    def check_handovers(self, event: EventSpec | None, load_ok: bool) -> None:
         spec = self.data.get("handovers")
-        if spec is None or event is None:
+        if spec is None or event is None or not load_ok:
             return
         total_s = build_load(self.data["load"], event.listener_capacity).total_duration_s
         if "at" in spec and "every_s" in spec:
@@ -214,8 +240,8 @@ def semantic_issues(doc: MarkedDocument) -> tuple[list[ScenarioIssue], tuple[Thr
     checker = _Checker(doc)
     checker.check_target()
     event = checker.check_event()
-    checker.check_load(event)
-    checker.check_handovers(event)
+    load_ok = checker.check_load(event)
+    checker.check_handovers(event, load_ok)
     checker.check_media()
     thresholds = checker.check_slos()
     return checker.issues, tuple(thresholds)
