@@ -88,6 +88,7 @@ async def _tap_only(loop_audio):
         assert seqs == [(seqs[0] + i) % 65536 for i in range(20)]
         assert indexes == list(range(indexes[0], indexes[0] + 20))
         assert not aiortc_patches.receiver_has_decoder_thread(transceiver.receiver)
+        assert transceiver.receiver._RTCRtpReceiver__rtcp_task.done()  # no RTCP task either
         assert not any(t.name == "audio-decoder" for t in threading.enumerate())
         assert threading.active_count() <= threads_before + 1  # aiortc may keep one executor thread
         # ICE host candidates restricted to loopback (media-design 6.2): no other address is offered.
@@ -137,7 +138,7 @@ async def _demux():
     assert received == [(rtp_like, 1), (b"\x17" + bytes(20), 1)]
 
 
-def test_rtcp_keeps_the_stock_path_when_the_fast_path_is_active():
+def test_fast_path_takes_rtp_and_drops_rtcp_stock_path_queues_both():
     asyncio.run(_rtcp_demux())
 
 
@@ -152,11 +153,39 @@ async def _rtcp_demux():
             queued.append(data)
 
     connection = Connection()
-    setattr(connection, aiortc_patches._RTP_SINK_ATTR, fast.append)
     protocol = aioice.ice.StunProtocol(connection)
     protocol.local_candidate = type("Candidate", (), {"component": 1})()
     rtp = bytes([0x80, 111]) + bytes(30)
     rtcp_sr = bytes([0x80, 200]) + bytes(26)  # RFC 5761 4: PT 200 (sender report) is RTCP
     protocol.datagram_received(rtp, ("127.0.0.1", 9))
     protocol.datagram_received(rtcp_sr, ("127.0.0.1", 9))
-    assert fast == [rtp] and queued == [rtcp_sr]
+    assert queued == [rtp, rtcp_sr] and fast == []  # no sink yet: aioice's queue, as stock
+    queued.clear()
+    setattr(connection, aiortc_patches._RTP_SINK_ATTR, fast.append)
+    protocol.datagram_received(rtp, ("127.0.0.1", 9))
+    protocol.datagram_received(rtcp_sr, ("127.0.0.1", 9))
+    assert fast == [rtp] and queued == []  # the tap-only fast path: RTP to the sink, RTCP dropped
+
+
+def test_fast_path_unprotect_delivers_authentic_packets_once():
+    # Real libsrtp sessions: the fast path's direct srtp_unprotect call behaves as Session.unprotect does.
+    import os
+    import struct
+
+    from pylibsrtp import Policy, Session
+
+    key = os.urandom(30)
+    tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80))
+    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80))
+    plain = [struct.pack("!BBHII", 0x80, 111, seq, 960 * seq, 4242) + bytes([seq]) * 60 for seq in range(1, 4)]
+    protected = [tx.protect(p) for p in plain]
+    delivered = []
+    sink = aiortc_patches._rtp_sink(rx, delivered.append)
+    sink(protected[0])
+    sink(protected[0])  # replayed: dropped
+    tampered = bytearray(protected[1])
+    tampered[20] ^= 0xFF
+    sink(bytes(tampered))  # fails authentication: dropped
+    sink(protected[1])
+    sink(protected[2])
+    assert delivered == plain

@@ -18,13 +18,14 @@ never change another role's peers:
 - Receiver tap (roles TAP and FORWARD): ``attach_tap`` hands each parsed ``RtpPacket`` of a receiver to a
   callback. ``passthrough=True`` (probe and stock listeners) then runs the stock jitter buffer and decoder;
   ``passthrough=False`` (the relay's publishers) stops there, and the receiver starts no decoder thread
-  (media-design 1: 800 listeners -> 805 threads otherwise).
+  (media-design 1: 800 listeners -> 805 threads otherwise) and no RTCP task (it would have nothing to report).
 - Raw RTP fast path (role TAP; plain listeners): ``attach_raw_tap`` hands each SRTP-decrypted datagram to a
   callback before aiortc parses it (the callback reads the 12-byte header itself). Once the first packet has
   been delivered the stock way and aioice's receive queue is empty, RTP datagrams bypass the per-packet
   queue, task wake-up and coroutine chain (``StunProtocol.datagram_received`` -> ``Connection`` queue ->
   ``RTCDtlsTransport.__run`` -> ``_recv_next`` -> ``_handle_rtp_data``): ``datagram_received`` calls the
-  transport's SRTP unprotect and the callback directly. RTCP and DTLS still take the stock path.
+  transport's SRTP unprotect (libsrtp through pylibsrtp's binding, fingerprinted too) and the callback
+  directly. DTLS and STUN still take the stock path; RTCP is dropped (a tap-only receiver has no use for it).
 - Forwarding (role FORWARD; the relay's readers, media-design 6.6): a reader's ``RTCRtpSender`` pulls no
   frames; the relay writes rewritten RTP straight to the sender's DTLS transport (``send_rtp_packet``) and
   keeps the sender-report counters true (``record_sent_rtp``).
@@ -43,6 +44,8 @@ import aioice
 import aioice.ice
 import aiortc
 import pylibsrtp
+from pylibsrtp._binding import ffi as srtp_ffi
+from pylibsrtp._binding import lib as srtp_lib
 from aiortc import RTCConfiguration, RTCRtpReceiver, RTCRtpSender
 from aiortc import clock as aiortc_clock
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -80,6 +83,7 @@ _ORIGINALS: dict[str, Callable] = {
     "aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data": RTCDtlsTransport._handle_rtp_data,
     # relied on
     "aiortc.rtcrtpreceiver.RTCRtpReceiver.stop": RTCRtpReceiver.stop,
+    "aiortc.rtcrtpreceiver.RTCRtpReceiver._run_rtcp": RTCRtpReceiver._run_rtcp,
     "aiortc.rtcdtlstransport.RTCDtlsTransport._recv_next": RTCDtlsTransport._recv_next,
     "aiortc.rtcdtlstransport.RTCDtlsTransport._send_rtp": RTCDtlsTransport._send_rtp,
     "aiortc.rtcicetransport.RTCIceTransport.__init__": RTCIceTransport.__init__,
@@ -90,18 +94,23 @@ _ORIGINALS: dict[str, Callable] = {
     "aiortc.rtp.HeaderExtensionsMap.configure": HeaderExtensionsMap.configure,
     "aioice.ice.Connection.gather_candidates": aioice.ice.Connection.gather_candidates,
     "aioice.ice.Connection.data_received": aioice.ice.Connection.data_received,
+    "pylibsrtp.Session.__init__": pylibsrtp.Session.__init__,
+    "pylibsrtp.Session.__process": pylibsrtp.Session._Session__process,
 }
 
 # sha256 (first 16 hex digits) of inspect.getsource() of each original. What each one is relied on for:
 # _handle_rtp_packet/_handle_rtp_data/receive/datagram_received/get_host_addresses are replaced (receive is
-# replicated minus the decoder thread; stop must cope with no thread); _recv_next is what the raw fast path
+# replicated minus the decoder thread and RTCP task; stop must cope with neither; _run_rtcp reports only on
+# remote streams, which only the stock _handle_rtp_packet creates); _recv_next is what the raw fast path
 # replicates for RTP (first byte 128..191, RTCP by PT 192..208, unprotect, drop on pylibsrtp.Error);
 # Connection.data_received only queues (so bypassing it skips nothing else); RTCIceTransport.__init__ keeps
 # the aioice Connection in ``_connection``; _send_rtp protects and sends without suspending (the relay's
 # fan-out); RTCRtpSender.__init__/_run_rtcp own the sender-report counters; _run_rtp/_next_encoded_frame
 # await track.recv() first (a track that never yields keeps the stock sender idle);
 # HeaderExtensionsMap.configure maps negotiated ids; gather_candidates looks get_host_addresses up in
-# aioice.ice at call time (the host restriction).
+# aioice.ice at call time (the host restriction); pylibsrtp's Session keeps its context in ``_srtp``, its
+# 1500-byte work buffer in ``_cdata``/``_buffer`` and calls srtp_unprotect(ctx, buffer, int*) in __process
+# (the fast path's unprotect makes the same call without the per-call allocation).
 PINNED_SOURCE_SHA256 = {
     "aioice.ice.get_host_addresses": "d4a54f9a68c39ff1",
     "aioice.ice.StunProtocol.datagram_received": "ff4c8b910d45fb3a",
@@ -109,6 +118,7 @@ PINNED_SOURCE_SHA256 = {
     "aiortc.rtcrtpreceiver.RTCRtpReceiver.receive": "d6d8d8d7a0bf4e95",
     "aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data": "5def9061cc3da1f6",
     "aiortc.rtcrtpreceiver.RTCRtpReceiver.stop": "63734b6894ce67a5",
+    "aiortc.rtcrtpreceiver.RTCRtpReceiver._run_rtcp": "0f57daa3218616c0",
     "aiortc.rtcdtlstransport.RTCDtlsTransport._recv_next": "998076720c05aa13",
     "aiortc.rtcdtlstransport.RTCDtlsTransport._send_rtp": "763b02bceb0b0ab9",
     "aiortc.rtcicetransport.RTCIceTransport.__init__": "b11403aba1c3a32b",
@@ -119,6 +129,8 @@ PINNED_SOURCE_SHA256 = {
     "aiortc.rtp.HeaderExtensionsMap.configure": "e7bc27f7de53a334",
     "aioice.ice.Connection.gather_candidates": "d33db28d4d1e49ff",
     "aioice.ice.Connection.data_received": "5631b17fab717d6b",
+    "pylibsrtp.Session.__init__": "2d5acb2032893aeb",
+    "pylibsrtp.Session.__process": "924e126dae5c15b8",
 }
 
 # Private attributes of RTCRtpReceiver the decoder-less start-up writes (name-mangled).
@@ -128,6 +140,8 @@ _RECEIVER_PRIVATE_ATTRS = (
     "_RTCRtpReceiver__rtx_ssrc",
     "_RTCRtpReceiver__transport",
     "_RTCRtpReceiver__rtcp_task",
+    "_RTCRtpReceiver__rtcp_started",
+    "_RTCRtpReceiver__rtcp_exited",
     "_RTCRtpReceiver__decoder_thread",
 )
 # Private RTCRtpSender counters its RTCP sender reports (and getStats) read.
@@ -200,11 +214,13 @@ def _datagram_received(self, data: bytes, addr) -> None:
     if len(data) > 1 and 127 < data[0] < 192:
         connection = self.receiver
         sink = connection.__dict__.get(_RTP_SINK_ATTR)
-        # RFC 5761 section 4: payload types 192..208 (second byte) are RTCP; it keeps the stock path.
-        if sink is not None and not 191 < data[1] < 209:
-            sink(data)
-        else:
+        if sink is None:
             connection.data_received(data, self.local_candidate.component)
+        # RFC 5761 section 4: payload types 192..208 (second byte) are RTCP. A tap-only receiver has no use
+        # for it (sender reports and BYE feed only the jitter buffer, decoder and receiver reports it does
+        # not run), so the fast path drops it instead of queueing it for the DTLS task.
+        elif not 191 < data[1] < 209:
+            sink(data)
         return
     _original_datagram_received(self, data, addr)
 
@@ -237,15 +253,27 @@ async def _handle_rtp_data(self: RTCDtlsTransport, data: bytes, arrival_time_ms:
 
 
 def _rtp_sink(rx_srtp: pylibsrtp.Session, raw_tap: RawRtpTap) -> Callable[[bytes], None]:
-    """The raw fast path: what ``_recv_next`` does for an SRTP datagram, minus queue, task and coroutines."""
-    unprotect = rx_srtp.unprotect
+    """The raw fast path: what ``_recv_next`` does for an SRTP datagram, minus queue, task and coroutines.
+
+    ``Session.unprotect`` allocates an ``int *`` and re-checks its argument on every call (half of its cost
+    in the engine's profile); this makes the same C call on the session's own buffer with one ``int *``.
+    """
+    context = rx_srtp._srtp[0]
+    work = rx_srtp._cdata
+    buffer = rx_srtp._buffer
+    capacity = len(buffer)
+    length_p = srtp_ffi.new("int *")
+    srtp_unprotect = srtp_lib.srtp_unprotect
 
     def sink(data: bytes) -> None:
-        try:
-            plain = unprotect(data)
-        except pylibsrtp.Error:
-            return  # as _recv_next: an unauthenticated or replayed packet is dropped
-        raw_tap(plain)
+        length = len(data)
+        if length > capacity:
+            return
+        buffer[0:length] = data
+        length_p[0] = length
+        if srtp_unprotect(context, work, length_p):
+            return  # as _recv_next: an unauthenticated or replayed packet is dropped (srtp_err_status_ok is 0)
+        raw_tap(buffer[0 : length_p[0]])
 
     return sink
 
@@ -257,7 +285,10 @@ async def _receive(self: RTCRtpReceiver, parameters) -> None:
     if self.__dict__.get(_TAP_ATTR) is None or self.__dict__.get(_PASSTHROUGH_ATTR, False):
         await _original_receive(self, parameters)
         return
-    # Stock receive() minus the decoder thread: a tap-only receiver never decodes.
+    # Stock receive() minus the decoder thread (a tap-only receiver never decodes) and minus the RTCP task:
+    # its packets never reach the stock _handle_rtp_packet, so it has no remote streams to report on and
+    # _run_rtcp would wake about once a second to send nothing. stop() waits for that task's start and exit
+    # events and cancels it: it gets both events set and a finished future.
     if not self._RTCRtpReceiver__started:
         for codec in parameters.codecs:
             self._RTCRtpReceiver__codecs[codec.payloadType] = codec
@@ -265,7 +296,11 @@ async def _receive(self: RTCRtpReceiver, parameters) -> None:
             if encoding.rtx:
                 self._RTCRtpReceiver__rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
         self._RTCRtpReceiver__transport._register_rtp_receiver(self, parameters)
-        self._RTCRtpReceiver__rtcp_task = asyncio.ensure_future(self._run_rtcp())
+        no_rtcp_task = asyncio.get_running_loop().create_future()
+        no_rtcp_task.set_result(None)
+        self._RTCRtpReceiver__rtcp_task = no_rtcp_task
+        self._RTCRtpReceiver__rtcp_started.set()
+        self._RTCRtpReceiver__rtcp_exited.set()
         self._RTCRtpReceiver__started = True
 
 

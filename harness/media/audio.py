@@ -142,12 +142,18 @@ def encode_opus_loop(pcm: np.ndarray, bitrate_bps: int) -> list[bytes]:
 
 @dataclasses.dataclass(frozen=True)
 class OpusLoop:
-    """The pre-encoded loop: payloads in order and the payload-hash -> loop index map."""
+    """The pre-encoded loop: payloads in order, and the payload -> loop index maps.
+
+    ``index_by_hash`` (8-byte ``payload_hash``) is the compact identity for logs and other processes;
+    ``index_by_payload`` (the payload bytes themselves) is what a tap listener looks up per packet: a dict
+    probe with the bytes' own hash costs a third of a blake2b digest.
+    """
 
     params: AudioParams
     payloads: tuple[bytes, ...]
     index_by_hash: dict[bytes, int]
     duplicate_hashes: int
+    index_by_payload: dict[bytes, int]
 
     @property
     def length(self) -> int:
@@ -165,7 +171,8 @@ class OpusLoop:
         for key in duplicated:
             # An ambiguous payload cannot name its loop position: leave it out of the index.
             del index[key]
-        return cls(params, tuple(payloads), index, len(duplicated))
+        by_payload = {payload: i for i, payload in enumerate(payloads) if payload_hash(payload) in index}
+        return cls(params, tuple(payloads), index, len(duplicated), by_payload)
 
 
 def _write_cache(path: Path, payloads: list[bytes]) -> None:

@@ -2,7 +2,7 @@
 
 Tap mode (the default, media-design 1): the receiver's RTP tap (aiortc_patches) sees each decrypted,
 parsed packet; no jitter buffer, no decoder thread, no ``recv()``. Per packet: arrival time, sequence and
-RFC 3550 statistics (rtpstats.py), and payload-hash latency: hash -> loop index (audio.py) -> scheduled
+RFC 3550 statistics (rtpstats.py), and payload-identity latency: payload -> loop index (audio.py) -> scheduled
 send time (schedule.py) -> ``arrival - send``.
 
 Stock mode (benchmarks only: the baseline the tap is compared with): the same tap, then the stock aiortc
@@ -27,7 +27,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
 from . import aiortc_patches
-from .audio import PACKETS_PER_MARKER, OpusLoop, frame_to_mono_int16, payload_hash
+from .audio import PACKETS_PER_MARKER, OpusLoop, frame_to_mono_int16
 from .markers import FRAME_SAMPLES, SAMPLE_RATE, MarkerDetector
 from .rtpstats import IntervalStats, RtpHeaderError, RtpStreamStats, parse_rtp
 from .schedule import BoothSchedules
@@ -123,7 +123,7 @@ class WhepListener(MediaSession):
         super().__init__(handle, whep_url, http, timeouts)
         self.booth = booth
         self.mode = mode
-        self._index_by_hash = loop.index_by_hash
+        self._index_by_payload = loop.index_by_payload
         self._schedules = schedules
         self.rtp = RtpStreamStats(SAMPLE_RATE, silence_threshold_ms)
         self._latencies_ms: list[float] = []
@@ -161,7 +161,7 @@ class WhepListener(MediaSession):
         # Hot path (50 calls/s per listener): keep it to plain attribute and dict look-ups.
         arrival_ns = time.time_ns()
         self.rtp.on_packet(ssrc, seq, timestamp, arrival_ns * 1e-9)
-        index = self._index_by_hash.get(payload_hash(payload))
+        index = self._index_by_payload.get(payload)
         if index is None:
             self._unknown_payloads += 1
         else:
