@@ -136,7 +136,7 @@ def synthesise(run: Path, *, duration_s: int, listeners: int, booths: int, engin
             lines.append(f'{{"t":{t},"metric":"caption_delay_ms","value":{float(1500 + rng.gamma(2, 400))},"tags":{{"booth":"{booth_ids[b]}"}}}}\n')
     handovers = 0
     for b in range(booths):
-        for t in (T0 + np.arange(30 + b % 30, duration_s, 60)).tolist():
+        for t in (T0 + np.arange(5 + b % 15, duration_s, 60)).tolist():
             lines.append(f'{{"t":{t},"metric":"handover_failure_rate","value":0.0,"tags":{{"booth":"{booth_ids[b]}"}}}}\n')
             lines.append(f'{{"t":{t},"metric":"handover_duration_ms","value":3.0,"tags":{{"booth":"{booth_ids[b]}"}}}}\n')
             handovers += 1
