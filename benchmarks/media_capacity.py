@@ -2,7 +2,9 @@
 
 Prints, per engine core: RTP-tap listeners, stock-aiortc decoding listeners (the baseline) and publishers,
 each at 50 packets/s per session, with the engine's loop lag p95 < 20 ms and CPU <= 80 % of a core; and the
-ratio tap / stock. A listener phase ends early with *source-lost* when its publisher is disconnected (an
+ratio tap / stock. A side-by-side phase runs the same number of tap listeners with and without the raw fast
+path (``aiortc_patches``: RTP bypasses aioice's queue and the DTLS task) at the same time, in two engines on
+the same CPU fed by the same publisher, and prints the engine CPU time per received packet of each. A listener phase ends early with *source-lost* when its publisher is disconnected (an
 overloaded relay or helper engine), which is not counted against the measured engine. Set-up: the reference relay and a helper engine that hosts the publisher are pinned to
 one CPU, the measured engine (e0) to another; load is added in steps, each step settles and is then
 measured over a window from the engine's own per-second pushes.
@@ -48,6 +50,7 @@ LAG_LIMIT_MS = 20.0
 MIN_PACKETS_S = 49.0
 MEASURED = "e0"
 HELPER = "e1"
+COMPARED = "e2"  # side-by-side phase only: the tap without its fast path, on the measured engine's CPU
 
 
 @dataclasses.dataclass
@@ -62,6 +65,7 @@ class Step:
     extra: dict = dataclasses.field(default_factory=dict)
     sends_on_time: bool = True  # publishers: send lateness p95 < LAG_LIMIT_MS
     source_lost: bool = False  # the phase's publisher was disconnected (relay or helper overloaded)
+    cpu_us_per_packet: float | None = None  # engine CPU time per packet received (listeners) or sent (publishers)
 
     @property
     def relay_limited(self) -> bool:
@@ -138,7 +142,8 @@ class Benchmark:
         self.relay_proc = psutil.Process(self.stack.media_proc.pid)
         self.relay_proc.cpu_affinity([self.shared_cpu])
         self.bridge = MediaBridge(
-            self.results_dir, engines=2, on_stats=self.collector, on_event=self.collector.on_event, cpu_affinity=[self.engine_cpu, self.shared_cpu],
+            self.results_dir, engines=3, on_stats=self.collector, on_event=self.collector.on_event,
+            cpu_affinity=[self.engine_cpu, self.shared_cpu, self.engine_cpu],
             engine_args=["--lag-limit-ms", str(LAG_LIMIT_MS), "--cpu-limit-pct", str(CPU_LIMIT_PCT)],
         ).start()
 
@@ -164,14 +169,22 @@ class Benchmark:
     def _close(self, handles: list[MediaHandle]) -> None:
         self._parallel([lambda h=h: self.bridge.close(h) for h in handles])
 
-    def _measure(self, phase: str, sessions: int, failures: int, role: str, source: MediaHandle | None = None) -> Step:
+    def _window(self) -> tuple[float, float, float]:
+        """Settle, then measure one window: (start epoch s, end epoch s, relay CPU %)."""
         time.sleep(self.args.settle_s)
         self.relay_proc.cpu_percent(None)
         start = time.time()
         time.sleep(self.args.window_s)
         end = time.time()
-        relay_cpu = self.relay_proc.cpu_percent(None)
-        records = self.collector.window(MEASURED, start, end + 0.5)
+        return start, end, self.relay_proc.cpu_percent(None)
+
+    def _measure(self, phase: str, sessions: int, failures: int, role: str, source: MediaHandle | None = None) -> Step:
+        start, end, relay_cpu = self._window()
+        return self._step(MEASURED, start, end, relay_cpu, phase, sessions, failures, role, source)
+
+    def _step(self, engine: str, start: float, end: float, relay_cpu: float, phase: str, sessions: int, failures: int,
+              role: str, source: MediaHandle | None = None) -> Step:
+        records = self.collector.window(engine, start, end + 0.5)
         health = [r["health"] for r in records]
         groups = [g for r in records for g in r["groups"] if g["role"] == role]
         per_second = [sum(g["packets"] for g in r["groups"] if g["role"] == role) for r in records]
@@ -194,12 +207,17 @@ class Benchmark:
             extra=extra,
             source_lost=source is not None and source.handle in self.collector.disconnected,
         )
+        packets_s = _mean(per_second)
+        if packets_s > 0:
+            step.cpu_us_per_packet = round(step.cpu_pct * 1e4 / packets_s, 2)
         if role == "publisher":
             step.sends_on_time = extra.get("lateness_p95_ms") is not None and extra["lateness_p95_ms"] < LAG_LIMIT_MS
         self.steps.append(step)
         verdict = step.verdict
+        per_packet = f"{step.cpu_us_per_packet:5.1f}" if step.cpu_us_per_packet is not None else "  n/a"
         print(f"  {phase:9s} {sessions:5d} sessions: engine cpu {step.cpu_pct:5.1f} %  lag p95 {step.lag_p95_ms:6.2f} ms  "
-              f"{step.packets_per_session_s:5.1f} pkt/s each  relay cpu {step.relay_cpu_pct:5.1f} %  {extra}  -> {verdict}", flush=True)
+              f"{step.packets_per_session_s:5.1f} pkt/s each  {per_packet} us cpu/pkt  relay cpu {step.relay_cpu_pct:5.1f} %  "
+              f"{extra}  -> {verdict}", flush=True)
         return step
 
     # --- phases ---
@@ -227,6 +245,32 @@ class Benchmark:
             self._close(handles)
             self.bridge.close(publisher)
         return results
+
+    def side_by_side(self, sessions: int) -> dict:
+        """``sessions`` tap listeners with the fast path (e0) and as many without it (e2), at the same time."""
+        path = "bench/1/side"
+        self.add_path(path)
+        url = f"{self.stack.media_http_url}/{path}"
+        publisher = self.bridge.publish(f"{url}/whip", path, engine=HELPER)
+        handles: list[MediaHandle] = []
+        try:
+            fast, fast_failures = self._parallel([lambda: self.bridge.listen(f"{url}/whep", path, mode="listener", engine=MEASURED)] * sessions)
+            handles += fast
+            queued, queued_failures = self._parallel([lambda: self.bridge.listen(f"{url}/whep", path, mode="queued", engine=COMPARED)] * sessions)
+            handles += queued
+            start, end, relay_cpu = self._window()
+            steps = {
+                "fast": self._step(MEASURED, start, end, relay_cpu, "tap", len(fast), fast_failures, "listener", publisher),
+                "queued": self._step(COMPARED, start, end, relay_cpu, "queued", len(queued), queued_failures, "queued", publisher),
+            }
+        finally:
+            self._close(handles)
+            self.bridge.close(publisher)
+        fast_us, queued_us = steps["fast"].cpu_us_per_packet, steps["queued"].cpu_us_per_packet
+        result = {"sessions": sessions, "fast_us_per_packet": fast_us, "queued_us_per_packet": queued_us}
+        if fast_us and queued_us:
+            result["queued_over_fast"] = round(queued_us / fast_us, 2)
+        return result
 
     def publishers(self, steps: list[int]) -> list[Step]:
         handles: list[MediaHandle] = []
@@ -267,6 +311,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tap-steps", type=lambda s: [int(x) for x in s.split(",")], metavar="N,N,...")
     parser.add_argument("--stock-steps", type=lambda s: [int(x) for x in s.split(",")], metavar="N,N,...")
     parser.add_argument("--publisher-steps", type=lambda s: [int(x) for x in s.split(",")], metavar="N,N,...")
+    parser.add_argument("--side-by-side", type=int, default=None, metavar="N",
+                        help="tap listeners per engine in the fast-path side-by-side phase (0 skips it)")
     parser.add_argument("--settle-s", type=float, default=None, metavar="SECONDS")
     parser.add_argument("--window-s", type=float, default=None, metavar="SECONDS")
     parser.add_argument("--max-seconds", type=float, default=None, metavar="SECONDS", help="overall time budget")
@@ -274,9 +320,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results-dir", default=None, metavar="DIR")
     args = parser.parse_args(argv)
     quick = args.quick
-    args.tap_steps = args.tap_steps or ([150, 300, 500] if quick else [100, 250, 400, 550, 700])
+    args.tap_steps = args.tap_steps or ([200, 400, 600] if quick else [200, 400, 600, 800, 1000])
     args.stock_steps = args.stock_steps or ([40, 80] if quick else [50, 100, 150])
     args.publisher_steps = args.publisher_steps or ([50, 150] if quick else [50, 150, 300])
+    args.side_by_side = args.side_by_side if args.side_by_side is not None else (150 if quick else 200)
     args.settle_s = args.settle_s if args.settle_s is not None else (2.0 if quick else 3.0)
     args.window_s = args.window_s if args.window_s is not None else (3.0 if quick else 6.0)
     args.max_seconds = args.max_seconds if args.max_seconds is not None else (120.0 if quick else 300.0)
@@ -292,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         bench.start()
+        side = None
+        if args.side_by_side > 0:
+            print(f"tap listeners with and without the raw fast path, side by side ({args.side_by_side} each, same CPU):")
+            side = bench.side_by_side(args.side_by_side)
         print("RTP-tap listeners:")
         tap = bench.listeners("tap", "listener", args.tap_steps)
         print("stock aiortc decoding listeners:")
@@ -300,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         pubs = bench.publishers(args.publisher_steps)
     finally:
         bench.stop()
-    summary = {"tap": capacity(tap), "stock": capacity(stock), "publishers": capacity(pubs)}
+    summary = {"tap": capacity(tap), "stock": capacity(stock), "publishers": capacity(pubs), "fast_path": side}
     if summary["tap"]["per_core"] and summary["stock"]["per_core"]:
         summary["tap_over_stock"] = round(summary["tap"]["per_core"] / summary["stock"]["per_core"], 2)
     summary["steps"] = [dataclasses.asdict(s) | {"verdict": s.verdict} for s in bench.steps]
@@ -312,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {label:24s} {c['per_core'] or 'n/a':>6}  (cost {c['cost_pct']} % of a core each; largest clean step {c['max_clean']})")
     if "tap_over_stock" in summary:
         print(f"  tap / stock ratio        {summary['tap_over_stock']:>6}x")
+    if side:
+        print(f"  fast path: {side['fast_us_per_packet']} us engine CPU per packet with it, {side['queued_us_per_packet']} us "
+              f"without ({side.get('queued_over_fast', 'n/a')}x), {side['sessions']} listeners each, side by side")
     if any(step.verdict == "contended" for step in bench.steps):
         print("  note: some steps were contended by other processes on the engine's CPU; rerun on a quieter machine for a clean ramp")
     print(f"took {time.monotonic() - started:.0f} s; load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
