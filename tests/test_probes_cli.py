@@ -55,7 +55,7 @@ def check_format(finding: dict, probe_dir: Path) -> None:
 def test_help_lists_every_probe():
     done = voxload("probe", "--help")
     assert done.returncode == 0
-    assert set(PROBES) == {"workers", "db-pool", "booth-state", "security"}
+    assert set(PROBES) == {"workers", "db-pool", "booth-state", "media-restart", "security"}
     for name in PROBES:
         assert name in done.stdout
 
@@ -67,6 +67,8 @@ def test_help_lists_every_probe():
     (("probe", "security"), "--i-own-this-target"),
     (("probe", "db-pool", "--levels", "4,2"), "increase"),
     (("probe", "workers", "--restart-cmd", "true"), "apply to --host"),
+    (("probe", "media-restart", "--listeners", "0"), "--listeners 0"),
+    (("probe", "media-restart", "--media-api-url", "http://127.0.0.1:9"), "applies to --host"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(tmp_path, args, message):
     done = voxload(*args, "--results-dir", str(tmp_path))

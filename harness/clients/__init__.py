@@ -20,6 +20,7 @@ reference portal, and never import locust or gevent (Locust users wrap them; see
 - ``captions_ws``  ``CaptionSocket``: `/ws/captions/{booth_id}` (contract 6.3)
 - ``users``        ``UserClient``: `/register` and `/login` forms, outcomes as Enums (contract 3.3, 10)
 - ``health``       ``healthz``: `GET /healthz`, a liveness signal only (contract 9.2)
+- ``media_api``    ``MediaControlApi``: reads of the MediaMTX Control API, path lists and configurations (contract 12.2)
 """
 
 from .admin import AdminClient, EventSetup, RoomSetup
@@ -49,6 +50,7 @@ from .http import PortalHttp
 from .identifiers import BoothRef
 from .interpreter import BoothPage, InterpreterClient
 from .listener import ListenerClient, ListenerPage
+from .media_api import MediaControlApi
 from .tokens import TokenMinter
 from .users import LoginOutcome, RegisterOutcome, UserClient
 from .ws_base import SocketState
@@ -56,7 +58,7 @@ from .ws_base import SocketState
 __all__ = [
     "AdminClient", "AuthRejected", "BoothApi", "BoothErrorReply", "BoothPage", "BoothRef", "BoothSocket", "BoothState",
     "Caption", "CaptionSocket", "ClientError", "CreatedBooth", "CredentialsUnavailable", "EventSetup", "HandoffState",
-    "HandshakeRejected", "IngestStatus", "InterpreterClient", "ListenerClient", "ListenerPage", "MalformedResponse",
+    "HandshakeRejected", "IngestStatus", "InterpreterClient", "ListenerClient", "ListenerPage", "MalformedResponse", "MediaControlApi",
     "NotFound", "Participant", "PortalHttp", "RateLimited", "ReadBackError", "ReplyTimeout", "RequestTimeout", "RoomSetup",
     "SocketClosed", "SocketError", "SocketState", "TargetUnreachable", "TokenMinter", "TransportError", "UnexpectedStatus",
     "LoginOutcome", "RegisterOutcome", "UserClient", "WhipGrant",

@@ -9,7 +9,8 @@ from __future__ import annotations
 from .base import Probe
 from .booth_state import BoothStateProbe
 from .db_pool import DbPoolProbe
+from .media_restart import MediaRestartProbe
 from .security import SecurityProbe
 from .workers import WorkersProbe
 
-PROBES: dict[str, type[Probe]] = {p.name: p for p in (WorkersProbe, DbPoolProbe, BoothStateProbe, SecurityProbe)}
+PROBES: dict[str, type[Probe]] = {p.name: p for p in (WorkersProbe, DbPoolProbe, BoothStateProbe, MediaRestartProbe, SecurityProbe)}

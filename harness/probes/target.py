@@ -60,9 +60,11 @@ class ProbeTarget:
     embedded = False
 
     def __init__(self, portal_url: str, admin_password: str, knobs: Mapping[str, str] | None = None,
-                 media_url: str | None = None) -> None:
+                 media_url: str | None = None, media_api_url: str | None = None) -> None:
         self.portal_url = portal_url.rstrip("/")
         self.media_url = media_url
+        # The media server's Control API (contract 12.2), when the harness can reach it (the embedded stack's).
+        self.media_api_url = media_api_url
         self.knobs = dict(knobs or {})
         self.__admin_password = admin_password
 
@@ -149,7 +151,7 @@ class EmbeddedTarget(ProbeTarget):
         if "error" in ready:
             self.close()
             raise TargetError(f"embedded reference stack: {ready['error']}")
-        super().__init__(ready["portal_url"], password, knobs, media_url=ready["media_url"])
+        super().__init__(ready["portal_url"], password, knobs, media_url=ready["media_url"], media_api_url=ready.get("media_api_url"))
 
     def _read_reply(self, timeout_s: float) -> dict:
         assert self._proc.stdout is not None
