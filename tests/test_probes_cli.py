@@ -166,7 +166,8 @@ def test_db_pool_of_2_breaks_earlier_than_5_plus_10(tmp_path):
 
 
 def test_booth_state_restart_loses_exactly_the_in_memory_state(tmp_path):
-    finding, probe_dir = probe(tmp_path, "booth-state", "--booths", "2", "--participants", "2,3", "--worker-wait-s", "7")
+    finding, probe_dir = probe(tmp_path, "booth-state", "--booths", "2", "--participants", "2,3", "--worker-wait-s", "7",
+                               "--slow-reader-s", "14")
     check_format(finding, probe_dir)
     lost = {r["item"]: (r["kept_in"], r["lost"]) for r in rows(probe_dir / "restart.csv")}
     # Contract 8.1: process memory is lost, the database is not.
@@ -183,3 +184,32 @@ def test_booth_state_restart_loses_exactly_the_in_memory_state(tmp_path):
     assert recovery["sockets dropped"]["count"] == "5"  # 2 interpreters, 2 coordinator sockets, 1 caption socket
     fan = rows(probe_dir / "fanout.csv")
     assert [(r["participants_per_booth"], r["sockets"], r["missing"]) for r in fan] == [("2", "4", "0"), ("3", "6", "0")]
+
+    # Slow-reader drill (contract 8.3 [V], 14.12): large random chats fill the frozen socket's buffers; the sequential
+    # fan-out stalls, so the observers starve, and the keepalive (1 + 1 + 10 s here) cannot reap the frozen client.
+    assert finding["configured"] == {"REFSTACK_WS_PING_INTERVAL_S": 1, "REFSTACK_WS_PING_TIMEOUT_S": 1}
+    traffic = rows(probe_dir / "slow_reader.csv")
+    frozen_chats = {}
+    for r in traffic:
+        if r["phase"] == "frozen":
+            frozen_chats[r["socket"]] = frozen_chats.get(r["socket"], 0) + int(r["chats"])
+    pushed = max(int(r["chats_sent"]) for r in traffic)
+    assert pushed > 0 and all(frozen_chats[s] < pushed for s in ("observer-1", "observer-2"))
+    presence = rows(probe_dir / "frozen_presence.csv")
+    assert float(presence[-1]["t_s"]) >= 13 and presence[-1]["listed"] == presence[-1]["active"] == "1"
+    after = [r for r in traffic if r["phase"] == "after_close" and r["socket"].startswith("observer")]
+    assert sum(int(r["messages"]) for r in after) > 0  # dropping the frozen socket un-sticks the fan-out
+    assert "the other sockets starved" in finding["paragraph"] and "did not reap it" in finding["paragraph"]
+
+
+def test_booth_state_slow_reader_without_backlog_is_reaped_by_the_keepalive(tmp_path):
+    """One chat does not fill the frozen socket's buffers: nobody starves and the shortened keepalive removes the
+    frozen participant after ping interval + timeout + the 10 s close timeout (contract 8.4), within the window."""
+    finding, probe_dir = probe(tmp_path, "booth-state", "--booths", "1", "--participants", "2", "--no-restart",
+                               "--slow-reader-chats", "1", "--slow-reader-s", "18")
+    presence = rows(probe_dir / "frozen_presence.csv")
+    assert presence[0]["listed"] == presence[0]["active"] == "1"
+    gone = next(float(r["t_s"]) for r in presence if r["listed"] == "0")
+    assert 8.0 <= gone <= 18.0
+    assert all(r["active"] == "0" for r in presence if float(r["t_s"]) >= gone)
+    assert "keepalive reaped it" in finding["paragraph"] and "starved" not in finding["paragraph"]

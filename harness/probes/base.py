@@ -64,6 +64,9 @@ class Probe(abc.ABC):
     knobs: tuple[str, ...] = ()
     # VoxBento's own values of those knobs (contract sections), reported when the embedded stack runs defaults.
     knob_defaults: Mapping[str, Any] = {}
+    # Knobs the probe sets on the embedded stack unless the operator sets them (to fit a drill in its time
+    # bound); the finding reports them under "configured" like any other.
+    embedded_knobs: Mapping[str, str] = {}
     default_budget_s: float = 300.0
     needs_ownership = False
 

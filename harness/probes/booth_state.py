@@ -1,8 +1,10 @@
-"""Probe ``booth-state``: booth:state fan-out delay against sockets, and the portal restart drill (contract 8, 14.17).
+"""Probe ``booth-state``: booth:state fan-out delay against sockets, the slow-reader drill and the portal restart
+drill (contract 8, 14.12, 14.16, 14.17).
 
 Fan-out: for each participants-per-booth level, every booth gets that many joined sockets; one chat per
 booth is sent and the delay to its arrival at every other socket of the booth is measured (one process,
-one monotonic clock). Restart drill: interpreters joined and live, broadcast unlocked, a transcription
+one monotonic clock). Slow-reader drill (``slow_reader.py``): one socket stops reading while another pushes
+large chats; do the others starve, and how long does the frozen participant stay listed and active. Restart drill: interpreters joined and live, broadcast unlocked, a transcription
 worker running, a listener IP locked out by the join-code limiter, an unused invite; then the portal is
 restarted (built in for the embedded stack, ``--restart-cmd`` for a deployment) and each piece of state is
 checked again from outside, along with the sessions dropped and the time until interpreters and
@@ -30,11 +32,15 @@ from .event import ProbeEvent, provision
 from .finding import DataFile, Finding, KneePoint, Limit, Plot, PlotKind, Severity
 from .knee import METHOD_NAME, kneedle
 from .ramp import StepPlan
+from .slow_reader import LEGACY_CLOSE_TIMEOUT_S as LEGACY_CLOSE
+from .slow_reader import PRESENCE_COLUMNS, TRAFFIC_COLUMNS, SlowReaderDrill, SlowReaderResult
 
 MEMORY = "memory"
 DATABASE = "database"
 # Contract 10: the join-code limiter answers 429 after 10 failures per IP.
 JOIN_CODE_FAILURES_TO_LOCK = 11
+PING_INTERVAL_KNOB = "REFSTACK_WS_PING_INTERVAL_S"
+PING_TIMEOUT_KNOB = "REFSTACK_WS_PING_TIMEOUT_S"
 
 FANOUT_COLUMNS = {
     "participants_per_booth": "joined sockets per booth (count)",
@@ -61,8 +67,14 @@ RECOVERY_COLUMNS = {
 
 class BoothStateProbe(Probe):
     name = "booth-state"
-    help = "booth:state fan-out delay vs participants and booths; portal restart drill (what state is lost)"
+    help = "booth:state fan-out delay vs participants and booths; slow-reader drill; portal restart drill (what state is lost)"
     default_budget_s = 240.0
+    knobs = (PING_INTERVAL_KNOB, PING_TIMEOUT_KNOB)
+    # Contract 1.1: uvicorn's defaults in VoxBento, 20 s pings with a 20 s timeout.
+    knob_defaults = {PING_INTERVAL_KNOB: 20.0, PING_TIMEOUT_KNOB: 20.0}
+    # On the embedded stack the keepalive is shortened so a frozen participant can be reaped (1 + 1 + 10 s) inside
+    # the slow-reader drill's window; at VoxBento's 20 s + 20 s it takes ~50 s (contract 8.4).
+    embedded_knobs = {PING_INTERVAL_KNOB: "1", PING_TIMEOUT_KNOB: "1"}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -72,6 +84,11 @@ class BoothStateProbe(Probe):
         parser.add_argument("--worker-wait-s", type=float, default=8.0, metavar="SECONDS",
                             help="how long to wait for a transcription worker's caption (default 8; the stand-in speaks every 3 s)")
         parser.add_argument("--no-restart", action="store_true", help="skip the restart drill")
+        parser.add_argument("--no-slow-reader", action="store_true", help="skip the slow-reader drill")
+        parser.add_argument("--slow-reader-s", type=float, default=20.0, metavar="SECONDS",
+                            help="how long the slow-reader drill watches the frozen socket at most (default 20)")
+        parser.add_argument("--slow-reader-chats", type=int, default=40, metavar="N",
+                            help="chats of 64 KiB random text the sender pushes during the drill (default 40)")
 
     @classmethod
     def check_arguments(cls, args: argparse.Namespace) -> None:
@@ -80,17 +97,22 @@ class BoothStateProbe(Probe):
             raise ValueError("--participants: fan-out needs at least 2 sockets per booth")
         if not 1 <= args.booths <= 20:
             raise ValueError(f"--booths {args.booths}: must be 1..20")
+        if args.slow_reader_s < 3 or not 1 <= args.slow_reader_chats <= 1000:
+            raise ValueError("--slow-reader-s must be >= 3 and --slow-reader-chats 1..1000")
 
     def run(self, ctx: ProbeContext) -> Finding:
         args = ctx.args
         fanout = ctx.csv("fanout.csv", FANOUT_COLUMNS)
         event = provision(ctx.target, self.name, args.booths, invites_per_booth=2, transcription=True)
         restart: _RestartDrill | None = None
+        slow: SlowReaderResult | None = None
         try:
             for level in args.plan.levels:
                 if ctx.out_of_time():
                     break
                 _fanout_step(ctx, event, level, fanout)
+            if not args.no_slow_reader:
+                slow = self._slow_reader(ctx, event)
             if not args.no_restart:
                 restart = _RestartDrill(ctx, event, ctx.csv("restart.csv", RESTART_COLUMNS), ctx.csv("recovery.csv", RECOVERY_COLUMNS))
                 restart.run(args.worker_wait_s)
@@ -98,9 +120,19 @@ class BoothStateProbe(Probe):
             if restart is not None:
                 restart.close()
             event.teardown()
-        return self._finding(ctx, fanout.rows(), restart)
+        return self._finding(ctx, fanout.rows(), restart, slow)
 
-    def _finding(self, ctx: ProbeContext, fan: list[dict], restart: _RestartDrill | None) -> Finding:
+    def _slow_reader(self, ctx: ProbeContext, event: ProbeEvent) -> SlowReaderResult:
+        known = self.configured(ctx.target)
+        drill = SlowReaderDrill(ctx, event, ctx.csv("slow_reader.csv", TRAFFIC_COLUMNS), ctx.csv("frozen_presence.csv", PRESENCE_COLUMNS),
+                                observe_s=ctx.args.slow_reader_s, chats=ctx.args.slow_reader_chats,
+                                ping_interval_s=known.get(PING_INTERVAL_KNOB), ping_timeout_s=known.get(PING_TIMEOUT_KNOB))
+        try:
+            return drill.run()
+        finally:
+            drill.close()
+
+    def _finding(self, ctx: ProbeContext, fan: list[dict], restart: _RestartDrill | None, slow: SlowReaderResult | None) -> Finding:
         knee = kneedle([r["sockets"] for r in fan], [r["delay_p95_ms"] if r["delay_p95_ms"] is not None else float("nan") for r in fan])
         parts, evidence = [], []
         if fan:
@@ -109,6 +141,10 @@ class BoothStateProbe(Probe):
                          f"(p95) with {worst['participants_per_booth']} participants in each of {worst['booths']} booths.")
             evidence += [f"{r['sockets']} sockets: p95 {r['delay_p95_ms']:.1f} ms, max {r['delay_max_ms']:.1f} ms, missing {r['missing']}"
                          for r in fan]
+        if slow is not None:
+            paragraph, lines = _slow_reader_text(slow)
+            parts.append(paragraph)
+            evidence += lines
         lost_memory: list[str] = []
         lost_db: list[str] = []
         if restart is not None:
@@ -139,7 +175,7 @@ class BoothStateProbe(Probe):
             trigger="portal restart; GET /api/events/{slug}/booths/{lang}/state -> 404 afterwards",
             evidence=evidence,
             paragraph=" ".join(parts) or "No step ran within the time budget.",
-            severity=Severity.CRITICAL if lost_memory else Severity.INFO,
+            severity=Severity.CRITICAL if lost_memory or (slow is not None and slow.starving_sockets) else Severity.INFO,
             recommendation=("Do not restart the portal during an event; if it happens, have the coordinator re-open every "
                             "booth (Go Live) and interpreters reload and re-publish; VoxBento keeps this state in process memory only."),
             data=[
@@ -149,6 +185,11 @@ class BoothStateProbe(Probe):
                             Plot(x="item", y=("lost",), series="kept_in", kind=PlotKind.BAR)),
                    DataFile("recovery.csv", "restart milestones in seconds after the restart command", RECOVERY_COLUMNS,
                             Plot(x="what", y=("seconds",), series=None, kind=PlotKind.BAR))] if restart is not None else []),
+                *([DataFile("slow_reader.csv", "frames each healthy booth socket received per second while one socket did not read",
+                            TRAFFIC_COLUMNS, Plot(x="t_s", y=("messages",), series="socket", kind=PlotKind.LINE)),
+                   DataFile("frozen_presence.csv", "whether the frozen participant was still listed and active, polled each second",
+                            PRESENCE_COLUMNS, Plot(x="t_s", y=("listed", "active"), series=None, kind=PlotKind.LINE))]
+                  if slow is not None else []),
             ],
         )
 
@@ -317,3 +358,32 @@ class _RestartDrill:
                 closer.close()
             except ClientError:
                 pass
+
+
+def _slow_reader_text(r: SlowReaderResult) -> tuple[str, list[str]]:
+    """One paragraph sentence group and the evidence lines of the slow-reader drill."""
+    others = [n for n in r.chats_received if n != "sender"]
+    starving = [n for n in r.starving_sockets if n != "sender"]
+    got = ", ".join(f"{n} {r.chats_received[n]}" for n in others)
+    if starving:
+        flow = (f"the other sockets starved: they received {got} of the {r.chats_sent} chats pushed, then nothing for up to "
+                f"{max(r.starved[n] for n in starving):.0f} s")
+    else:
+        flow = f"the other sockets kept receiving ({got} of {r.chats_sent} chats)"
+    keepalive = (f" (ping interval + timeout + {LEGACY_CLOSE:g} s close timeout = {r.expected_reap_s:.0f} s)" if r.expected_reap_s else "")
+    if r.reaped:
+        presence = (f"The frozen participant stayed listed for {r.listed_until_s:.0f} s and active for {r.active_until_s or 0:.0f} s, "
+                    f"then the keepalive reaped it{keepalive}.")
+    else:
+        presence = (f"The frozen participant was still listed{' and active' if r.active_until_s and r.active_until_s >= r.observed_s - 1.5 else ''} "
+                    f"after {r.observed_s:.0f} s: the keepalive did not reap it{keepalive}.")
+    late = max((r.chats_after_close[n] for n in others), default=0)
+    resumed = (f" Once the frozen connection was dropped the observers received again after {r.resumed_after_close_s:.1f} s"
+               f" (up to {late} held-back chats each)." if r.resumed_after_close_s is not None else "")
+    paragraph = f"With one booth socket not reading while another pushed large random chats, {flow}. {presence}{resumed}"
+    lines = [f"slow reader: {r.chats_sent}/{r.chats_planned} chats pushed; received while frozen {r.chats_received}, "
+             f"after the drop {r.chats_after_close}",
+             f"slow reader: longest silence per socket while pushing {{{', '.join(f'{n}: {s:.1f} s' for n, s in r.starved.items())}}}",
+             f"slow reader: frozen participant listed until {r.listed_until_s} s, active until {r.active_until_s} s, reaped {r.reaped}, "
+             f"expected reap {r.expected_reap_s} s"]
+    return paragraph, lines

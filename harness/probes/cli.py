@@ -80,7 +80,7 @@ def _check_target_flags(args: argparse.Namespace, user_error) -> None:
         raise user_error("--restart-cmd/--media-restart-cmd apply to --host; the embedded stack restarts by itself")
 
 
-def _target(args: argparse.Namespace, probe_dir: Path | None, user_error) -> ProbeTarget:
+def _target(args: argparse.Namespace, probe_dir: Path | None, user_error, probe: type[Probe] | None = None) -> ProbeTarget:
     if args.host:
         password = os.environ.get(ADMIN_PASSWORD_ENV, "")
         if not password:
@@ -89,7 +89,8 @@ def _target(args: argparse.Namespace, probe_dir: Path | None, user_error) -> Pro
             raise user_error(f"--host {args.host!r}: expected an http:// or https:// URL")
         return RemoteTarget(args.host, password, restart_cmd=args.restart_cmd, media_restart_cmd=args.media_restart_cmd)
     assert probe_dir is not None
-    return EmbeddedTarget(probe_dir / "stack", dict(args.knobs))
+    knobs = {**(probe.embedded_knobs if probe is not None else {}), **dict(args.knobs)}
+    return EmbeddedTarget(probe_dir / "stack", knobs)
 
 
 def run(args: argparse.Namespace, user_error) -> int:
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace, user_error) -> int:
     ctx: ProbeContext | None = None
     try:
         if target is None:
-            target = _target(args, probe_dir, user_error)
+            target = _target(args, probe_dir, user_error, probe_cls)
             run_dir.set_target_url(target.portal_url)
         ctx = ProbeContext(target, probe_dir, args, args.max_duration_s)
         finding = probe_cls().run(ctx)
