@@ -9,10 +9,12 @@ Probes (one module each, registered in ``PROBES``):
 - ``security``       login / admin-login / register / join-code limiters, X-Forwarded-For, CSRF (contract 3.9, 10);
                      runs only with ``--i-own-this-target``
 
-Shared parts: ``target`` (embedded stack child or ``--host``; restart drills), ``stack_control`` (the child
-process), ``event`` and ``actors`` (the probe's event and scripted people, all through ``harness.clients``),
-``ramp`` (stepped concurrency plans), ``knee`` (kneedle), ``finding`` (the output format below), ``shapes``
-(Locust LoadTestShape classes for scenarios; imports locust, so only the Locust process imports it).
+Shared parts: ``registry`` (``PROBES``, imported lazily through this package), ``target`` (embedded stack
+child or ``--host``; restart drills), ``stack_control`` (the child process), ``event`` and ``actors`` (the
+probe's event and scripted people, all through ``harness.clients``), ``reconnect`` (media actors that reconnect
+with the browser's WHEP back-off), ``slow_reader`` (booth-state's frozen-socket drill), ``ramp`` (stepped
+concurrency plans, also a scenario's ``load.ramp``), ``knee`` (kneedle), ``finding`` (the output format below),
+``shapes`` (Locust LoadTestShape classes for scenarios; imports locust, so only the Locust process imports it).
 
 Output: every probe run makes a run folder with ``harness.results.RunDirectory`` (``<results-dir>/<run-id>/``,
 run.json as for rehearsals) and writes into ``<run>/probes/<name>/``:
