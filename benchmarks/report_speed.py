@@ -5,7 +5,7 @@ Synthesises run folders in the real formats (``harness.results``: run.json, summ
 stats history CSV) with the row counts a real run of that size writes: one listener row per listener and
 second, one seconds.jsonl line per engine and second with a group per booth and role, ~0.3 audio-delay
 polls per listener and second (what the smoke run measures), caption samples of the transcribed booths and
-the hub-lag probe every 100 ms. Values are random but plausible; the timing is what is measured.
+the hub-lag probe every 100 ms, and harness.locust_plugin's stats history. Values are random but plausible; the timing is what is measured.
 
 Issue 6 budget: a one-hour run with 500 listeners reports in under 30 s.
 
@@ -143,8 +143,10 @@ def synthesise(run: Path, *, duration_s: int, listeners: int, booths: int, engin
     lines.sort(key=lambda line: float(line[5:line.index(",")]))
     (run / "samples" / "locust.jsonl").write_text("".join(lines))
 
-    history = pd.DataFrame({"Timestamp": (T0 + seconds).astype(int), "User Count": np.minimum(listeners, (seconds + 1) * 10).astype(int) + 2 * booths + 2,
-                            "Type": "", "Name": "Aggregated", "Requests/s": listeners * POLLS_PER_LISTENER_S, "Failures/s": 0.0})
+    users = np.minimum(listeners, (seconds + 1) * 10).astype(int) + 2 * booths + 2
+    rps = listeners * POLLS_PER_LISTENER_S
+    history = pd.DataFrame({"timestamp": (T0 + seconds + 1).round(3), "user_count": users, "requests_per_s": rps, "failures_per_s": 0.0,
+                            "p50_ms": 15, "p95_ms": 40, "p99_ms": 60, "total_requests": (rps * (seconds + 1)).astype(int), "total_failures": 0})
     history.to_csv(run / "locust_stats_history.csv", index=False)
 
     m2e = frame.loc[frame["role"] == "probe", "marker_latency_ms"]

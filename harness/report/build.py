@@ -110,8 +110,9 @@ def _key_numbers(inputs: CapacityInputs) -> dict[str, float | None]:
     setups = inputs.setups
     first = setups.loc[setups["ok"] & setups["role"].isin(("listener", "probe")), "first_packet_ms"].dropna() if not setups.empty else setups
     gaps = inputs.handovers["gap_max_ms"].dropna() if not inputs.handovers.empty else inputs.handovers
-    def get(d, k):
-        return None if not d else d.get(k)
+    def get(numbers: dict[str, float] | None, key: str) -> float | None:
+        return numbers.get(key) if numbers else None
+
     return {
         "mouth_to_ear_p50_ms": get(inputs.m2e, "p50"),
         "mouth_to_ear_p95_ms": get(inputs.m2e, "p95"),

@@ -20,7 +20,7 @@ from .render import STATE_WORDS, VERDICT_WORDS
 PAGE_IN = (8.27, 11.69)  # A4 portrait
 MARGIN = 0.06  # of the page
 LINE = 0.0155  # one 9 pt line, as a fraction of the page height
-CHARS_PER_LINE = 112
+CHARS_PER_LINE = 96  # 9 pt DejaVu Sans across the A4 text width
 _COLORS = {"pass": "#1b7a1f", "fail": "#b00020", "no_data": "#8a6d00"}
 _BANNER = {"passed": "#1b7a1f", "slo_failed": "#b00020", "error": "#a06800", "findings": "#2f5597"}
 
@@ -53,7 +53,7 @@ class _TextPages:
         self.y -= LINE * (size / 9 + 0.4)
 
     def paragraph(self, text: str, *, color: str = "#222", indent: float = 0.0, bullet: bool = False, size: int = 9) -> None:
-        width = CHARS_PER_LINE - int(indent * 120) - (2 if bullet else 0)
+        width = CHARS_PER_LINE - int(indent * 110) - (2 if bullet else 0)
         lines = textwrap.wrap(text, width) or [""]
         for i, line in enumerate(lines):
             self._room(1)

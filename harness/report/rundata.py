@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import functools
 import json
-import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ import pandas as pd
 from ..results import RUN_JSON, SAMPLES_DIR, SUMMARY_JSON
 from .errors import NotARunFolder, RunFolderNotFound
 
-log = logging.getLogger(__name__)
 
 EVENT_JSON = "event.json"
 MEDIA_DIR = "media"
@@ -61,7 +59,7 @@ class RunData:
     listeners: pd.DataFrame  # LISTENER_USECOLS
     media_events: pd.DataFrame  # one row per media event (setup, close, disconnected, silence)
     engine_seconds: pd.DataFrame  # t, engine, cpu_pct, loop_lag_p95_ms, listeners, publishers, saturated, reasons
-    history: pd.DataFrame  # Locust's stats history, Aggregated rows only
+    history: pd.DataFrame  # Locust's users and request rate per second (HISTORY_COLUMNS)
     failures: pd.DataFrame  # Locust's failures table
     missing: list[str]
 
@@ -268,20 +266,33 @@ def read_engine_seconds(paths: list[Path], missing: list[str]) -> pd.DataFrame:
     return frame
 
 
+# locust_stats_history.csv comes in two dialects: the one harness.locust_plugin streams (snake_case, one row
+# per second) and Locust's own --csv history (Aggregated rows among per-request rows). Both map to these.
+_HISTORY_COLUMNS = {
+    "timestamp": "t", "user_count": "users", "requests_per_s": "rps", "failures_per_s": "failures_per_s",
+    "Timestamp": "t", "User Count": "users", "Requests/s": "rps", "Failures/s": "failures_per_s",
+}
+HISTORY_COLUMNS = ("t", "users", "rps", "failures_per_s")
+
+
 def read_history(path: Path, missing: list[str]) -> pd.DataFrame:
-    """Locust's stats history: the Aggregated row of each second (user count, current RPS and failures/s)."""
+    """Locust's users and request rate per second: columns t (epoch s), users, rps, failures_per_s."""
+    empty = pd.DataFrame(columns=list(HISTORY_COLUMNS))
     if not path.exists():
-        return pd.DataFrame(columns=["Timestamp", "User Count", "Requests/s", "Failures/s"])
+        return empty
     try:
         frame = pd.read_csv(path, on_bad_lines="skip")
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         missing.append(f"{path.name} could not be parsed ({type(exc).__name__})")
-        return pd.DataFrame(columns=["Timestamp", "User Count", "Requests/s", "Failures/s"])
+        return empty
     if "Name" in frame:
         frame = frame[frame["Name"] == "Aggregated"]
-    for column in ("Timestamp", "User Count", "Requests/s", "Failures/s"):
-        frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
-    return frame.dropna(subset=["Timestamp"]).reset_index(drop=True)
+    frame = frame.rename(columns=_HISTORY_COLUMNS)
+    if "t" not in frame:
+        missing.append(f"{path.name} has no timestamp column; Locust's user count over time is not shown")
+        return empty
+    out = pd.DataFrame({column: pd.to_numeric(frame[column], errors="coerce") if column in frame else np.nan for column in HISTORY_COLUMNS})
+    return out.dropna(subset=["t"]).reset_index(drop=True)
 
 
 def read_failures(path: Path) -> pd.DataFrame:

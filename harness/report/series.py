@@ -67,8 +67,8 @@ def load_timeline(run: RunData, t0: float, bin_s: int) -> pd.DataFrame:
         bins = ((errors["t"] - t0) // bin_s * bin_s).rename("t_s")
         parts.append((errors["value"].groupby(bins).sum() / bin_s).rename("errors_per_s"))
     if not run.history.empty:
-        bins = ((run.history["Timestamp"] - t0) // bin_s * bin_s).rename("t_s")
-        parts.append(run.history["User Count"].groupby(bins).max().rename("users"))
+        bins = ((run.history["t"] - t0) // bin_s * bin_s).rename("t_s")
+        parts.append(run.history["users"].groupby(bins).max().rename("users"))
     if not run.listeners.empty:
         receiving = run.listeners[run.listeners["role"].isin(LISTENER_ROLES) & (run.listeners["packets"] > 0)]
         per_second = receiving["handle"].groupby((receiving["t_epoch_s"] - t0) // 1).nunique()
