@@ -52,7 +52,7 @@ def test_loopback_restriction_offers_only_127_0_0_1():
 
 
 def test_tap_sender_path_and_sr_counters_between_two_real_peers():
-    """A sender fed through send_rtp_packet reaches a tapped receiver; getStats reflects record_sent_rtp."""
+    """A sender fed through send_rtp_now reaches a tapped receiver; getStats reflects record_sent_rtp."""
 
     async def scenario():
         aiortc_patches.install(aiortc_patches.Role.FORWARD)
@@ -86,14 +86,13 @@ def test_tap_sender_path_and_sr_counters_between_two_real_peers():
             await asyncio.sleep(0.02)
         (parameters,) = params
         codec = parameters.codecs[0]
-        ext_map = aiortc_patches.header_extensions_map(parameters)
+        build = aiortc_patches.rtp_packet_builder(
+            payload_type=codec.payloadType, ssrc=aiortc_patches.sender_ssrc(sender), mid=parameters.muxId,
+            ext_map=aiortc_patches.header_extensions_map(parameters),
+        )
         payloads = [bytes([i]) * 40 for i in range(5)]
         for i, payload in enumerate(payloads):
-            data = aiortc_patches.build_rtp_packet(
-                payload_type=codec.payloadType, sequence_number=100 + i, timestamp=960 * i,
-                ssrc=aiortc_patches.sender_ssrc(sender), payload=payload, marker=0, mid=parameters.muxId, ext_map=ext_map,
-            )
-            await aiortc_patches.send_rtp_packet(sender, data)
+            aiortc_patches.send_rtp_now(sender, build(100 + i, 960 * i, 0, payload))
             aiortc_patches.record_sent_rtp(sender, 960 * i, len(payload))
         for _ in range(50):
             if len(received) == len(payloads):
@@ -112,6 +111,32 @@ def test_tap_sender_path_and_sr_counters_between_two_real_peers():
     assert [p.payload for p in received] == payloads
     assert [p.sequence_number for p in received] == [100, 101, 102, 103, 104]
     assert outbound[0].packetsSent == 5 and outbound[0].bytesSent == 200
+
+
+def test_packet_builder_matches_aiortc_serialize():
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
+    from aiortc.rtp import RtpPacket
+
+    parameters = RTCRtpSendParameters(
+        codecs=[RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)],
+        headerExtensions=[RTCRtpHeaderExtensionParameters(id=4, uri="urn:ietf:params:rtp-hdrext:sdes:mid")],
+        muxId="0",
+    )
+    ext_map = aiortc_patches.header_extensions_map(parameters)
+    build = aiortc_patches.rtp_packet_builder(payload_type=111, ssrc=0xDEADBEEF, mid="0", ext_map=ext_map)
+    for seq, ts, marker, payload in [(0, 0, 0, b"\x01" * 3), (65535, (1 << 32) - 1, 1, bytes(range(200)))]:
+        reference = RtpPacket(payload_type=111, marker=marker, sequence_number=seq, timestamp=ts, ssrc=0xDEADBEEF, payload=payload)
+        reference.extensions.mid = "0"
+        assert build(seq, ts, marker, payload) == reference.serialize(ext_map)
+
+
+def test_ntp_time_matches_aiortc_clock():
+    from aiortc import clock
+
+    before = clock.current_ntp_time()
+    ours = aiortc_patches.ntp_time_now()
+    after = clock.current_ntp_time()
+    assert before - (1 << 22) <= ours <= after + (1 << 22)  # within 1 ms (2**32 units per second)
 
 
 def test_rewriter_keeps_gaps_within_a_publisher_and_is_continuous_across_publishers():

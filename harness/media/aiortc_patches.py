@@ -27,8 +27,9 @@ never change another role's peers:
   transport's SRTP unprotect (libsrtp through pylibsrtp's binding, fingerprinted too) and the callback
   directly. DTLS and STUN still take the stock path; RTCP is dropped (a tap-only receiver has no use for it).
 - Forwarding (role FORWARD; the relay's readers, media-design 6.6): a reader's ``RTCRtpSender`` pulls no
-  frames; the relay writes rewritten RTP straight to the sender's DTLS transport (``send_rtp_packet``) and
-  keeps the sender-report counters true (``record_sent_rtp``).
+  frames; the relay writes rewritten RTP (``rtp_packet_builder``) straight to the sender's transport
+  (``send_rtp_now``: SRTP protect and one ``sendto``, no coroutines) and keeps the sender-report counters
+  true (``record_sent_rtp``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ import enum
 import hashlib
 import inspect
 import logging
+import struct
+import time
 from collections.abc import Callable, Sequence
 
 import aioice
@@ -49,6 +52,7 @@ from pylibsrtp._binding import lib as srtp_lib
 from aiortc import RTCConfiguration, RTCRtpReceiver, RTCRtpSender
 from aiortc import clock as aiortc_clock
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
@@ -64,7 +68,7 @@ class Role(enum.Enum):
     """What a process does with aiortc; selects the patches ``install`` applies."""
 
     TAP = "tap"  # peers that tap received RTP: the engine's listeners, the relay's loopback test subscribers
-    FORWARD = "forward"  # reference relay: publishers tapped as parsed packets, readers fed by send_rtp_packet
+    FORWARD = "forward"  # reference relay: publishers tapped as parsed packets, readers fed by send_rtp_now
     DECODE = "decode"  # stock receivers that decode (the stand-in captioner): ICE restriction only
 
 
@@ -94,6 +98,10 @@ _ORIGINALS: dict[str, Callable] = {
     "aiortc.rtp.HeaderExtensionsMap.configure": HeaderExtensionsMap.configure,
     "aioice.ice.Connection.gather_candidates": aioice.ice.Connection.gather_candidates,
     "aioice.ice.Connection.data_received": aioice.ice.Connection.data_received,
+    "aioice.ice.Connection.sendto": aioice.ice.Connection.sendto,
+    "aioice.ice.StunProtocol.send_data": aioice.ice.StunProtocol.send_data,
+    "aiortc.rtp.RtpPacket.serialize": RtpPacket.serialize,
+    "aiortc.clock.current_ntp_time": aiortc_clock.current_ntp_time,
     "pylibsrtp.Session.__init__": pylibsrtp.Session.__init__,
     "pylibsrtp.Session.__process": pylibsrtp.Session._Session__process,
 }
@@ -110,7 +118,11 @@ _ORIGINALS: dict[str, Callable] = {
 # HeaderExtensionsMap.configure maps negotiated ids; gather_candidates looks get_host_addresses up in
 # aioice.ice at call time (the host restriction); pylibsrtp's Session keeps its context in ``_srtp``, its
 # 1500-byte work buffer in ``_cdata``/``_buffer`` and calls srtp_unprotect(ctx, buffer, int*) in __process
-# (the fast path's unprotect makes the same call without the per-call allocation).
+# (the fast path's unprotect makes the same call without the per-call allocation); _send_rtp ->
+# Connection.send -> sendto -> StunProtocol.send_data is SRTP protect then one transport.sendto to the
+# nominated pair of component 1 (send_rtp_now does just that, synchronously); RtpPacket.serialize lays out
+# fixed header, extension block, payload (rtp_packet_builder reuses its extension block);
+# current_ntp_time is wall-clock NTP (ntp_time_now computes the same without datetime objects).
 PINNED_SOURCE_SHA256 = {
     "aioice.ice.get_host_addresses": "d4a54f9a68c39ff1",
     "aioice.ice.StunProtocol.datagram_received": "ff4c8b910d45fb3a",
@@ -129,6 +141,10 @@ PINNED_SOURCE_SHA256 = {
     "aiortc.rtp.HeaderExtensionsMap.configure": "e7bc27f7de53a334",
     "aioice.ice.Connection.gather_candidates": "d33db28d4d1e49ff",
     "aioice.ice.Connection.data_received": "5631b17fab717d6b",
+    "aioice.ice.Connection.sendto": "bf162ec03bdce2cc",
+    "aioice.ice.StunProtocol.send_data": "8bfbce074a897482",
+    "aiortc.rtp.RtpPacket.serialize": "3231bbe4ef6ca07f",
+    "aiortc.clock.current_ntp_time": "b7dedc576383cdca",
     "pylibsrtp.Session.__init__": "2d5acb2032893aeb",
     "pylibsrtp.Session.__process": "924e126dae5c15b8",
 }
@@ -408,32 +424,62 @@ def sender_ssrc(sender: RTCRtpSender) -> int:
 
 
 def sender_transport_connected(sender: RTCRtpSender) -> bool:
-    return sender.transport.state == "connected"
+    return sender.transport._state is DtlsState.CONNECTED
 
 
-async def send_rtp_packet(sender: RTCRtpSender, data: bytes) -> None:
-    """SRTP-protect and send one serialized RTP packet on the sender's DTLS transport.
+def send_rtp_now(sender: RTCRtpSender, data: bytes) -> None:
+    """SRTP-protect one serialized RTP packet and send it on the sender's transport, synchronously.
 
-    The call chain (SRTP protect, ICE pair, datagram sendto) never suspends, so fanning one packet out to N
-    readers costs no event-loop round trip per reader. Raises ConnectionError if the transport is not connected.
+    What ``RTCDtlsTransport._send_rtp`` and aioice's ``Connection.send`` do (protect, then one ``sendto`` to the
+    nominated pair), without their four coroutine layers: the relay calls this once per reader and packet.
+    Raises ConnectionError if DTLS is not connected or ICE has no nominated pair. Skips the DTLS transport's
+    own tx counters (transport-level getStats only; the sender's RTP counters are kept by record_sent_rtp).
     """
-    await sender.transport._send_rtp(data)
+    dtls = sender.transport
+    if dtls._state is not DtlsState.CONNECTED:
+        raise ConnectionError("Cannot send encrypted RTP, not connected")
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None:
+        raise ConnectionError("Cannot send data, not connected")
+    pair.protocol.transport.sendto(dtls._tx_srtp.protect(data), pair.remote_addr)
+
+
+_NTP_EPOCH_OFFSET_S = 2_208_988_800  # RFC 5905: seconds from 1900-01-01 (NTP era 0) to 1970-01-01
+
+
+def ntp_time_now() -> int:
+    """64-bit NTP timestamp of the wall clock (as ``aiortc.clock.current_ntp_time``, without datetime objects)."""
+    now_ns = time.time_ns() + _NTP_EPOCH_OFFSET_S * 1_000_000_000
+    seconds, fraction_ns = divmod(now_ns, 1_000_000_000)
+    return (seconds << 32) | ((fraction_ns << 32) // 1_000_000_000)
 
 
 def record_sent_rtp(sender: RTCRtpSender, rtp_timestamp: int, payload_len: int) -> None:
     """Keep the counters aiortc's RTCP sender reports (and getStats) read in step with relayed packets."""
-    sender._RTCRtpSender__ntp_timestamp = aiortc_clock.current_ntp_time()  # type: ignore[attr-defined]
+    sender._RTCRtpSender__ntp_timestamp = ntp_time_now()  # type: ignore[attr-defined]
     sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
     sender._RTCRtpSender__octet_count += payload_len  # type: ignore[attr-defined]
     sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
 
 
-def build_rtp_packet(
-    *, payload_type: int, sequence_number: int, timestamp: int, ssrc: int, payload: bytes, marker: int, mid: str | None,
-    ext_map: HeaderExtensionsMap,
-) -> bytes:
-    packet = RtpPacket(
-        payload_type=payload_type, marker=marker, sequence_number=sequence_number, timestamp=timestamp, ssrc=ssrc, payload=payload
-    )
-    packet.extensions.mid = mid
-    return packet.serialize(ext_map)
+_RTP_FIXED_HEADER = struct.Struct("!BBHII")  # RFC 3550 5.1
+
+
+def rtp_packet_builder(
+    *, payload_type: int, ssrc: int, mid: str | None, ext_map: HeaderExtensionsMap
+) -> Callable[[int, int, int, bytes], bytes]:
+    """``build(sequence_number, timestamp, marker, payload)`` -> the bytes ``RtpPacket.serialize`` would give.
+
+    A reader's packets differ only in sequence number, timestamp, marker and payload; the header extension
+    block (the MID, RFC 8843) is the same for all of them, so aiortc serializes it once here.
+    """
+    probe = RtpPacket(payload_type=payload_type, ssrc=ssrc)
+    probe.extensions.mid = mid
+    template = probe.serialize(ext_map)
+    first_byte, extension_block = template[0], template[12:]
+    pack = _RTP_FIXED_HEADER.pack
+
+    def build(sequence_number: int, timestamp: int, marker: int, payload: bytes) -> bytes:
+        return pack(first_byte, (marker << 7) | payload_type, sequence_number, timestamp, ssrc) + extension_block + payload
+
+    return build

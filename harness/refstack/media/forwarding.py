@@ -50,7 +50,7 @@ class SourcePacket:
 class PacketSink(Protocol):
     """A reader as the forwarder sees it."""
 
-    async def forward(self, packet: SourcePacket, now_s: float) -> None: ...
+    def forward(self, packet: SourcePacket, now_s: float) -> None: ...
 
 
 class RtpRewriter:
@@ -139,7 +139,7 @@ class PathForwarder:
             now_s = self._clock()
             for reader in list(self._readers()):
                 try:
-                    await reader.forward(packet, now_s)
+                    reader.forward(packet, now_s)
                 except Exception:  # one broken reader must not stop the path
                     logger.exception("path %s: forwarding to a reader failed", self._path_name)
 

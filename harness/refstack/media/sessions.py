@@ -188,7 +188,7 @@ class ReaderSession(WebRTCSession):
         self._rng = faults().reader_rng(number)
         self._rewriter = RtpRewriter(self._rng)
         self._sender = None
-        self._params: tuple[int, str | None, object] | None = None  # payload type, mid, header-extension map
+        self._build_rtp: Callable[[int, int, int, bytes], bytes] | None = None  # set once the codec is negotiated
         self.packets_sent = 0
         self.bytes_sent = 0
         self.packets_dropped_loss = 0
@@ -204,10 +204,14 @@ class ReaderSession(WebRTCSession):
         if codec.mimeType.lower() != "audio/opus":
             logger.warning("reader %s negotiated %s, not Opus: nothing will be forwarded", str(self.id)[:8], codec.mimeType)
             return
-        self._params = (codec.payloadType, parameters.muxId, aiortc_patches.header_extensions_map(parameters))
+        self._build_rtp = aiortc_patches.rtp_packet_builder(
+            payload_type=codec.payloadType, ssrc=aiortc_patches.sender_ssrc(self._sender), mid=parameters.muxId,
+            ext_map=aiortc_patches.header_extensions_map(parameters),
+        )
 
-    async def forward(self, packet: SourcePacket, now_s: float) -> None:
-        if self.state is not SessionState.CONNECTED or self._params is None:
+    def forward(self, packet: SourcePacket, now_s: float) -> None:
+        # Synchronous (called once per reader and packet): building, protecting and sending never suspend.
+        if self.state is not SessionState.CONNECTED or self._build_rtp is None:
             return
         if not aiortc_patches.sender_transport_connected(self._sender):
             return
@@ -217,13 +221,9 @@ class ReaderSession(WebRTCSession):
             # Injected loss on the relay -> reader leg: the sequence number is consumed, leaving a gap.
             self.packets_dropped_loss += 1
             return
-        payload_type, mid, ext_map = self._params
-        data = aiortc_patches.build_rtp_packet(
-            payload_type=payload_type, sequence_number=seq, timestamp=ts, ssrc=aiortc_patches.sender_ssrc(self._sender),
-            payload=packet.payload, marker=packet.marker, mid=mid, ext_map=ext_map,
-        )
+        data = self._build_rtp(seq, ts, packet.marker, packet.payload)
         try:
-            await aiortc_patches.send_rtp_packet(self._sender, data)
+            aiortc_patches.send_rtp_now(self._sender, data)
         except ConnectionError:
             return
         self._rewriter.sent(seq, ts, now_s)
