@@ -254,3 +254,22 @@ def test_speed_benchmark_synthesises_a_readable_run(tmp_path):
     assert "command: python3 benchmarks/report_speed.py" in done.stdout and " 400 " in done.stdout  # 20 listeners x 20 s
     verdict = json.loads((tmp_path / "bench-20s" / "verdict.json").read_text())
     assert verdict["key_numbers"]["listener_sessions"] == 20 and verdict["missing"] == []
+
+
+def test_transcription_refusals_become_a_capacity_statement_and_a_cap_recommendation(smoke_run, tmp_path):
+    _, run_dir = smoke_run
+    run = copy_run(run_dir, tmp_path / "capped")
+    event = json.loads((run / "event.json").read_text())
+    booths = event["booths"]
+    for i in range(10):  # ten more transcribed booths, as an 11-booth scenario provisions them
+        booths[f"Hall {i}/de"] = {"booth_id": f"{event['slug']}-{i + 2}-de", "room_id": i + 2, "transcribed": True}
+    (run / "event.json").write_text(json.dumps(event))
+    refused = f"{event['slug']}-11-de"
+    with open(run / "samples" / "locust.jsonl", "a") as fh:  # what harness.users writes on a 429 (contract 7.2)
+        fh.write(json.dumps({"t": pd.Timestamp.now().timestamp(), "metric": "transcription_start_rejected", "value": 1.0,
+                             "tags": {"booth": refused}}, separators=(",", ":")) + "\n")
+    verdict = json.loads(build_report(run).verdict_json.read_text())
+    texts = [s["text"] for s in verdict["capacity"] if s["topic"] == "captions"]
+    assert ("Transcription was refused (HTTP 429, the portal's worker cap, contract 7.2) for 1 of 11 transcribed booths "
+            "(Hall 9/de): captions stop from the 11th transcribed booth.") in texts
+    assert any(r["text"].startswith("Plan at most 10 transcribed booths per portal process") for r in verdict["recommendations"])
