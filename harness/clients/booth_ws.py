@@ -10,17 +10,12 @@ in one process) and handover timing can be measured.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .booth_state import BoothState, HandoffState
-from .cookies import JWT_COOKIE_ORDER, cookie_header
 from .errors import BoothErrorReply, SocketError
-from .http import PortalHttp
-from .media_urls import encode_uri_component
-from .reporting import ReportFn
-from .ws_base import DEFAULT_REPLY_TIMEOUT_S, JsonSocket, ReceivedMessage, SentMessage
+from .ws_base import DEFAULT_REPLY_TIMEOUT_S, BoothScopedSocket, JsonSocket, ReceivedMessage, SentMessage
 
 # Contract 5.2 step 5: the browser opens `/ws/booth/{encodeURIComponent(booth_id)}`, `?token=<jwt>` when it has one.
 BOOTH_WS_PATH = "/ws/booth/{booth_id}"
@@ -49,46 +44,16 @@ def is_notice(message: ReceivedMessage) -> bool:
     return message.type == ERROR and str(message.payload.get("message", "")).startswith(_NOTICE_PREFIX)
 
 
-class BoothSocket(JsonSocket):
+class BoothSocket(BoothScopedSocket):
     """One `/ws/booth/{booth_id}` connection; `participant_id` is set once `join` succeeded."""
 
+    PATH_TEMPLATE = BOOTH_WS_PATH
+    STATS_NAME = STATS_NAME
+
     def __init__(self, url: str, booth_id: str, **kwargs: Any) -> None:
-        super().__init__(url, name=STATS_NAME, **kwargs)
-        self.booth_id = booth_id
+        super().__init__(url, booth_id, **kwargs)
         self.participant_id: str | None = None
         self._latest_state: Mapping[str, Any] | None = None
-
-    @classmethod
-    def for_portal(
-        cls,
-        http: PortalHttp,
-        booth_id: str,
-        *,
-        token: str | None = None,
-        use_cookies: bool = True,
-        origin: str | None = "",
-        report: ReportFn | None = None,
-        clock_s: Callable[[], float] = time.monotonic,
-        connect_timeout_s: float = 10.0,
-    ) -> BoothSocket:
-        """A socket for `booth_id` on the portal of `http`, carrying its JWT cookies and/or `?token=`.
-
-        `origin=""` (default) sends the portal's own origin, which contract 3.6 accepts in auth mode (host of
-        PUBLIC_BASE_URL or the request host); `None` sends no Origin header.
-        """
-        path = BOOTH_WS_PATH.format(booth_id=encode_uri_component(booth_id))
-        url = http.ws_url(path) + (f"?token={encode_uri_component(token)}" if token else "")
-        # Contract 3.6: the WS routes read the JWT cookies (admin, user, session), not the listener code cookie.
-        cookie = cookie_header(http.cookies, JWT_COOKIE_ORDER) if use_cookies else ""
-        return cls(
-            url,
-            booth_id,
-            cookie=cookie,
-            origin=http.base_url if origin == "" else origin,
-            report=report if report is not None else http.report,
-            clock_s=clock_s,
-            connect_timeout_s=connect_timeout_s,
-        )
 
     # --- records ---
     def _on_message(self, message: ReceivedMessage) -> None:

@@ -11,16 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
-from collections.abc import Callable
-from typing import Any
 
 from .booth_state import BoothState
-from .cookies import JWT_COOKIE_ORDER, cookie_header
-from .http import PortalHttp
-from .media_urls import encode_uri_component
-from .reporting import ReportFn
-from .ws_base import JsonSocket, ReceivedMessage
+from .ws_base import BoothScopedSocket, ReceivedMessage
 
 CAPTIONS_WS_PATH = "/ws/captions/{booth_id}"
 STATS_NAME = "/ws/captions/[booth_id]"
@@ -60,37 +53,9 @@ class Caption:
         )
 
 
-class CaptionSocket(JsonSocket):
-    def __init__(self, url: str, booth_id: str, **kwargs: Any) -> None:
-        super().__init__(url, name=STATS_NAME, **kwargs)
-        self.booth_id = booth_id
-
-    @classmethod
-    def for_portal(
-        cls,
-        http: PortalHttp,
-        booth_id: str,
-        *,
-        token: str | None = None,
-        use_cookies: bool = True,
-        origin: str | None = "",
-        report: ReportFn | None = None,
-        clock_s: Callable[[], float] = time.monotonic,
-        connect_timeout_s: float = 10.0,
-    ) -> CaptionSocket:
-        """Contract 6.3: open without credentials in open mode; in auth mode `?token=<listener JWT>` or a matching cookie."""
-        path = CAPTIONS_WS_PATH.format(booth_id=encode_uri_component(booth_id))
-        url = http.ws_url(path) + (f"?token={encode_uri_component(token)}" if token else "")
-        cookie = cookie_header(http.cookies, JWT_COOKIE_ORDER) if use_cookies else ""
-        return cls(
-            url,
-            booth_id,
-            cookie=cookie,
-            origin=http.base_url if origin == "" else origin,
-            report=report if report is not None else http.report,
-            clock_s=clock_s,
-            connect_timeout_s=connect_timeout_s,
-        )
+class CaptionSocket(BoothScopedSocket):
+    PATH_TEMPLATE = CAPTIONS_WS_PATH
+    STATS_NAME = STATS_NAME
 
     def captions(self, status: str | None = None) -> list[Caption]:
         return [Caption.from_message(m) for m in self.received(CAPTION) if status is None or m.payload.get("status") == status]

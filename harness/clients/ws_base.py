@@ -376,3 +376,49 @@ def _close_details(data: bytes | None) -> tuple[int | None, str]:
     if not data or len(data) < 2:
         return None, ""
     return int.from_bytes(data[:2], "big"), bytes(data[2:]).decode("utf-8", "replace")
+
+
+class BoothScopedSocket(JsonSocket):
+    """A socket on one booth's route (`/ws/booth/…`, `/ws/captions/…`); subclasses name the route."""
+
+    PATH_TEMPLATE: str = ""  # e.g. "/ws/booth/{booth_id}"
+    STATS_NAME: str = ""  # e.g. "/ws/booth/[booth_id]"
+
+    def __init__(self, url: str, booth_id: str, **kwargs: Any) -> None:
+        super().__init__(url, name=self.STATS_NAME, **kwargs)
+        self.booth_id = booth_id
+
+    @classmethod
+    def for_portal(
+        cls,
+        http,  # PortalHttp
+        booth_id: str,
+        *,
+        token: str | None = None,
+        use_cookies: bool = True,
+        origin: str | None = "",
+        report: ReportFn | None = None,
+        clock_s: Callable[[], float] = time.monotonic,
+        connect_timeout_s: float = 10.0,
+    ):
+        """A socket for `booth_id` on the portal of `http`, carrying its JWT cookies and/or `?token=`.
+
+        `origin=""` (default) sends the portal's own origin, which contract 3.6 accepts in auth mode (host of
+        PUBLIC_BASE_URL or the request host); `None` sends no Origin header.
+        """
+        from .cookies import JWT_COOKIE_ORDER, cookie_header
+        from .media_urls import encode_uri_component
+
+        path = cls.PATH_TEMPLATE.format(booth_id=encode_uri_component(booth_id))
+        url = http.ws_url(path) + (f"?token={encode_uri_component(token)}" if token else "")
+        # Contract 3.6: the WS routes read the JWT cookies (admin, user, session), not the listener code cookie.
+        cookie = cookie_header(http.cookies, JWT_COOKIE_ORDER) if use_cookies else ""
+        return cls(
+            url,
+            booth_id,
+            cookie=cookie,
+            origin=http.base_url if origin == "" else origin,
+            report=report if report is not None else http.report,
+            clock_s=clock_s,
+            connect_timeout_s=connect_timeout_s,
+        )
