@@ -273,3 +273,19 @@ def test_transcription_refusals_become_a_capacity_statement_and_a_cap_recommenda
     assert ("Transcription was refused (HTTP 429, the portal's worker cap, contract 7.2) for 1 of 11 transcribed booths "
             "(Hall 9/de): captions stop from the 11th transcribed booth.") in texts
     assert any(r["text"].startswith("Plan at most 10 transcribed booths per portal process") for r in verdict["recommendations"])
+
+
+def test_real_workers_probe_report_states_the_cap_without_a_knee(tmp_path):
+    done = voxload("probe", "workers", "--results-dir", str(tmp_path), "--run-id", "workers", "--booths", "11", "--no-audio",
+                   "--observe-s", "0", "--cycles", "0", "--set", "REFSTACK_BCRYPT_ROUNDS=4", timeout_s=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "workers"
+    finding = json.loads((run / "probes" / "workers" / "finding.json").read_text())
+    verdict = json.loads(build_report(run).verdict_json.read_text())
+    statement = next(s["text"] for s in verdict["capacity"] if s["topic"] == "probe:workers")
+    # Contract 7.2: ten workers per portal process, the 11th start refused; found by a method with no knee.
+    assert f"{finding['limit']['name']} = 10 booths" in statement
+    assert finding["knee"] is None and f"({finding['method']}; no knee found)" in statement
+    page = (run / "report.html").read_text()
+    assert re.search(r'<figure id="plot-probe_workers">\s*<img [^>]*src="data:image/png;base64,', page)
+    assert "No knee found." in re.search(r'id="finding-workers">(.*?)</div>', page, re.S).group(1)

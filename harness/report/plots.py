@@ -242,8 +242,10 @@ def _draw_series(ax, data: DataSeries) -> list[str]:
     if data.x not in frame:
         return []
     drawn = [y for y in data.y if y in frame]
-    groups = frame.groupby(data.series) if data.series and data.series in frame else [(None, frame)]
-    for name, rows in groups:
+    groups = list(frame.groupby(data.series)) if data.series and data.series in frame else [(None, frame)]
+    if data.kind == "bar":
+        _grouped_bars(ax, data, groups, drawn)
+    for name, rows in groups if data.kind != "bar" else ():
         if data.kind == "scatter" and len(rows) > MAX_SCATTER_POINTS:
             rows = rows.sample(MAX_SCATTER_POINTS, random_state=0)  # a fixed sample: same picture every build
         rows = rows.sort_values(data.x)
@@ -251,8 +253,6 @@ def _draw_series(ax, data: DataSeries) -> list[str]:
             label = y if name is None else f"{y} ({data.series}={name})"
             if data.kind == "scatter":
                 ax.scatter(rows[data.x], rows[y], s=12, label=label)
-            elif data.kind == "bar":
-                ax.bar(rows[data.x].astype(str), rows[y], label=label)
             elif data.kind == "step":
                 ax.step(rows[data.x], rows[y], where="post", label=label)
             else:
@@ -260,6 +260,19 @@ def _draw_series(ax, data: DataSeries) -> list[str]:
     ax.set_xlabel(textwrap.fill(data.columns.get(data.x, data.x), 90))
     ax.set_ylabel(textwrap.fill(", ".join(drawn), 30))  # column names: their meanings are in the finding's data table
     return drawn
+
+
+def _grouped_bars(ax, data: DataSeries, groups: list, drawn: list[str]) -> None:
+    """One bar per category and (series, column), side by side, so no bar hides another; counts start at 0."""
+    categories = list(dict.fromkeys(str(v) for v in data.frame[data.x]))
+    position = {c: i for i, c in enumerate(categories)}
+    combos = [(name, rows, y) for name, rows in groups for y in drawn]
+    width = 0.8 / max(1, len(combos))
+    for k, (name, rows, y) in enumerate(combos):
+        x = np.array([position[str(v)] for v in rows[data.x]], dtype=float) + (k - (len(combos) - 1) / 2) * width
+        ax.bar(x, rows[y].fillna(0), width=width, label=y if name is None else f"{y} ({data.series}={name})")
+    ax.set_xticks(range(len(categories)), categories, fontsize=8)
+    ax.set_ylim(bottom=0, top=max(1.0, ax.get_ylim()[1]))
 
 
 def probe_curve(finding: Finding) -> Plot | None:
