@@ -79,7 +79,7 @@ PATH_COLUMNS = {
     "configured": "1 if the path has its own configuration (GET /v3/config/paths/get -> 200), 0 if 404",
     "always_available": "1 if that configuration has alwaysAvailable (contract 12.2), else 0",
     "conf_name": "confName in GET /v3/paths/list (all_others = the catch-all defaults); empty if not listed",
-    "publisher_live": "1 if the probe's publisher was live at that moment, else 0",
+    "publisher_live": "1 if the probe's publisher was publishing to the server running at that moment (after the restart: re-published), else 0",
     "whep_status": "status of one WHEP POST made at that moment (201 = accepted); empty if none was made",
 }
 
@@ -361,10 +361,17 @@ class _Drill:
                "configured": None if conf is None else int(conf.configured),
                "always_available": None if conf is None else int(conf.always_available),
                "conf_name": listed.conf_name if listed is not None else None,
-               "publisher_live": int(publisher is not None and publisher.state is ActorState.LIVE),
+               "publisher_live": int(publisher is not None and self._publishing(publisher)),
                "whep_status": whep_status}
         self.path_rows.append(row)
         self.paths_csv.write(**row)
+
+    def _publishing(self, publisher: ReconnectActor) -> bool:
+        """Publishing to the server running now: live before the restart; re-published since, after it (the actor
+        itself may not have noticed its death yet, the engine reports it at its next one-second tick)."""
+        if self.t0_s is None:
+            return publisher.state is ActorState.LIVE
+        return self._recovered_s(publisher) is not None
 
     def _one_whep(self) -> int | None:
         """One WHEP POST, as a listener arriving now would send; the session is closed again at once."""
