@@ -59,7 +59,8 @@ def test_verdict_rows_are_the_runs_slo_rows_with_measured_values(smoke_report):
         assert row["measured"] in cells and html.escape(row["threshold"]) in cells
         assert {"pass": "pass", "fail": "FAIL", "no_data": "no data"}[row["state"]] in cells
     m2e = next(r for r in verdict["slos"] if r["metric"] == "mouth_to_ear_latency_ms")
-    assert m2e["measured"] == f"{m2e['observed']:,.0f} ms" if m2e["observed"] >= 100 else f"{m2e['observed']:.1f} ms"
+    observed = m2e["observed"]
+    assert m2e["measured"] == (f"{observed:,.0f} ms" if observed >= 100 else f"{observed:.1f} ms" if observed >= 10 else f"{observed:.3g} ms")
     markdown = paths.summary_md.read_text()
     assert f"exit {summary['exit_code']}" in markdown and "| mouth_to_ear_latency_ms |" in markdown
 

@@ -37,6 +37,7 @@ _ENV = jinja2.Environment(
     autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
     undefined=jinja2.StrictUndefined,
     trim_blocks=False,
+    keep_trailing_newline=True,
 )
 
 

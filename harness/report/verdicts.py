@@ -64,6 +64,8 @@ class Verdicts:
 def _number(value: float) -> str:
     """Readable precision: 1,000 / 57.3 / 0.02 / 1.5e-05."""
     size = abs(value)
+    if value == int(value) and size < 1e15:
+        return f"{int(value):,}"
     if size >= 100:
         return f"{value:,.0f}"
     if size >= 10:
