@@ -10,7 +10,9 @@ Map (one module per concern):
 - ``listener``: ``WhepListener`` (RTP tap / probe / stock) and the ``ProbeAnalyzer`` of decoded audio.
 - ``rtpstats``: RFC 3550 loss, jitter, gaps, silences from packets; a 12-byte RTP header parser.
 - ``schedule``: publisher send schedules; payload -> send time for listeners in any process.
-- ``aiortc_patches``: every patch of aiortc/aioice internals (pinned versions, checked).
+- ``aiortc_patches``: every use of aiortc/aioice/pylibsrtp internals, for the engine, the reference relay and
+  the captioner alike (roles TAP/FORWARD/DECODE; source fingerprints checked); ``pins``: their pinned versions,
+  checkable without importing them.
 - ``health``, ``aggregate``, ``samples``: engine saturation, per-second aggregates, sample files.
 - ``rpc``, ``engine``: the engine process (``python -m harness.media.engine``) and its JSON-lines protocol.
 - ``bridge``: spawns engines and drives them from Locust greenlets or plain threads (no gevent import).
