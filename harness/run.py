@@ -314,6 +314,7 @@ class ConferenceRun:
                 self.record_handover(HandoverRecord(order.booth_id, order.ordered_epoch_s, False, None,
                                                     "no interpreter initiated the handover", order.order_id))
         self.samples.close()
+        write_json_atomic(self.run_dir.path / "handovers.json", [dataclasses.asdict(h) for h in self.handovers])
         transcribed = [b.booth_id for b in self.event.booths.values() if b.transcribed] if self.event else []
         metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths, self.listener_users)
         results = slo.evaluate(self.scenario.slos, metrics)

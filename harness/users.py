@@ -266,7 +266,9 @@ class ListenerUser(ConferenceUser):
                 sends = [s.send_time_ns(int(marker) * PACKETS_PER_MARKER, arrival_ns) for s in schedules]
                 sends = [t for t in sends if t is not None]
                 if sends:
-                    self.conference.samples.write("caption_delay_ms", (arrival_ns - max(sends)) / 1e6, booth=self.booth.booth_id)
+                    # Stamped with the caption's arrival, not with this (end-of-session) write.
+                    self.conference.samples.write("caption_delay_ms", (arrival_ns - max(sends)) / 1e6,
+                                                  t=arrival_ns / 1e9, booth=self.booth.booth_id)
 
 
 class ListenerBlocked(Exception):
