@@ -175,40 +175,59 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         portal_env=dict(args.knobs),
         media_args=list(args.media_args),
     )
-    stop = threading.Event()
-    # SIGTERM is handled like Ctrl-C: children get SIGTERM and are awaited.
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stack = Stack(config)
     t0 = time.monotonic()
     try:
-        stack.start()
+        stack.check_ports()
+        if config.with_media:
+            stack.start_media()
     except StackError as exc:
         stack.stop()
         raise UserError(str(exc)) from None
-    ready_s = time.monotonic() - t0
     password_note = "(from ADMIN_PASSWORD)" if "ADMIN_PASSWORD" in os.environ or "ADMIN_PASSWORD" in config.portal_env else stack.admin_password
-    print(f"voxload reference stack ready in {ready_s:.1f} s", flush=True)
-    print(f"  portal          {stack.portal_url}   (admin: {stack.portal_url}/admin/login)")
-    if config.with_media:
-        print(f"  WHIP/WHEP       {stack.media_http_url}")
-        print(f"  media API       {stack.media_api_url}")
-    print(f"  admin password  {password_note}")
-    print(f"  data and logs   {stack.data_dir}")
-    print("Ctrl-C or SIGTERM stops it.", flush=True)
-    exit_code = EXIT_OK
+    problems: list[str] = []
+
+    def announce_when_ready() -> None:
+        if not stack.wait_portal_ready(config.startup_timeout_s):
+            return  # the portal failed to start: reported when serving returns
+        print(f"voxload reference stack ready in {time.monotonic() - t0:.1f} s", flush=True)
+        print(f"  portal          {stack.portal_url}   (admin: {stack.portal_url}/admin/login)")
+        if config.with_media:
+            print(f"  WHIP/WHEP       {stack.media_http_url}")
+            print(f"  media API       {stack.media_api_url}")
+        print(f"  admin password  {password_note}")
+        print(f"  data and logs   {stack.data_dir}")
+        print("Ctrl-C or SIGTERM stops it.", flush=True)
+
+    def watch_relay() -> None:
+        while stack.media_proc is not None and stack.media_proc.poll() is None:
+            time.sleep(0.5)
+        if stack.media_proc is not None and not stopping.is_set():
+            where = f"log in {stack.data_dir}" if config.data_dir else "pass --data-dir to keep its log"
+            problems.append(f"media relay exited unexpectedly with code {stack.media_proc.returncode} ({where})")
+            os.kill(os.getpid(), signal.SIGTERM)  # stops the portal served below
+
+    stopping = threading.Event()
+    # uvicorn handles SIGINT/SIGTERM while it serves and re-raises them after its graceful shutdown;
+    # these handlers make that re-raise end the wait here instead of killing the process before cleanup.
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    threading.Thread(target=announce_when_ready, daemon=True).start()
+    threading.Thread(target=watch_relay, daemon=True).start()
     try:
-        while not stop.wait(0.5):
-            for name, proc in (("portal", stack.portal_proc), ("media relay", stack.media_proc)):
-                if proc is not None and proc.poll() is not None:
-                    print(f"voxload: {name} exited unexpectedly with code {proc.returncode} (log in {stack.data_dir})", file=sys.stderr)
-                    exit_code = EXIT_ERROR
-                    stop.set()
+        # This process becomes the portal (one process fewer than a supervisor plus two children).
+        stack.serve_portal_here()
     except KeyboardInterrupt:
         pass
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            problems.append(f"portal exited with code {exc.code} during startup (log in {stack.data_dir / 'portal.log'})")
     finally:
+        stopping.set()
         stack.stop()
+    for problem in problems:
+        print(f"voxload: {problem}", file=sys.stderr)
     print("voxload reference stack stopped.", flush=True)
-    return exit_code
+    return EXIT_ERROR if problems else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

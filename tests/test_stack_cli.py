@@ -118,3 +118,20 @@ def test_stack_children_import_from_this_checkout_and_keep_the_callers_pythonpat
     cmdline = psutil.Process(stack.portal_proc.pid).cmdline()
     assert cmdline[cmdline.index("--ws") + 1] == "websockets"
     assert cmdline[cmdline.index("--ws-ping-interval") + 1] == "20.0"
+
+
+def test_stack_up_stops_with_one_line_when_the_relay_dies():
+    import psutil
+
+    proc, info = _start()
+    try:
+        assert "ready in" in info["out"]
+        relay = [c for c in psutil.Process(proc.pid).children() if "harness.refstack.media" in " ".join(c.cmdline())]
+        assert len(relay) == 1  # the portal runs in the `stack up` process itself; the relay is its only child
+        relay[0].kill()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2
+    assert err.strip().count("\n") == 0 and "media relay exited unexpectedly" in err and "Traceback" not in err

@@ -138,13 +138,16 @@ class Stack:
         return f"http://{self.config.host}:{self.config.media_api_port}"
 
     # --- lifecycle ---
-    def start(self) -> Stack:
+    def check_ports(self) -> None:
         ports = [("portal", self.config.portal_port)]
         if self.config.with_media:
             ports += [("media WHIP/WHEP", self.config.media_http_port), ("media API", self.config.media_api_port)]
         for name, port in ports:
             if _port_in_use(self.config.host, port):
                 raise StackError(f"{name} port {self.config.host}:{port} is already in use (choose another with the port flags)")
+
+    def start(self) -> Stack:
+        self.check_ports()
         try:
             # Both are spawned before either is awaited: start-up time is the slower one's, not the sum.
             if self.config.with_media:
@@ -167,18 +170,41 @@ class Stack:
         self.portal_proc = self._spawn_portal()
         self._wait_ready("portal", self.portal_proc, self.config.portal_port, "/healthz")
 
-    def _spawn_portal(self) -> subprocess.Popen:
-        cmd = [
-            sys.executable, "-m", "uvicorn", "--factory", "harness.refstack.portal.app:app_from_env",
+    def portal_uvicorn_args(self) -> list[str]:
+        """uvicorn's command line for the portal: one process, like VoxBento's (contract 1.1)."""
+        return [
+            "--factory", "harness.refstack.portal.app:app_from_env",
             "--host", self.config.host, "--port", str(self.config.portal_port),
             "--log-level", "warning", "--no-access-log",
             # Contract 1.1: uvicorn trusts X-Forwarded-For from 127.0.0.1.
             "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1",
             *self.uvicorn_ws_args(),
         ]
+
+    def _spawn_portal(self) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "uvicorn", *self.portal_uvicorn_args()]
         env = {**os.environ, **self.portal_env}
         with self._log_file("portal") as log:
             return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
+
+    def serve_portal_here(self) -> None:
+        """Run the portal in the calling process until SIGINT/SIGTERM (`voxload stack up`: one process fewer).
+
+        The calling process becomes the portal: its environment gets the portal's settings and its stderr (where
+        VoxBento logs, including verification links) goes to portal.log, as a child's would.
+        """
+        import uvicorn.main
+
+        os.environ.update(self.portal_env)
+        os.chdir(self.data_dir)
+        saved_stderr = os.dup(2)
+        with self._log_file("portal") as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                uvicorn.main.main(args=self.portal_uvicorn_args(), standalone_mode=False)
+            finally:
+                os.dup2(saved_stderr, 2)
+                os.close(saved_stderr)
 
     def uvicorn_ws_args(self) -> list[str]:
         """Contract 1.1: VoxBento's uvicorn runs the `websockets` legacy protocol (uvicorn 0.47 picks it when
@@ -204,6 +230,15 @@ class Stack:
         env = {**os.environ, "PYTHONPATH": child_pythonpath(os.environ.get("PYTHONPATH"))}
         with self._log_file("media") as log:
             return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
+
+    def wait_portal_ready(self, timeout_s: float) -> bool:
+        """For a portal served in this process: poll /healthz from another thread."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if _http_ok(self.config.host, self.config.portal_port, "/healthz"):
+                return True
+            time.sleep(0.05)
+        return False
 
     def _wait_ready(self, name: str, proc: subprocess.Popen, port: int, path: str) -> None:
         deadline = time.monotonic() + self.config.startup_timeout_s
