@@ -30,8 +30,6 @@ logger = logging.getLogger(__name__)
 
 # Contract 6.2 step 4: the listener page polls the room's audio delay every 3000 ms.
 AUDIO_DELAY_POLL_S = 3.0
-# Contract 5.5 marker layout (harness/media/audio.py): marker m sits in loop packet m * 25.
-PACKETS_PER_MARKER = 25
 _ip_counter = itertools.count(1)
 
 
@@ -263,7 +261,7 @@ class ListenerUser(ConferenceUser):
             for marker in caption.markers:
                 if not marker.isdigit():
                     continue
-                sends = [s.send_time_ns(int(marker) * PACKETS_PER_MARKER, arrival_ns) for s in schedules]
+                sends = [s.marker_send_time_ns(int(marker), arrival_ns) for s in schedules]
                 sends = [t for t in sends if t is not None]
                 if sends:
                     # Stamped with the caption's arrival, not with this (end-of-session) write.

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from harness.media import audio, markers
+from harness.media.schedule import PACKETS_PER_MARKER
 
 # libopus look-ahead: a decoder shows the input 312 samples (6.5 ms) late.
 OPUS_DELAY_SAMPLES = 312
@@ -78,7 +79,7 @@ def test_loop_cache_is_reused_and_payload_hashes_index_the_loop(short_loop, tmp_
     again = audio.load_loop(params, cache_dir=tmp_path)
     assert cached[0].stat().st_mtime_ns == mtime
     assert again.payloads == first.payloads
-    assert first.length == 24 * audio.PACKETS_PER_MARKER
+    assert first.length == 24 * PACKETS_PER_MARKER
     # The room-tone floor keeps payloads distinct, so (almost) every packet names its position.
     assert first.duplicate_hashes == 0
     for i in (0, 1, 300, first.length - 1):

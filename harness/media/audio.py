@@ -23,13 +23,12 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .markers import FRAME_SAMPLES, MARKER_ID_COUNT, MARKER_INTERVAL_S, SAMPLE_RATE, marker_start_sample, marker_waveform
+from .markers import FRAME_SAMPLES, MARKER_ID_COUNT, SAMPLE_RATE, marker_start_sample, marker_waveform
 
 logger = logging.getLogger(__name__)
 
 AUDIO_VERSION = 1  # bump when the synthesis or encoding changes: it is part of the cache key
 PACKET_DURATION_S = FRAME_SAMPLES / SAMPLE_RATE  # 0.02
-PACKETS_PER_MARKER = int(round(MARKER_INTERVAL_S / PACKET_DURATION_S))  # 25
 SPEECH_CUTOFF_HZ = 2000.0  # keeps the 2.5-6 kHz marker band free
 ENV_CACHE_DIR = "VOXLOAD_CACHE_DIR"
 

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from .markers import MARKER_INTERVAL_S
+
 PACKET_PERIOD_NS = 20_000_000
+# Marker m sits in loop packet m * PACKETS_PER_MARKER (markers every MARKER_INTERVAL_S, packets every 20 ms).
+PACKETS_PER_MARKER = round(MARKER_INTERVAL_S * 1e9 / PACKET_PERIOD_NS)  # 25
 # Timer wake-ups may precede the nominal time by a little; tolerate it rather than wrap a whole loop.
 EARLY_TOLERANCE_NS = 5_000_000
 
@@ -36,6 +40,10 @@ class PublisherSchedule:
             return None
         k = loop_index + ((k_max - loop_index) // self.loop_length) * self.loop_length
         return self.epoch_ns + k * self.period_ns
+
+    def marker_send_time_ns(self, marker_id: int, arrival_ns: int) -> int | None:
+        """Scheduled send time of marker ``marker_id`` latest before ``arrival_ns`` (caption delay, marker latency)."""
+        return self.send_time_ns(marker_id * PACKETS_PER_MARKER, arrival_ns)
 
     def to_wire(self) -> dict:
         return dataclasses.asdict(self)
