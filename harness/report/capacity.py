@@ -77,10 +77,12 @@ def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health:
     elif not shape and not run.is_probe_run:
         out.append(Statement("audience", "No listener audio was measured (no media listener data): this run says nothing about audio capacity.", False))
     if inputs.loss:
-        note, ok = _slo_note(verdicts, "packet_loss_pct")
+        loss_note, loss_ok = _slo_note(verdicts, "packet_loss_pct")
+        jitter_note, jitter_ok = _slo_note(verdicts, "jitter_ms")
+        # Each figure carries its own objective, so neither reads as judged by the other's.
         out.append(Statement("audio", (
-            f"Packet loss averaged {inputs.loss['loss_mean_pct']:.2f} % per listener-second (worst second {inputs.loss['loss_max_pct']:.1f} %); "
-            f"jitter p95 {_ms(inputs.loss['jitter_p95_ms'])}{note}."), ok))
+            f"Packet loss averaged {inputs.loss['loss_mean_pct']:.2f} % per listener-second (worst second {inputs.loss['loss_max_pct']:.1f} %)"
+            f"{loss_note}; jitter p95 {_ms(inputs.loss['jitter_p95_ms'])}{jitter_note}."), loss_ok and jitter_ok))
     setups = inputs.setups
     listeners = setups[setups["role"].isin(("listener", "probe"))] if not setups.empty else setups
     if not listeners.empty:
