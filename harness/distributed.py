@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import gevent
-from gevent.event import AsyncResult, Event
+from gevent.event import AsyncResult
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +206,6 @@ class MasterHub:
     def __init__(self, run, runner) -> None:
         self.run = run
         self.runner = runner
-        self.ready = Event()
         self.workers: dict[str, dict] = {}  # name -> {client_id, joined_at, lost_at, done, clock_offset_ms, rtt_ms}
         self._files: dict[str, object] = {}
         for name, handler in (("voxload:hello", self._on_hello), ("voxload:seat", self._on_seat),
@@ -223,7 +222,7 @@ class MasterHub:
         gevent.spawn(self._send_setup, msg.node_id)
 
     def _send_setup(self, client_id: str) -> None:
-        self.ready.wait()
+        self.run.ready.wait()  # set once the master has provisioned the event
         self.runner.send_message("voxload:setup", {**self.run.setup_for_workers(), "t_master_s": time.time()}, client_id=client_id)
 
     def _on_clock(self, environment, msg, **_kw) -> None:

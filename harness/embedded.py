@@ -1,77 +1,107 @@
 """The embedded reference target as the harness sees it: a child process, reached only over loopback.
 
-The harness never imports ``harness.refstack``; it runs ``python -m harness stack up`` on free loopback
-ports with a generated admin password in the child's environment, waits for its ready line, and stops it
-with SIGTERM. A real deployment given with ``--host`` is driven the same way from there on.
+The harness never imports ``harness.refstack``. ``EmbeddedTarget`` runs ``python -m harness.stack_control``
+on free loopback ports with a generated admin password and JWT secret in the child's environment, reads its
+one-line JSON ready message, and asks it to restart the portal or the media relay (restart drills) or to
+stop. Rehearsals (``harness.run``) and probes (``harness.probes.target``) share it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
+from collections.abc import Mapping
 from pathlib import Path
 
 
 class EmbeddedTargetError(RuntimeError):
-    pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """The embedded stack did not start, or did not do what it was asked (one line)."""
 
 
 class EmbeddedTarget:
-    def __init__(self, data_dir: Path, knobs: dict[str, str] | None = None, startup_timeout_s: float = 60.0) -> None:
+    def __init__(self, data_dir: Path, knobs: Mapping[str, str] | None = None, startup_timeout_s: float = 60.0) -> None:
         self.data_dir = Path(data_dir)
         self.knobs = dict(knobs or {})
         self.startup_timeout_s = startup_timeout_s
-        self.portal_port = _free_port()
         self.admin_password = secrets.token_urlsafe(12)
         # The harness chooses the target's JWT secret so it can mint tokens (listener JWTs in auth mode); never logged.
         self.secret_key = secrets.token_hex(32)
-        self.proc: subprocess.Popen | None = None
+        self.portal_url = self.media_url = self.media_api_url = ""
+        self._proc: subprocess.Popen | None = None
+        self._log = None
 
-    @property
-    def portal_url(self) -> str:
-        return f"http://127.0.0.1:{self.portal_port}"
+    def __repr__(self) -> str:
+        return f"EmbeddedTarget({self.portal_url!r}, knobs={self.knobs!r}, secrets=<redacted>)"
 
     def start(self) -> EmbeddedTarget:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "harness", "stack", "up", "--portal-port", str(self.portal_port),
-               "--media-port", str(_free_port()), "--media-api-port", str(_free_port()), "--data-dir", str(self.data_dir)]
+        cmd = [sys.executable, "-m", "harness.stack_control", "--data-dir", str(self.data_dir),
+               "--startup-timeout-s", str(self.startup_timeout_s)]
         for key, value in self.knobs.items():
             cmd += ["--set", f"{key}={value}"]
         env = {**os.environ, "ADMIN_PASSWORD": self.admin_password, "SECRET_KEY": self.secret_key}
         env.pop("JWT_SECRET", None)
-        self._log = open(self.data_dir / "stack-up.log", "w")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
-        deadline = time.monotonic() + self.startup_timeout_s
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                self.proc.wait()
-                err = (self.data_dir / "stack-up.log").read_text().strip().splitlines()
-                raise EmbeddedTargetError(err[-1] if err else f"voxload stack up exited with code {self.proc.returncode}")
-            if line.startswith("Ctrl-C"):
-                return self
-        self.stop()
-        raise EmbeddedTargetError(f"embedded reference stack not ready within {self.startup_timeout_s:.0f} s")
+        self._log = open(self.data_dir / "stack-control.log", "w")
+        self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        ready = self._read_reply()
+        if "error" in ready:
+            self.stop()
+            raise EmbeddedTargetError(ready["error"])
+        self.portal_url, self.media_url, self.media_api_url = ready["portal_url"], ready["media_url"], ready["media_api_url"]
+        return self
+
+    def _read_reply(self) -> dict:
+        assert self._proc is not None and self._proc.stdout is not None
+        # The child answers each command within the stack's own timeouts; readline blocks until then.
+        line = self._proc.stdout.readline()
+        if not line:
+            self._proc.wait(timeout=30)
+            raise EmbeddedTargetError(f"the embedded reference stack exited with code {self._proc.returncode} "
+                                      f"(log in {self.data_dir})")
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise EmbeddedTargetError(f"the embedded reference stack said {line.strip()!r}") from None
+
+    def _command(self, command: str) -> float:
+        if self._proc is None or self._proc.poll() is not None:
+            raise EmbeddedTargetError("the embedded reference stack is not running")
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(command + "\n")
+        self._proc.stdin.flush()
+        reply = self._read_reply()
+        if "error" in reply:
+            raise EmbeddedTargetError(reply["error"])
+        return float(reply["down_s"])
+
+    def restart_portal(self) -> float:
+        """Restart drill: seconds the portal was down (its in-memory state is gone afterwards)."""
+        return self._command("restart-portal")
+
+    def restart_media(self) -> float:
+        """Restart drill: seconds the relay was down (it loses its path configuration, as MediaMTX does)."""
+        return self._command("restart-media")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
             try:
-                self.proc.wait(timeout=20)
+                assert proc.stdin is not None
+                proc.stdin.write("stop\n")
+                proc.stdin.flush()
+                proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "_log", None):
+                proc.kill()
+                proc.wait()
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
+        if self._log is not None:
             self._log.close()
+            self._log = None

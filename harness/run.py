@@ -26,7 +26,7 @@ from .clients.admin import AdminClient
 from .clients.booth_api import BoothApi
 from .clients.errors import ClientError
 from .clients.http import PortalHttp
-from .clients.tokens import SECRET_ENV_VAR, TokenMinter
+from .clients.tokens import ADMIN_PASSWORD_ENV_VAR, SECRET_ENV_VAR, TokenMinter
 from .embedded import EmbeddedTarget, EmbeddedTargetError
 from .handover import HandoverOrder, HandoverRecord
 from .junit import write_junit
@@ -51,7 +51,6 @@ from .scenario.model import AuthMode, Scenario
 
 logger = logging.getLogger(__name__)
 
-ADMIN_PASSWORD_ENV = "VOXLOAD_ADMIN_PASSWORD"  # the target's ADMIN_PASSWORD, never logged
 
 
 class RunSetupError(RuntimeError):
@@ -91,7 +90,8 @@ class ConferenceRun:
         self.listener_think_s = (think["listener"].min_s, think["listener"].max_s)
         self.auth_mode_token = scenario.target.auth_mode is AuthMode.TOKEN
         self.booths_unlocked = threading.Event()
-        # Users wait for this: a worker's Locust may start spawning while its setup still waits for the master.
+        # Users (and, on the master, workers asking for the setup) wait for this: a worker's Locust may start
+        # spawning while its setup still waits for the master.
         self.ready = threading.Event()
         self.handovers: list[HandoverRecord] = []
         self.started_epoch_s: float | None = None
@@ -109,8 +109,6 @@ class ConferenceRun:
         if self.role is not Role.MASTER:
             self._start_media()
         self.started_epoch_s = self.started_epoch_s or time.time()
-        if self.hub is not None:
-            self.hub.ready.set()
         self.ready.set()
 
     def _setup_worker(self, timeout_s: float = 300.0) -> None:
@@ -151,12 +149,12 @@ class ConferenceRun:
             self._jwt_secret = self.stack.secret_key
             self.minter = TokenMinter(self._jwt_secret)
         else:
-            self.admin_password = os.environ.get(ADMIN_PASSWORD_ENV)
+            self.admin_password = os.environ.get(ADMIN_PASSWORD_ENV_VAR)
             if os.environ.get(SECRET_ENV_VAR):
                 self._jwt_secret = os.environ[SECRET_ENV_VAR]
                 self.minter = TokenMinter(self._jwt_secret)
             if not self.admin_password:
-                raise RunSetupError(f"--host {env.host} needs the target's admin password in ${ADMIN_PASSWORD_ENV}")
+                raise RunSetupError(f"--host {env.host} needs the target's admin password in ${ADMIN_PASSWORD_ENV_VAR}")
         self.run_dir.set_target_url(env.host)
         admin_http = PortalHttp.for_url(env.host)
         admin = AdminClient(admin_http)
@@ -313,6 +311,13 @@ class ConferenceRun:
                 # Nobody could carry it out (no backup joined, or the initiator's worker was lost).
                 self.record_handover(HandoverRecord(order.booth_id, order.ordered_epoch_s, False, None,
                                                     "no interpreter initiated the handover", order.order_id))
+        if self.scenario.handovers and self.event and self.started_epoch_s:
+            ran_s = time.time() - self.started_epoch_s
+            for due in self.scenario.handovers.schedule:
+                if due.at_s <= ran_s and (due.booth, due.at_s) not in self._ordered:
+                    # The schedule asked for it and no coordinator ordered it (e.g. its worker was lost).
+                    self.record_handover(HandoverRecord(self.event.booths[due.booth].booth_id, self.started_epoch_s + due.at_s,
+                                                        False, None, "no coordinator ordered the scheduled handover"))
         self.samples.close()
         write_json_atomic(self.run_dir.path / "handovers.json", [dataclasses.asdict(h) for h in self.handovers])
         transcribed = [b.booth_id for b in self.event.booths.values() if b.transcribed] if self.event else []

@@ -19,6 +19,8 @@ import jwt
 from .errors import CredentialsUnavailable
 
 SECRET_ENV_VAR = "VOXLOAD_TARGET_SECRET_KEY"
+# The operator's copy of the target's ADMIN_PASSWORD (contract 3.2), for rehearsals and probes against --host.
+ADMIN_PASSWORD_ENV_VAR = "VOXLOAD_ADMIN_PASSWORD"
 # Contract 3.1: all JWTs are HS256.
 ALGORITHM = "HS256"
 # Contract 1.2 defaults: JWT_EXPIRY_SECONDS (admin/user/session), LISTENER_TOKEN_EXPIRY_SECONDS, EMBED_TOKEN_EXPIRY_SECONDS.

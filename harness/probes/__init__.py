@@ -10,7 +10,7 @@ Probes (one module each, registered in ``PROBES``):
                      runs only with ``--i-own-this-target``
 
 Shared parts: ``registry`` (``PROBES``, imported lazily through this package), ``target`` (embedded stack
-child or ``--host``; restart drills), ``stack_control`` (the child process), ``event`` and ``actors`` (the
+child or ``--host``; restart drills), ``event`` and ``actors`` (the
 probe's event and scripted people, all through ``harness.clients``), ``reconnect`` (media actors that reconnect
 with the browser's WHEP back-off), ``slow_reader`` (booth-state's frozen-socket drill), ``ramp`` (stepped
 concurrency plans, also a scenario's ``load.ramp``), ``knee`` (kneedle), ``finding`` (the output format below),

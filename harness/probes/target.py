@@ -1,6 +1,6 @@
 """The target a probe pushes: the embedded reference stack (default) or a deployment given with ``--host``.
 
-Owns starting and stopping the embedded stack as a child process (``stack_control``), reaching a remote
+Owns the embedded stack as a child process (``harness.embedded``), reaching a remote
 target, and the restart drills: built in for the embedded stack, ``--restart-cmd`` / ``--media-restart-cmd``
 (shell commands the operator supplies) for a real deployment. After any restart the portal is awaited on
 ``/healthz``. Secrets: the embedded admin password is generated here and handed to the child through its
@@ -9,23 +9,21 @@ environment; a remote one comes from ``$VOXLOAD_ADMIN_PASSWORD``; neither is eve
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..clients.errors import ClientError, TransportError
 from ..clients.health import healthz
+from .. import embedded
 from ..clients.http import PortalHttp
+from ..clients.tokens import ADMIN_PASSWORD_ENV_VAR
 
 log = logging.getLogger(__name__)
 
-ADMIN_PASSWORD_ENV = "VOXLOAD_ADMIN_PASSWORD"
+ADMIN_PASSWORD_ENV = ADMIN_PASSWORD_ENV_VAR
 RESTART_TIMEOUT_S = 120.0
 
 
@@ -132,72 +130,30 @@ class RemoteTarget(ProbeTarget):
 
 
 class EmbeddedTarget(ProbeTarget):
-    """The reference stack in a child process (``python -m harness.probes.stack_control``)."""
+    """The reference stack in a child process (``harness.embedded``), with built-in restart drills."""
 
     embedded = True
 
     def __init__(self, data_dir: Path, knobs: Mapping[str, str] | None = None, startup_timeout_s: float = 60.0) -> None:
-        self._data_dir = Path(data_dir)
-        self._data_dir.mkdir(parents=True, exist_ok=True)
-        password = secrets.token_urlsafe(12)
-        cmd = [sys.executable, "-m", "harness.probes.stack_control", "--data-dir", str(self._data_dir)]
-        for key, value in (knobs or {}).items():
-            cmd += ["--set", f"{key}={value}"]
-        env = {**os.environ, "ADMIN_PASSWORD": password}
-        env.pop("SECRET_KEY", None)  # the stack generates its own
-        self._log = open(self._data_dir / "stack-control.log", "w")
-        self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True)
-        ready = self._read_reply(startup_timeout_s)
-        if "error" in ready:
-            self.close()
-            raise TargetError(f"embedded reference stack: {ready['error']}")
-        super().__init__(ready["portal_url"], password, knobs, media_url=ready["media_url"], media_api_url=ready.get("media_api_url"))
-
-    def _read_reply(self, timeout_s: float) -> dict:
-        assert self._proc.stdout is not None
-        # The child answers each command within the stack's own startup timeout; readline blocks until then.
-        line = self._proc.stdout.readline()
-        if not line:
-            self._proc.wait(timeout=timeout_s)
-            raise TargetError(f"embedded reference stack exited with code {self._proc.returncode} (log in {self._data_dir})")
+        self._stack = embedded.EmbeddedTarget(data_dir, knobs, startup_timeout_s)
         try:
-            return json.loads(line)
-        except ValueError:
-            raise TargetError(f"embedded reference stack said {line.strip()!r}") from None
+            self._stack.start()
+        except embedded.EmbeddedTargetError as exc:
+            raise TargetError(f"embedded reference stack: {exc}") from None
+        super().__init__(self._stack.portal_url, self._stack.admin_password, knobs,
+                         media_url=self._stack.media_url, media_api_url=self._stack.media_api_url)
 
-    def _command(self, command: str) -> float:
-        if self._proc.poll() is not None:
-            raise TargetError("embedded reference stack is not running")
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(command + "\n")
-        self._proc.stdin.flush()
-        reply = self._read_reply(RESTART_TIMEOUT_S)
-        if "error" in reply:
-            raise TargetError(f"embedded reference stack: {reply['error']}")
-        return float(reply["down_s"])
+    def _drill(self, restart) -> float:
+        try:
+            return restart()
+        except embedded.EmbeddedTargetError as exc:
+            raise TargetError(f"embedded reference stack: {exc}") from None
 
     def restart_portal(self) -> float:
-        return self._command("restart-portal")
+        return self._drill(self._stack.restart_portal)
 
     def restart_media(self) -> float:
-        return self._command("restart-media")
+        return self._drill(self._stack.restart_media)
 
     def close(self) -> None:
-        proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
-            try:
-                assert proc.stdin is not None
-                proc.stdin.write("stop\n")
-                proc.stdin.flush()
-                proc.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc is not None and proc.stdout is not None:
-            proc.stdout.close()
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
+        self._stack.stop()

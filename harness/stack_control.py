@@ -1,6 +1,6 @@
-"""Child process that runs the embedded reference stack for a probe and restarts its parts on command.
+"""Child process that runs the embedded reference stack for the harness and restarts its parts on command.
 
-``python -m harness.probes.stack_control --data-dir DIR [--set KEY=VALUE ...]`` starts the portal and the
+``python -m harness.stack_control --data-dir DIR [--set KEY=VALUE ...]`` starts the portal and the
 media relay on free loopback ports (``harness.refstack.stack.Stack``, the same supervisor `voxload stack
 up` uses), prints one JSON line ``{"ready": true, "portal_url": ..., "media_url": ..., "media_api_url": ...}``
 and then obeys one command per stdin line, answering each with one JSON line:
@@ -9,10 +9,10 @@ and then obeys one command per stdin line, answering each with one JSON line:
     restart-media    -> {"done": "restart-media", "down_s": <s>}    (the relay loses its path configuration)
     stop / EOF       -> stops both and exits 0
 
-Errors are one JSON line ``{"error": "..."}`` (exit 2 at startup). This is the "small control mechanism"
-for restart drills: the probe process itself never imports ``harness.refstack``; only this child does,
-exactly like the `voxload stack up` child of ``harness.embedded``. The admin password comes from the
-parent through ``ADMIN_PASSWORD`` in the environment and is never printed.
+Errors are one JSON line ``{"error": "..."}`` (exit 2 at startup). Rehearsals and probes reach the reference
+stack only through this child (``harness.embedded``): the harness process itself never imports
+``harness.refstack``. The admin password and the JWT secret come from the parent through ``ADMIN_PASSWORD``
+and ``SECRET_KEY`` in the environment and are never printed.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _interrupt(*_: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.probes.stack_control")
+    parser = argparse.ArgumentParser(prog="python -m harness.stack_control")
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--set", dest="knobs", type=_knob, action="append", default=[])
     parser.add_argument("--startup-timeout-s", type=float, default=30.0)
