@@ -256,12 +256,17 @@ async def setup_rooms_form(request: Request, event_id: int, who: AdminPrincipal 
 
 @router.post("/admin/events/{event_id}/setup/rooms")
 async def setup_add_room(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
+    await _add_room(request, event_id)
+    return redirect(f"/admin/events/{event_id}/setup/rooms")
+
+
+async def _add_room(request: Request, event_id: int) -> None:
+    """Contract 4.1: the wizard and the classic form add a room the same way; an empty name is ignored."""
     display_name = _form_str(await request.form(), "display_name")
     async with db_of(request).get_session() as session:
         await _event(session, event_id)
-        if display_name:  # contract 4.1: an empty name is ignored
+        if display_name:
             session.add(Room(event_id=event_id, display_name=display_name))
-    return redirect(f"/admin/events/{event_id}/setup/rooms")
 
 
 async def _rooms_with_booths_n_plus_1(session: AsyncSession, event_id: int) -> list[tuple[Room, list[Booth]]]:
@@ -471,11 +476,7 @@ async def rooms_list(request: Request, event_id: int, who: AdminPrincipal = Depe
 
 @router.post("/admin/events/{event_id}/rooms/")
 async def rooms_create(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
-    display_name = _form_str(await request.form(), "display_name")
-    async with db_of(request).get_session() as session:
-        await _event(session, event_id)
-        if display_name:  # contract 4.1: an empty name is ignored
-            session.add(Room(event_id=event_id, display_name=display_name))
+    await _add_room(request, event_id)
     return redirect(f"/admin/events/{event_id}/rooms/")
 
 
