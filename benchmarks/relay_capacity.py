@@ -28,7 +28,7 @@ import httpx
 import psutil
 
 from harness.media.audio import load_loop
-from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber, relay_importable
+from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber
 from harness.refstack.stack import Stack, StackConfig
 
 CONNECT_BATCH = 20  # readers set up concurrently (media-design 3: ~150-200 setups/s on loopback)
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     print(f"{'readers':>7} {'setup s':>8} {'relay CPU %':>11} {'% / reader':>10} {'client CPU %':>12} {'rx pps min':>10} {'rx pps med':>10}")
     for readers in counts:
-        with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp, relay_importable():
+        with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
             stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=Path(tmp), media_args=["--log-level", "WARNING"]))
             stack.start_media()
             try:

@@ -48,6 +48,18 @@ def stack_factory(tmp_path):
         stack.stop()
 
 
+@pytest.fixture(scope="module")
+def relay(request, tmp_path_factory) -> Stack:
+    """The media relay alone (no portal), shared by a test module; `RELAY_ARGS` in the module adds flags."""
+    args = list(getattr(request.module, "RELAY_ARGS", []))
+    stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path_factory.mktemp("relay"), media_args=args))
+    try:
+        stack.start_media()
+        yield stack
+    finally:
+        stack.stop()
+
+
 @pytest.fixture
 def portal(stack_factory) -> Stack:
     """A running reference portal in open mode (BOOTH_ACCESS_TOKEN empty), no media relay."""

@@ -16,9 +16,7 @@ import textwrap
 from pathlib import Path
 
 import httpx
-import pytest
 
-from harness.refstack.stack import Stack, StackConfig
 
 REPO_ROOT = str(Path(__file__).resolve().parents[1])
 
@@ -84,20 +82,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def relay(tmp_path):
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, saved) if p)
-    stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path / "relay"))
-    try:
-        stack.start_media()
-        yield stack
-    finally:
-        stack.stop()
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
 
 
 def test_bridge_under_gevent(relay, tmp_path):

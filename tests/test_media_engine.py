@@ -20,7 +20,7 @@ import pytest
 
 from harness.media.bridge import MediaBridge
 from harness.media.errors import EngineCrashed, FirstPacketTimeout, HttpStatusError, SignalingError
-from harness.refstack.stack import Stack, StackConfig
+from harness.refstack.stack import Stack
 
 # Short timeouts keep failure-path tests fast.
 ENGINE_ARGS = ["--first-packet-timeout-s", "1.5", "--connect-timeout-s", "5", "--post-timeout-s", "5"]
@@ -29,22 +29,6 @@ ENGINE_ARGS = ["--first-packet-timeout-s", "1.5", "--connect-timeout-s", "5", "-
 REPO_ROOT = str(Path(__file__).resolve().parents[1])
 
 
-@pytest.fixture(scope="module")
-def relay(tmp_path_factory):
-    # Stack starts the relay by module name from its data dir: make the package importable there
-    # even when the project is not pip-installed.
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, saved) if p)
-    stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path_factory.mktemp("relay")))
-    try:
-        stack.start_media()
-        yield stack
-    finally:
-        stack.stop()
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
 
 
 class Pushes:

@@ -11,23 +11,17 @@ import asyncio
 import re
 
 import httpx
-import pytest
 from aiortc import RTCPeerConnection
 
 from harness.media import aiortc_patches
 from harness.refstack.stack import Stack, StackConfig
-from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber, relay_importable
+from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber
 
 VOXBENTO_PATH_BODY = {"alwaysAvailable": True, "alwaysAvailableTracks": [{"codec": "Opus"}], "overridePublisher": True}
 
 
-@pytest.fixture(scope="module")
-def relay(tmp_path_factory):
-    with relay_importable():
-        stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path_factory.mktemp("relay"), media_args=["--handshake-timeout-s", "3"]))
-        stack.start_media()
-    yield stack
-    stack.stop()
+# Flags for the shared `relay` fixture (tests/conftest.py).
+RELAY_ARGS = ['--handshake-timeout-s', '3']
 
 
 async def _recvonly_offer() -> tuple[RTCPeerConnection, str]:
@@ -202,22 +196,21 @@ def test_override_disabled_refuses_second_publisher(relay):
 
 
 def test_restart_loses_path_configuration(tmp_path):
-    with relay_importable():
-        stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path / "stack"))
-        stack.start_media()
-        try:
-            api = stack.media_api_url
-            assert httpx.post(f"{api}/v3/config/paths/add/rs/1/es", json=VOXBENTO_PATH_BODY).status_code == 200
-            assert httpx.post(f"{api}/v3/refstack/faults", json={"delay_ms": 50}).status_code == 200
-            stack.restart_media()
-            assert httpx.get(f"{api}/v3/config/paths/get/rs/1/es").status_code == 404
-            assert httpx.get(f"{api}/v3/paths/list").json()["itemCount"] == 0
-            # Faults set at run time are lost too; the start flags would be re-applied.
-            assert httpx.get(f"{api}/v3/refstack/faults").json()["delay_ms"] == 0.0
-            # VoxBento's add -> 200 works again after the restart (contract 12.2 / 14.20).
-            assert httpx.post(f"{api}/v3/config/paths/add/rs/1/es", json=VOXBENTO_PATH_BODY).status_code == 200
-        finally:
-            stack.stop()
+    stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path / "stack"))
+    stack.start_media()
+    try:
+        api = stack.media_api_url
+        assert httpx.post(f"{api}/v3/config/paths/add/rs/1/es", json=VOXBENTO_PATH_BODY).status_code == 200
+        assert httpx.post(f"{api}/v3/refstack/faults", json={"delay_ms": 50}).status_code == 200
+        stack.restart_media()
+        assert httpx.get(f"{api}/v3/config/paths/get/rs/1/es").status_code == 404
+        assert httpx.get(f"{api}/v3/paths/list").json()["itemCount"] == 0
+        # Faults set at run time are lost too; the start flags would be re-applied.
+        assert httpx.get(f"{api}/v3/refstack/faults").json()["delay_ms"] == 0.0
+        # VoxBento's add -> 200 works again after the restart (contract 12.2 / 14.20).
+        assert httpx.post(f"{api}/v3/config/paths/add/rs/1/es", json=VOXBENTO_PATH_BODY).status_code == 200
+    finally:
+        stack.stop()
 
 
 
@@ -230,9 +223,8 @@ def _mapped_files(pid: int) -> set[str]:
 def test_idle_relay_loads_no_aiortc_until_its_first_session(tmp_path):
     # An idle relay serves its control API without aiortc/PyAV/libsrtp mapped (idle RSS); the first WHEP
     # session imports them and still gets its 201.
-    with relay_importable():
-        stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path / "stack"))
-        stack.start_media()
+    stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path / "stack"))
+    stack.start_media()
     try:
         api, pid = stack.media_api_url, stack.media_proc.pid
         assert httpx.post(f"{api}/v3/config/paths/add/lazy/1/es", json=VOXBENTO_PATH_BODY).status_code == 200

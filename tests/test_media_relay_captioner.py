@@ -7,23 +7,14 @@ import re
 
 import httpx
 import numpy as np
-import pytest
 
 from harness.media.audio import encode_opus_loop, load_loop
 from harness.refstack.portal.captioner import UNMARKED_TEXT, chunk_text, transcribe
-from harness.refstack.stack import Stack, StackConfig
-from harness.refstack.media.loopback_peers import LoopPublisher, relay_importable
+from harness.refstack.media.loopback_peers import LoopPublisher
 
 ALWAYS_AVAILABLE = {"alwaysAvailable": True, "alwaysAvailableTracks": [{"codec": "Opus"}], "overridePublisher": True}
 
 
-@pytest.fixture(scope="module")
-def relay(tmp_path_factory):
-    with relay_importable():
-        stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path_factory.mktemp("relay")))
-        stack.start_media()
-    yield stack
-    stack.stop()
 
 
 async def _collect(whep_url: str, chunks: int, **kwargs) -> list[str]:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from harness.media.audio import load_loop, payload_hash
-from harness.refstack.stack import Stack, StackConfig
-from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber, WhipWhepError, relay_importable
+from harness.refstack.stack import Stack
+from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber, WhipWhepError
 
 ALWAYS_AVAILABLE = {"alwaysAvailable": True, "alwaysAvailableTracks": [{"codec": "Opus"}], "overridePublisher": True}
 
@@ -24,13 +24,8 @@ def loop_payloads():
     return load_loop().payloads
 
 
-@pytest.fixture(scope="module")
-def relay(tmp_path_factory):
-    with relay_importable():
-        stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path_factory.mktemp("relay"), media_args=["--seed", "7"]))
-        stack.start_media()
-    yield stack
-    stack.stop()
+# Flags for the shared `relay` fixture (tests/conftest.py).
+RELAY_ARGS = ['--seed', '7']
 
 
 @pytest.fixture

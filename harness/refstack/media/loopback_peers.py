@@ -12,7 +12,6 @@ WhipPublisher/WhepListener (the load engine), so the relay is tested with peers 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import time
@@ -35,21 +34,6 @@ OPUS_TIME_BASE = Fraction(1, 48000)
 aiortc_patches.install(aiortc_patches.Role.TAP)  # loopback-only ICE, parsed-packet taps
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-
-
-@contextlib.contextmanager
-def relay_importable():
-    """Stack starts the relay with ``cwd`` = its data directory; make ``-m harness.refstack.media`` importable
-    there even when the checkout is not pip-installed (the environment passed on is ``os.environ``)."""
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = REPO_ROOT + (os.pathsep + old if old else "")
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
 
 
 class LoopTrack(MediaStreamTrack):
