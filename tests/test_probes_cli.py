@@ -148,7 +148,7 @@ def test_security_sees_a_limiter_switched_off(tmp_path):
 
 def _db_pool(tmp_path: Path, size: int, overflow: int) -> tuple[dict, Path]:
     return probe(tmp_path, "db-pool", "--levels", "2,4,8,16,32", "--step-s", "2", "--set", f"REFSTACK_DB_POOL_SIZE={size}",
-                 "--set", f"REFSTACK_DB_MAX_OVERFLOW={overflow}", "--set", "REFSTACK_DB_POOL_TIMEOUT_S=0.1",
+                 "--set", f"REFSTACK_DB_MAX_OVERFLOW={overflow}", "--set", "REFSTACK_DB_POOL_TIMEOUT_S=0.02",
                  "--set", "REFSTACK_WEBHOOK_LOOP=false", run_id=f"pool{size}")
 
 
@@ -156,8 +156,8 @@ def test_db_pool_of_2_breaks_earlier_than_5_plus_10(tmp_path):
     small, small_dir = _db_pool(tmp_path, 2, 0)
     large, _ = _db_pool(tmp_path, 5, 10)
     check_format(small, small_dir)
-    assert small["configured"] == {"REFSTACK_DB_POOL_SIZE": 2, "REFSTACK_DB_MAX_OVERFLOW": 0, "REFSTACK_DB_POOL_TIMEOUT_S": 0.1}
-    # 2 connections with a 0.1 s pool timeout fail below the 16 concurrent requests that 15 connections still serve.
+    assert small["configured"] == {"REFSTACK_DB_POOL_SIZE": 2, "REFSTACK_DB_MAX_OVERFLOW": 0, "REFSTACK_DB_POOL_TIMEOUT_S": 0.02}
+    # 2 connections with a 20 ms pool timeout fail below the 16 concurrent requests that 15 connections still serve.
     assert small["limit"]["value"] is not None and small["limit"]["value"] < 16
     assert large["limit"]["value"] is None or large["limit"]["value"] > small["limit"]["value"]
     steps = rows(small_dir / "steps.csv")
