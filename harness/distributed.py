@@ -6,9 +6,9 @@ complete line to the master once a second (``voxload:lines``), so what reached t
 crashed stays in the one results folder. Messages, all JSON-able dicts:
 
 =====================  =========  =========================================================================
-``voxload:hello``       w -> m    ``{worker, t_worker_s}``; the master answers ``voxload:scenario`` at once and
-                                  ``voxload:setup`` when provisioned
-``voxload:scenario``    m -> w    ``{file, text}``: the scenario's content (workers need only ``-f`` and ``--worker``)
+``voxload:scenario``    both      ``{}`` / ``{file, text}``: a worker asks at init, the master answers at once with
+                                  the scenario's content (workers need only ``-f`` and ``--worker``)
+``voxload:hello``       w -> m    ``{worker, t_worker_s}``; the master answers ``voxload:setup`` when provisioned
 ``voxload:setup``       m -> w    event (with invites), host, credentials, run start, ``t_master_s`` (clock offset)
 ``voxload:seat``        both      request ``{worker, req}`` / answer ``{req, seat}`` (``None`` when none are left)
 ``voxload:unlocked``    both      a coordinator went live; broadcast so interpreters everywhere can boot
@@ -166,7 +166,8 @@ class WorkerLink:
         """The master's scenario (a ``Scenario``); ``WorkerLinkError`` when it differs from our own ``--scenario``."""
         from .scenario import ScenarioError, parse_scenario
 
-        self.hello()
+        # Not a hello: a worker that refuses the scenario must not count as one of the run's workers.
+        self.runner.send_message("voxload:scenario", {})
         try:
             data = self.scenario.get(timeout=timeout_s)
         except gevent.Timeout:  # a BaseException: `except Exception` would let it through as a traceback
@@ -260,7 +261,7 @@ class MasterHub:
         # Read once at start: what every worker runs, whatever happens to the file during the run.
         self.scenario_message = {"file": str(run.scenario.source_path),
                                  "text": Path(run.scenario.source_path).read_text(encoding="utf-8")}
-        for name, handler in (("voxload:hello", self._on_hello), ("voxload:seat", self._on_seat),
+        for name, handler in (("voxload:hello", self._on_hello), ("voxload:scenario", self._on_scenario_request), ("voxload:seat", self._on_seat),
                               ("voxload:unlocked", self._on_unlocked), ("voxload:order", self._on_order),
                               ("voxload:handover", self._on_handover), ("voxload:schedule", self._on_schedule),
                               ("voxload:lines", self._on_lines), ("voxload:done", self._on_done),
@@ -271,8 +272,10 @@ class MasterHub:
     def _on_hello(self, environment, msg, **_kw) -> None:
         name = msg.data["worker"]
         self.workers.setdefault(name, {"client_id": msg.node_id, "joined_at": time.time(), "lost_at": None, "done": False})
-        self.runner.send_message("voxload:scenario", self.scenario_message, client_id=msg.node_id)
         gevent.spawn(self._send_setup, msg.node_id)
+
+    def _on_scenario_request(self, environment, msg, **_kw) -> None:
+        self._reply(msg, "voxload:scenario", self.scenario_message)
 
     def _send_setup(self, client_id: str) -> None:
         self.run.ready.wait()  # set once the master has provisioned the event

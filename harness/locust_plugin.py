@@ -62,8 +62,10 @@ class ConferenceShape(ScenarioShape):
         return run.scenario if run is not None else super().resolved_scenario()
 
 
-def _fail_setup(message: str) -> None:
+def _fail_setup(message: str, runner=None) -> None:
     print(f"voxload: {message}", file=sys.stderr, flush=True)
+    if runner is not None and distributed.is_worker(runner):
+        runner.quit()  # tells the master this worker leaves, so it is not waited for as a lost one
     sys.exit(ExitCode.USAGE)
 
 
@@ -83,7 +85,7 @@ def _on_init(environment, **_kwargs) -> None:
         else:
             scenario = load_run_scenario(options.scenario or DEFAULT_SCENARIO)
     except (RunSetupError, distributed.WorkerLinkError) as exc:
-        _fail_setup(str(exc))
+        _fail_setup(str(exc), runner)
     if scenario.target.host and not environment.host:
         environment.host = scenario.target.host
     # A worker keeps its files in a private folder and forwards them; only the master (or a lone process) has the run folder.

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
+from ..inputs import url_problem
 from ..refstack.portal.languages import ISO_639_1
 from ..slo import METRICS, SloError, Threshold, parse_threshold, suggest
 from .errors import ScenarioIssue
@@ -41,15 +41,10 @@ class _Checker:
         host = self.data.get("target", {}).get("host")
         if host is None:
             return
-        path = ("target", "host")
-        parts = urlsplit(host)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.add(path, f"must be an http:// or https:// URL (got {describe_value(host)})")
-        elif parts.username is not None or parts.password is not None:
-            # Issue 4: credentials come only from environment variables, never from files that get committed.
-            self.add(path, "must not contain credentials (set them through environment variables)")
-        elif parts.query or parts.fragment:
-            self.add(path, "must not have a query or fragment")
+        # The same rule as --host (harness.inputs); the value is not echoed: it may hold a password.
+        problem = url_problem(host)
+        if problem is not None:
+            self.add(("target", "host"), problem)
 
     # --- event ---
 
