@@ -30,6 +30,7 @@ MAX_SPAWN_RATE_PER_S = 10_000.0
 MIN_HANDOVER_EVERY_S = 1.0  # a handover takes about a second: a shorter period is a typo
 MAX_HANDOVERS = 10_000  # scheduled handovers per run, all booths together
 MAX_RAMP_LEVELS = 1_000
+MAX_STAGES = 1_000
 MAX_THINK_TIME_S = 3600.0
 MAX_SILENCE_THRESHOLD_MS = 60_000.0
 MAX_ENGINES = 256
@@ -102,7 +103,7 @@ RAMP = _object(
 LOAD = _object(
     {
         # Exactly one of `stages` and `ramp` (semantics checks it, at the line of the key).
-        "stages": {"type": "array", "items": STAGE, "minItems": 1, "maxItems": 1_000},
+        "stages": {"type": "array", "items": STAGE, "minItems": 1, "maxItems": MAX_STAGES},
         "ramp": RAMP,
         "admins": {"type": "integer", "minimum": 0, "maximum": MAX_FIXED_USERS},
         # Contract 5.5: only a coordinator can unlock broadcast, and nobody publishes before that.
