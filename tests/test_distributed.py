@@ -7,6 +7,8 @@ run of the same scenario, and losing a worker must leave a valid partial result 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,3 +76,55 @@ def test_losing_a_worker_leaves_a_valid_partial_result_naming_it(tmp_path):
     assert any(f"worker {lost[0]['worker']} lost at" in note for note in summary["generator_health"]["notes"])
     # What the lost worker forwarded before it died is still in the results.
     assert (run / "samples" / f"{lost[0]['worker']}.jsonl").stat().st_size > 0
+
+
+def test_workers_need_only_f_and_worker_and_one_with_another_scenario_is_refused(tmp_path):
+    """Locust's convention: the master sends the scenario (its content) to workers started with -f and --worker.
+
+    The master runs a scenario file that exists only in its own directory, given relatively; the worker runs
+    elsewhere with no --scenario. Before this, workers loaded the default scenario and every user died with
+    KeyError 'Plenary/en'. A second worker started with a different --scenario is refused with one line.
+    """
+    ops, worker_dir = tmp_path / "ops", tmp_path / "worker-host"
+    ops.mkdir()
+    worker_dir.mkdir()
+    shutil.copy(REPO / "tests" / "data" / "scenarios" / "short.yaml", ops / "event.yaml")
+    port = free_port()
+    master_host = ["--master-host", "127.0.0.1", "--master-port", str(port)]
+
+    def locust(cwd: Path, *args: str) -> list[str]:
+        return [sys.executable, "-m", "locust", "-f", os.path.relpath(REPO / "scenarios" / "conference.py", cwd), *args]
+
+    master = subprocess.Popen(
+        locust(ops, "--headless", "--only-summary", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+               str(port), "--expect-workers", "1", "--scenario", "event.yaml", "--results-dir", "out", "--run-id", "d"),
+        cwd=ops, stdout=open(tmp_path / "master.log", "w"), stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(locust(worker_dir, "--worker", *master_host), cwd=worker_dir,
+                              stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT)
+    run = ops / "out" / "d"
+    try:
+        deadline = time.monotonic() + 180
+        while not list((run / "media").glob("media-w0*")) and master.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # the worker's media reached the master: the run is under way
+        refused = subprocess.run(locust(worker_dir, "--worker", *master_host, "--scenario", "smoke"), cwd=worker_dir,
+                                 capture_output=True, text=True, timeout=120)
+        code = master.wait(timeout=300)
+    finally:
+        for p in (master, worker):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    ours = [line for line in refused.stderr.splitlines() if line.startswith("voxload:")]
+    assert ours == [f"voxload: --scenario {REPO / 'scenarios' / 'smoke.yaml'} differs from the master's scenario "
+                    f"{ops / 'event.yaml'}: start workers with only -f and --worker, they run the master's scenario"]
+    assert "Traceback" not in refused.stderr
+    worker_log = (tmp_path / "worker.log").read_text()
+    assert "KeyError" not in worker_log and "Traceback" not in worker_log, worker_log[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert code == summary["exit_code"], (tmp_path / "master.log").read_text()[-3000:]
+    assert summary["scenario"] == "short"
+    assert summary["counts"]["listener_sessions"] > 0  # the worker's listeners found the master's booths
+    assert summary["counts"]["handovers_ok"] == 1
+    workers = json.loads((run / "workers.json").read_text())
+    assert [(w["worker"], w["done"], w["lost_at"]) for w in workers] == [("w0", True, None)]  # the refused one never joined
