@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 FORWARD_INTERVAL_S = 1.0
 DONE_TIMEOUT_S = 20.0
 SCENARIO_TIMEOUT_S = 60.0  # the master answers hello at once; only its setup waits for provisioning
+SCENARIO_RETRY_S = 1.0
 SEAT_TIMEOUT_S = 30.0
 
 
@@ -144,7 +145,8 @@ class WorkerLink:
 
     def _finish(self) -> None:
         self.runner.stop()  # users leave (publishers and listeners close), then engines stop
-        self.run.finish_worker()
+        if self.run is not None:  # None while this worker still waits for the scenario
+            self.run.finish_worker()
 
     def hello(self, timeout_s: float = 60.0) -> None:
         if self._hello_sent_s is not None:
@@ -167,11 +169,17 @@ class WorkerLink:
         from .scenario import ScenarioError, parse_scenario
 
         # Not a hello: a worker that refuses the scenario must not count as one of the run's workers.
-        self.runner.send_message("voxload:scenario", {})
-        try:
-            data = self.scenario.get(timeout=timeout_s)
-        except gevent.Timeout:  # a BaseException: `except Exception` would let it through as a traceback
-            raise WorkerLinkError(f"no scenario from the master within {timeout_s:.0f} s") from None
+        # Asked again each second: a worker can connect before the master's init has registered its handlers,
+        # and Locust drops a custom message nobody listens to.
+        deadline_s = time.monotonic() + timeout_s
+        while True:
+            self.runner.send_message("voxload:scenario", {})
+            try:
+                data = self.scenario.get(timeout=min(SCENARIO_RETRY_S, max(0.0, deadline_s - time.monotonic())))
+                break
+            except gevent.Timeout:  # a BaseException: `except Exception` would let it through as a traceback
+                if time.monotonic() >= deadline_s:
+                    raise WorkerLinkError(f"no scenario from the master within {timeout_s:.0f} s") from None
         if own is not None:
             mine = Path(own)
             if scenario_digest(mine.read_text(encoding="utf-8")) != scenario_digest(data["text"]):
@@ -360,6 +368,13 @@ class MasterHub:
 
     def worker_report(self) -> list[dict]:
         return [{"worker": name, **{k: v for k, v in info.items() if k != "client_id"}} for name, info in sorted(self.workers.items())]
+
+
+def leave(runner) -> None:
+    """Tell the master this worker quits (what Locust's worker sends on its own `quitting`)."""
+    from locust.rpc import Message
+
+    runner.client.send(Message("quit", None, runner.client_id))
 
 
 def is_master(runner) -> bool:
