@@ -1,11 +1,12 @@
-"""Operator input checked where it enters: target URLs and results folders (one owner per rule).
+"""Operator input checked where it enters: target URLs, results folders, run ids (one owner per rule).
 
 Every command that takes ``--host`` or ``--results-dir`` (``voxload rehearse``, ``voxload probe``, the
 locustfile's flags) and the scenario's ``target.host`` use these checks, so the same mistake gets the same
 one line everywhere. Paths are made absolute here, at the point they enter: child processes run with other
 working directories (the embedded portal runs in its data folder), so a relative path would point elsewhere.
 
-Nothing here imports Locust or the reference stack.
+The checks are argparse ``type=`` callables (argparse names the flag: "argument --host: ..."), and
+``url_problem`` serves the scenario's ``target.host``. Nothing here imports Locust or the reference stack.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import os
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
-
-from .errors import UserError
 
 URL_SCHEMES = ("http", "https")
 
@@ -56,12 +55,9 @@ def url_problem(text: str) -> str | None:
     return None
 
 
-def check_url(text: str, flag: str = "--host") -> str:
-    """`text` when it is a usable target URL (trailing slash removed); ``UserError`` naming the URL otherwise."""
+def _url_error(text: str) -> str | None:
     problem = url_problem(text)
-    if problem is not None:
-        raise UserError(f"{flag} {redact_url(text)!r} {problem}")
-    return text.rstrip("/")
+    return None if problem is None else f"{redact_url(text)!r} {problem}"
 
 
 def absolute_path(text: str | os.PathLike[str]) -> Path:
@@ -89,41 +85,37 @@ def folder_problem(path: Path) -> str | None:
     return None
 
 
-def writable_dir(text: str | os.PathLike[str], flag: str = "--results-dir") -> Path:
-    """The folder as an absolute path when files can be created in it; ``UserError`` naming it otherwise."""
+def _folder_error(text: str | os.PathLike[str]) -> tuple[Path | None, str | None]:
     if not os.fspath(text).strip():
-        raise UserError(f"{flag} is empty")
+        return None, "is empty"
     path = absolute_path(text)
     problem = folder_problem(path)
-    if problem is not None:
-        raise UserError(f"{flag} {path} {problem}")
-    return path
+    return path, None if problem is None else f"{path} {problem}"
 
 
 # --- argparse `type=` callables: argparse prefixes "argument --flag:" to the message ---
 
 
-def _as_argument_error(check, text: str):
-    import argparse
-
-    try:
-        return check(text)
-    except UserError as exc:
-        # The flag is already in argparse's prefix; the message keeps what follows it.
-        message = str(exc)
-        raise argparse.ArgumentTypeError(message.split(" ", 1)[1] if message.startswith("--") else message) from None
-
-
 def url_argument(text: str) -> str:
     """``type=`` for ``--host``: a usable target URL."""
-    return _as_argument_error(check_url, text)
+    import argparse
+
+    error = _url_error(text)
+    if error is not None:
+        raise argparse.ArgumentTypeError(error)
+    return text.rstrip("/")
 
 
 def results_dir_argument(text: str) -> str:
     """``type=`` for ``--results-dir``: an absolute folder path where files can be created.
 
     A string, not a Path: Locust sends parsed options to its workers as msgpack."""
-    return str(_as_argument_error(writable_dir, text))
+    import argparse
+
+    path, error = _folder_error(text)
+    if error is not None:
+        raise argparse.ArgumentTypeError(error)
+    return str(path)
 
 
 def scenario_argument(text: str) -> str:
