@@ -48,6 +48,7 @@ def test_readme_first_command_from_a_clean_directory(tmp_path):
     cwd.mkdir()
     done = subprocess.run([*_voxload(), "rehearse", "smoke"], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=400)
     assert "did not start" not in done.stderr, done.stderr[-2000:]
+    assert "is closed" not in done.stderr  # no probe wrote to a sample stream after the run closed it
     run = _only_run_folder(cwd / "reports")  # the relative default, resolved against where the command was typed
     meta = json.loads((run / "run.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
