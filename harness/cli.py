@@ -1,7 +1,8 @@
 """The `voxload` command line: argument parsing, one-line user errors and exit codes.
 
-Exit codes (shared by every subcommand, see also the README): 0 success / all SLOs met, 1 an SLO breached,
-2 a usage, input, target or harness error. User errors print one line on stderr and never a traceback.
+Exit codes are ``harness.errors.ExitCode`` (shared by every subcommand and the locustfile). User errors print
+one line on stderr and never a traceback; they exit 2 before anything starts. Paths are made absolute where
+they enter (``harness.inputs``): the children (Locust, the embedded stack) run in other working directories.
 """
 
 from __future__ import annotations
@@ -16,21 +17,15 @@ import time
 from pathlib import Path
 
 from . import __version__
-
-EXIT_OK = 0
-EXIT_SLO_BREACHED = 1
-EXIT_ERROR = 2
-
-
-class UserError(Exception):
-    """Bad input from the operator: printed as one line, exit code 2."""
+from .errors import ExitCode, UserError
+from .inputs import absolute_path, results_dir_argument, run_id_argument, url_argument
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage block) and exit code 2."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(EXIT_ERROR, f"{self.prog}: {message} (see --help)\n")
+        self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see --help)\n")
 
 
 def _port(text: str) -> int:
@@ -97,7 +92,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     up.add_argument("--media-port", type=_port, default=8889, metavar="PORT", help="WHIP/WHEP HTTP port (default 8889)")
     up.add_argument("--media-api-port", type=_port, default=9997, metavar="PORT", help="media control API port (default 9997)")
     up.add_argument("--no-media", action="store_true", help="start the portal only")
-    up.add_argument("--data-dir", type=Path, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
+    up.add_argument("--data-dir", type=absolute_path, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
     up.add_argument("--set", dest="knobs", type=_knob, action="append", default=[], metavar="KEY=VALUE", help="set a portal knob (repeatable)")
     up.add_argument("--media-arg", dest="media_args", action="append", default=[], metavar="ARG", help="extra argument for the media relay (repeatable)")
     up.set_defaults(func=cmd_stack_up)
@@ -108,9 +103,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     rehearse.add_argument("scenario", nargs="?", default="conference", metavar="SCENARIO",
                           help="scenario name (scenarios/NAME.yaml) or YAML file (default conference)")
-    rehearse.add_argument("--host", metavar="URL", help="a VoxBento deployment you own (admin password in $VOXLOAD_ADMIN_PASSWORD)")
-    rehearse.add_argument("--run-id", metavar="ID")
-    rehearse.add_argument("--results-dir", default="reports", metavar="DIR")
+    rehearse.add_argument("--host", type=url_argument, metavar="URL",
+                          help="a VoxBento deployment you own (admin password in $VOXLOAD_ADMIN_PASSWORD)")
+    rehearse.add_argument("--run-id", type=run_id_argument, metavar="ID")
+    rehearse.add_argument("--results-dir", type=results_dir_argument, default="reports", metavar="DIR")
     rehearse.add_argument("--keep", action="store_true", help="keep the provisioned event on the target")
     rehearse.set_defaults(func=cmd_rehearse)
 
@@ -136,17 +132,24 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def cmd_rehearse(args: argparse.Namespace) -> int:
     import subprocess
 
+    from .clients.tokens import ADMIN_PASSWORD_ENV_VAR
     from .scenario import ScenarioError, load_scenario
 
     try:
-        load_scenario(args.scenario)  # fail fast, one line, before Locust starts
+        scenario = load_scenario(args.scenario)  # fail fast, one line, before Locust starts
     except ScenarioError as exc:
         raise UserError(str(exc)) from None
+    host = args.host or scenario.target.host
+    if host and not os.environ.get(ADMIN_PASSWORD_ENV_VAR):
+        raise UserError(f"--host {host} needs the target's admin password in ${ADMIN_PASSWORD_ENV_VAR}")
+    if args.run_id and (Path(args.results_dir) / args.run_id).exists():
+        raise UserError(f"run directory {Path(args.results_dir) / args.run_id} already exists: choose another run id")
     locustfile = Path(__file__).resolve().parents[1] / "scenarios" / "conference.py"
     if not locustfile.exists():
         raise UserError(f"{locustfile} not found (run voxload from a checkout: pip install -e .)")
+    # Absolute paths: Locust resolves them again in its own process, and the stack's children elsewhere.
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
-           "--scenario", args.scenario, "--results-dir", args.results_dir]
+           "--scenario", str(absolute_path(scenario.source_path)), "--results-dir", args.results_dir]
     if args.host:
         cmd += ["--host", args.host]
     if args.run_id:
@@ -227,7 +230,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"voxload: {problem}", file=sys.stderr)
     print("voxload reference stack stopped.", flush=True)
-    return EXIT_ERROR if problems else EXIT_OK
+    return ExitCode.USAGE if problems else ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,10 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UserError as exc:
         print(f"voxload: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         print("voxload: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

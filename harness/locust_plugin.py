@@ -14,9 +14,12 @@ import time
 import gevent
 from locust import between, events
 
+from .errors import ExitCode
+from .inputs import results_dir_argument, run_id_argument, scenario_argument, url_argument
 from .results import RunDirectory, ResultsError
 from . import distributed
 from .run import ConferenceRun, Role, RunSetupError, load_run_scenario, results_root
+from .scenario import DEFAULT_SCENARIO
 from .shape import ScenarioShape
 from .users import AdminUser, CoordinatorUser, InterpreterUser
 
@@ -24,13 +27,28 @@ HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 HUB_LAG_PROBE_INTERVAL_S = 0.1
 
 
+def _usage_error(message: str) -> None:
+    # One line and exit 2 for every command-line error, before Locust's logging starts (it starts after parsing).
+    print(f"voxload: {message} (see --help)", file=sys.stderr, flush=True)
+    sys.exit(ExitCode.USAGE)
+
+
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser, **_kwargs) -> None:
+    # Input is checked while Locust parses its command line, so a bad value is the only line printed.
+    parser.error = _usage_error
+    for action in parser._actions:
+        if "--host" in action.option_strings:
+            action.type = url_argument
     group = parser.add_argument_group("voxload")
-    group.add_argument("--scenario", default="conference", metavar="NAME_OR_FILE", env_var="VOXLOAD_SCENARIO",
-                       help="scenario name (scenarios/NAME.yaml) or YAML file; default conference")
-    group.add_argument("--run-id", default=None, metavar="ID", env_var="VOXLOAD_RUN_ID", help="results go to RESULTS_DIR/ID")
-    group.add_argument("--results-dir", default="reports", metavar="DIR", env_var="VOXLOAD_RESULTS_DIR", help="default reports")
+    # Default None: a worker without --scenario runs the master's (sent over Locust's channel, distributed.py).
+    group.add_argument("--scenario", default=None, type=scenario_argument, metavar="NAME_OR_FILE", env_var="VOXLOAD_SCENARIO",
+                       help=f"scenario name (scenarios/NAME.yaml) or YAML file; default {DEFAULT_SCENARIO}; "
+                            "workers get the master's")
+    group.add_argument("--run-id", default=None, type=run_id_argument, metavar="ID", env_var="VOXLOAD_RUN_ID",
+                       help="results go to RESULTS_DIR/ID")
+    group.add_argument("--results-dir", default="reports", type=results_dir_argument, metavar="DIR",
+                       env_var="VOXLOAD_RESULTS_DIR", help="default reports")
     group.add_argument("--keep", action="store_true", default=False, env_var="VOXLOAD_KEEP",
                        help="keep the provisioned event on the target after the run")
 
@@ -38,10 +56,17 @@ def _add_arguments(parser, **_kwargs) -> None:
 class ConferenceShape(ScenarioShape):
     scenario_option = "scenario"
 
+    def resolved_scenario(self):
+        # The run's scenario as loaded at init (on a master: the one its workers receive).
+        run = getattr(getattr(self.runner, "environment", None), "conference_run", None)
+        return run.scenario if run is not None else super().resolved_scenario()
 
-def _fail_setup(message: str) -> None:
+
+def _fail_setup(message: str, runner=None) -> None:
     print(f"voxload: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    if runner is not None and distributed.is_worker(runner):
+        distributed.leave(runner)  # the master drops it at once instead of waiting for missed heartbeats
+    sys.exit(ExitCode.USAGE)
 
 
 @events.init.add_listener
@@ -49,14 +74,20 @@ def _on_init(environment, **_kwargs) -> None:
     options = environment.parsed_options
     if options is None:  # library use without the CLI
         return
-    try:
-        scenario = load_run_scenario(options.scenario)
-    except RunSetupError as exc:
-        _fail_setup(str(exc))
-    if scenario.target.host and not environment.host:
-        environment.host = scenario.target.host
     runner = environment.runner
     role = Role.MASTER if distributed.is_master(runner) else Role.WORKER if distributed.is_worker(runner) else Role.LOCAL
+    link = None
+    try:
+        if role is Role.WORKER:
+            # Locust's convention: a worker needs only -f and --worker; the scenario comes from the master.
+            link = distributed.WorkerLink(None, runner)
+            scenario = link.receive_scenario(own=options.scenario)
+        else:
+            scenario = load_run_scenario(options.scenario or DEFAULT_SCENARIO)
+    except (RunSetupError, distributed.WorkerLinkError) as exc:
+        _fail_setup(str(exc), runner)
+    if scenario.target.host and not environment.host:
+        environment.host = scenario.target.host
     # A worker keeps its files in a private folder and forwards them; only the master (or a lone process) has the run folder.
     root = distributed.private_folder() if role is Role.WORKER else results_root(options)
     try:
@@ -74,7 +105,8 @@ def _on_init(environment, **_kwargs) -> None:
     if role is Role.MASTER:
         run.hub = distributed.MasterHub(run, runner)
     elif role is Role.WORKER:
-        run.link = distributed.WorkerLink(run, runner)
+        run.link = link
+        link.run = run
     environment.conference_run = run
     try:
         run.setup()
@@ -91,6 +123,8 @@ def _probe_hub_lag(run: ConferenceRun) -> None:
     while not run.stopping:
         t0 = time.perf_counter()
         gevent.sleep(HUB_LAG_PROBE_INTERVAL_S)
+        if run.stopping:
+            break  # the run closed its sample streams while we slept
         run.record_hub_lag(max(0.0, (time.perf_counter() - t0 - HUB_LAG_PROBE_INTERVAL_S) * 1000.0))
 
 

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import gevent
 import numpy as np
 
 from . import measures, slo
@@ -117,8 +118,8 @@ class ConferenceRun:
         self.link.measure_clock()
         try:
             data = self.link.setup.get(timeout=timeout_s)
-        except Exception as exc:
-            raise RunSetupError(f"no setup from the master within {timeout_s:.0f} s") from exc
+        except gevent.Timeout:  # a BaseException: `except Exception` let it escape as a traceback
+            raise RunSetupError(f"no setup from the master within {timeout_s:.0f} s") from None
         self.environment.host = data["host"]
         self.admin_password = data["admin_password"]
         self._jwt_secret = data.get("jwt_secret")
