@@ -1,7 +1,7 @@
 """The `voxload` command line: argument parsing, one-line user errors and exit codes.
 
-Exit codes (shared by every subcommand, see also the README): 0 success / all SLOs met, 1 an SLO breached,
-2 a usage, input, target or harness error. User errors print one line on stderr and never a traceback.
+Exit codes: ``harness.errors.ExitCode``, shared by every subcommand and the locustfile (README "Exit codes",
+``voxload rehearse --help``). User errors print one line on stderr and never a traceback.
 """
 
 from __future__ import annotations
@@ -16,21 +16,17 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .errors import ExitCode, UserError, exit_codes_help
 
-EXIT_OK = 0
-EXIT_SLO_BREACHED = 1
-EXIT_ERROR = 2
-
-
-class UserError(Exception):
-    """Bad input from the operator: printed as one line, exit code 2."""
+# A second Ctrl-C asks Locust to stop at once; if it has not exited this long after, its process group is killed.
+HARD_STOP_GRACE_S = 10.0
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage block) and exit code 2."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(EXIT_ERROR, f"{self.prog}: {message} (see --help)\n")
+        self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see --help)\n")
 
 
 def _port(text: str) -> int:
@@ -104,7 +100,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     rehearse = sub.add_parser(
         "rehearse",
         help="run a rehearsal: the scenario's load against --host, or against the embedded reference stack",
-        description="Runs `locust -f scenarios/conference.py --headless` for SCENARIO and leaves results in RESULTS_DIR/<run-id>/.",
+        description="Runs `locust -f scenarios/conference.py --headless` for SCENARIO and leaves results in RESULTS_DIR/<run-id>/. "
+                    "Ctrl-C stops the users in order and still writes the summary, JUnit and report (exit 130); "
+                    "a second Ctrl-C stops at once and leaves a partial report.",
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rehearse.add_argument("scenario", nargs="?", default="conference", metavar="SCENARIO",
                           help="scenario name (scenarios/NAME.yaml) or YAML file (default conference)")
@@ -134,8 +134,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
-    import subprocess
-
+    from .results import new_run_id
     from .scenario import ScenarioError, load_scenario
 
     try:
@@ -145,15 +144,74 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     locustfile = Path(__file__).resolve().parents[1] / "scenarios" / "conference.py"
     if not locustfile.exists():
         raise UserError(f"{locustfile} not found (run voxload from a checkout: pip install -e .)")
+    # The run id is chosen here so that this process knows the folder if it has to finish it after a hard stop.
+    run_id = args.run_id or new_run_id()
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
-           "--scenario", args.scenario, "--results-dir", args.results_dir]
+           "--scenario", args.scenario, "--results-dir", args.results_dir, "--run-id", run_id]
     if args.host:
         cmd += ["--host", args.host]
-    if args.run_id:
-        cmd += ["--run-id", args.run_id]
     if args.keep:
         cmd.append("--keep")
-    return subprocess.call(cmd)
+    return _run_locust(cmd, Path(args.results_dir) / run_id)
+
+
+def _run_locust(cmd: list[str], run_path: Path) -> int:
+    """Run Locust as a child and forward Ctrl-C to it, instead of subprocess.call's SIGKILL after 0.25 s.
+
+    The child gets its own process group, so a terminal's Ctrl-C reaches Locust once, through us: the first
+    one makes it stop its users in order and judge what was measured (exit 130); the second one makes it stop
+    at once, and this process then writes the partial report (killing the group if Locust does not exit)."""
+    import subprocess
+
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    interrupts = 0
+    hard_stop_at: float | None = None
+
+    def forward(signum, _frame) -> None:
+        nonlocal interrupts, hard_stop_at
+        interrupts += 1
+        if interrupts == 2:
+            hard_stop_at = time.monotonic() + HARD_STOP_GRACE_S
+        try:
+            os.kill(proc.pid, signal.SIGINT if signum == signal.SIGINT else signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if hard_stop_at is not None and time.monotonic() > hard_stop_at:
+                    os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if interrupts >= 2 and not ((run_path / "summary.json").exists() and (run_path / "report.html").exists()):
+        _finish_hard_stopped(run_path)
+    return ExitCode.INTERRUPTED if interrupts else code
+    return code
+
+
+def _finish_hard_stopped(run_path: Path) -> None:
+    """After a second Ctrl-C: the folder says interrupted and gets a report that says it is partial."""
+    from .report import ReportError, build_report
+    from .results import InvalidTransition, RunDirectory, RunStatus
+
+    if not (run_path / "run.json").exists():
+        return
+    try:
+        RunDirectory.open(run_path).finish(RunStatus.INTERRUPTED, exit_code=ExitCode.INTERRUPTED,
+                                           error="stopped at once by a second Ctrl-C")
+    except (InvalidTransition, OSError, ValueError):
+        pass  # Locust marked it already
+    try:
+        paths = build_report(run_path)
+        print(f"voxload report (partial): {paths.html}", file=sys.stderr, flush=True)
+    except ReportError as exc:
+        print(f"voxload: partial report not built: {exc}", file=sys.stderr, flush=True)
 
 
 def cmd_stack_up(args: argparse.Namespace) -> int:
@@ -227,7 +285,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"voxload: {problem}", file=sys.stderr)
     print("voxload reference stack stopped.", flush=True)
-    return EXIT_ERROR if problems else EXIT_OK
+    return ExitCode.USAGE if problems else ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,10 +296,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UserError as exc:
         print(f"voxload: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         print("voxload: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":
