@@ -108,7 +108,7 @@ def test_crashed_run_reports_what_is_missing_with_provisional_rows(smoke_run, tm
     for path in (run / "media" / "media-e0-listeners.csv", run / "samples" / "locust.jsonl"):
         path.write_bytes(path.read_bytes()[:-9])  # kill -9 mid-line
     verdict = json.loads(build_report(run).verdict_json.read_text())
-    assert (verdict["verdict"], verdict["exit_code"], verdict["provisional"]) == ("error", 2, True)
+    assert (verdict["verdict"], verdict["exit_code"], verdict["provisional"]) == ("invalid", 3, True)
     assert "did not finish (status running)" in verdict["reason"]
     missing = " | ".join(verdict["missing"])
     assert "summary.json is missing" in missing
@@ -120,7 +120,7 @@ def test_crashed_run_reports_what_is_missing_with_provisional_rows(smoke_run, tm
     new = next(r for r in verdict["slos"] if r["metric"] == "mouth_to_ear_latency_ms")
     assert new["observed"] is not None and old["sample_count"] - 1 <= new["sample_count"] <= old["sample_count"]
     page = (run / "report.html").read_text()
-    assert "Provisional: recomputed from partial data" in page and "NOT SIGNABLE" in page
+    assert "Provisional: recomputed from partial data" in page and "NOT VALID EVIDENCE" in page
 
 
 def test_run_folder_with_nothing_left_still_reports(tmp_path):
