@@ -103,7 +103,8 @@ def _on_init(environment, **_kwargs) -> None:
     if role is not Role.WORKER:
         gevent.spawn(_write_stats_history, environment, run)
     signal.signal(signal.SIGINT, _on_sigint)
-    logging.getLogger("locust.user.task").addFilter(_one_line_user_errors)
+    for name in ("locust.user.task", "locust.user.users"):  # task errors, on_start errors
+        logging.getLogger(name).addFilter(_one_line_user_errors)
 
 
 def _on_sigint(signum, frame) -> None:

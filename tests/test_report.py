@@ -127,7 +127,7 @@ def test_run_folder_with_nothing_left_still_reports(tmp_path):
     run = tmp_path / "empty-run"
     (run / "samples").mkdir(parents=True)
     verdict = json.loads(build_report(run).verdict_json.read_text())
-    assert verdict["verdict"] == "error" and verdict["slos"] == []
+    assert (verdict["verdict"], verdict["exit_code"]) == ("invalid", 3) and verdict["slos"] == []
     assert any("run.json is missing" in m for m in verdict["missing"])
     assert any("no mouth-to-ear per booth plot" in m for m in verdict["missing"])
 
@@ -147,7 +147,7 @@ def test_saturated_generator_is_a_warning_with_its_period(smoke_run, tmp_path):
     seconds.write_text("\n".join(lines) + "\n")
     # What harness.run would have judged from those seconds (beyond SATURATED_SECONDS_TOLERATED).
     summary["generator_health"] = {**summary["generator_health"], "saturated": True, "notes": ["media engines saturated for 10 engine-seconds"]}
-    summary["exit_code"], summary["verdict"] = 2, "error"
+    summary["exit_code"], summary["verdict"] = 3, "invalid"
     (run / "summary.json").write_text(json.dumps(summary))
     verdict = json.loads(build_report(run).verdict_json.read_text())
     health = verdict["generator_health"]
