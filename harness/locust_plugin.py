@@ -24,7 +24,7 @@ from locust import between, events
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from .errors import ExitCode
-from .results import RunDirectory, ResultsError
+from .results import RunDirectory, ResultsError, RunStatus
 from . import distributed
 from .run import ConferenceRun, Role, RunSetupError, load_run_scenario, results_root
 from .shape import ScenarioShape
@@ -94,15 +94,20 @@ def _on_init(environment, **_kwargs) -> None:
     elif role is Role.WORKER:
         run.link = distributed.WorkerLink(run, runner)
     environment.conference_run = run
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         run.setup()
     except RunSetupError as exc:
         run.finish_failed(str(exc))
         _fail_setup(str(exc))
+    except KeyboardInterrupt:
+        # Ctrl-C while the stack, provisioning or engines start: stop what started, nothing was measured.
+        run.finish_failed("interrupted by Ctrl-C during setup", RunStatus.INTERRUPTED, ExitCode.INTERRUPTED)
+        print("voxload: interrupted during setup; nothing was measured", file=sys.stderr, flush=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
     gevent.spawn(_probe_hub_lag, run)
     if role is not Role.WORKER:
         gevent.spawn(_write_stats_history, environment, run)
-    signal.signal(signal.SIGINT, _on_sigint)
     for name in ("locust.user.task", "locust.user.users"):  # task errors, on_start errors
         logging.getLogger(name).addFilter(_one_line_user_errors)
 
@@ -119,7 +124,11 @@ def _on_sigint(signum, frame) -> None:
         run.interrupted_by_user = True
         print("voxload: Ctrl-C: stopping the users and judging what was measured (Ctrl-C again stops at once)",
               file=sys.stderr, flush=True)
-    raise KeyboardInterrupt
+    # What Python's default handler does (KeyboardInterrupt in the main greenlet, where Locust expects it), but
+    # thrown from the hub's next callback: raised here it could land in the hub or a user's greenlet, and gevent
+    # prints a traceback for it before passing it on.
+    hub = gevent.get_hub()
+    hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
 
 
 def _is_known_error(exc: BaseException) -> bool:

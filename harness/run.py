@@ -278,15 +278,15 @@ class ConferenceRun:
         return self._stopping.is_set()
 
     # --- the end ---
-    def finish_failed(self, error: str) -> None:
-        """Setup failed: stop what was started and leave a readable run.json with the one-line error."""
+    def finish_failed(self, error: str, status: RunStatus = RunStatus.FAILED, code: ExitCode = ExitCode.USAGE) -> None:
+        """Setup failed (or Ctrl-C during it): stop what was started and leave a readable run.json with the one-line error."""
         self._stopping.set()
         if self.bridge is not None:
             self.bridge.stop()
         if self.stack is not None:
             self.stack.stop()
         self.samples.close()
-        self.run_dir.finish(RunStatus.FAILED, exit_code=ExitCode.USAGE, error=error)
+        self.run_dir.finish(status, exit_code=code, error=error)
 
     def finish_worker(self) -> None:
         """A worker's end: engines stopped (files closed), the last lines and counts sent to the master."""
