@@ -414,6 +414,8 @@ class ConferenceRun:
 
         from .results import InvalidTransition, _close_open_writers
 
+        if self.bridge is not None:
+            self.bridge.expect_exit()
         for child in psutil.Process().children(recursive=True):
             try:
                 child.kill()

@@ -31,12 +31,12 @@ LOCUSTFILE = str(REPO / "scenarios" / "conference.py")
 RUN_TIMEOUT_S = 240
 
 
-def _locust(cwd: Path, scenario: str, run_id: str, *extra: str, headless: bool = True) -> subprocess.Popen:
+def _locust(cwd: Path, scenario: str, run_id: str, *extra: str, headless: bool = True, own_group: bool = False) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--scenario", scenario, "--results-dir", str(cwd / "reports"),
            "--run-id", run_id, *extra]
     if headless:
         cmd[5:5] = ["--headless", "--only-summary"]
-    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=own_group)
 
 
 def _wait_for(condition, timeout_s: float, what: str, proc: subprocess.Popen | None = None):
@@ -147,8 +147,10 @@ def test_killed_portal_is_stated_as_an_outage_with_its_start(tmp_path):
 
 
 def _voxload(cwd: Path, run_id: str) -> subprocess.Popen:
+    # Its own process group, as a shell runs a foreground job: Ctrl-C is a SIGINT to that whole group.
     return subprocess.Popen([sys.executable, "-m", "harness", "rehearse", FAULT, "--results-dir", str(cwd / "reports"),
-                             "--run-id", run_id], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--run-id", run_id], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
 
 
 def test_ctrl_c_stops_in_order_and_leaves_summary_junit_and_report(tmp_path):
@@ -157,7 +159,7 @@ def test_ctrl_c_stops_in_order_and_leaves_summary_junit_and_report(tmp_path):
     _wait_for(lambda: _listener_rows(run) >= 4, 120, "listeners measuring audio", proc)
     locust = psutil.Process(proc.pid).children()[0]
     interrupted_at = time.time()
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     code, out = _finish(proc, 120)
     assert code == 130, out[-3000:]
     meta = json.loads((run / "run.json").read_text())
@@ -179,9 +181,9 @@ def test_second_ctrl_c_stops_at_once_and_the_folder_is_still_readable(tmp_path):
     run = tmp_path / "reports" / "twice"
     _wait_for(lambda: _listener_rows(run) >= 4, 120, "listeners measuring audio", proc)
     family = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     code, out = _finish(proc, 60)
     assert code == 130, out[-3000:]
     meta = json.loads((run / "run.json").read_text())
@@ -191,6 +193,24 @@ def test_second_ctrl_c_stops_at_once_and_the_folder_is_still_readable(tmp_path):
     assert (run / "report.html").exists()
     gone, alive = psutil.wait_procs(family, timeout=10)
     assert not alive, [p.cmdline() for p in alive]  # Locust, the stack and the engines: nothing left behind
+
+
+def test_ctrl_c_at_a_terminal_running_locust_itself_reaches_only_locust(tmp_path):
+    """A terminal sends SIGINT to the whole foreground group: the engines and the embedded stack must not die of it
+    (an engine killed by the keystroke would read as a death mid-run, a dead portal as an outage)."""
+    proc = _locust(tmp_path, FAULT, "terminal", own_group=True)
+    run = tmp_path / "reports" / "terminal"
+    _wait_for(lambda: _listener_rows(run) >= 4, 120, "listeners measuring audio", proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    code, out = _finish(proc, 120)
+    assert code == 130, out[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["status"], summary["exit_code"]) == ("interrupted", 130)
+    assert [e["kind"] for e in summary["events"]] == ["interrupted"]  # no engine death, no lost part
+    verdict = json.loads((run / "verdict.json").read_text())
+    assert verdict["outages"] == []  # the portal answered until the users stopped
+    assert not list((run / "media").glob("media-*-exit.jsonl"))
+    assert "Traceback" not in out, out[-3000:]
 
 
 def _get_json(url: str):

@@ -90,7 +90,11 @@ class EngineProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            # Its own session: a terminal's Ctrl-C reaches the load generator, which stops users and then engines
+            # in order; an engine killed by the same keystroke would read as a death mid-run. It still exits when
+            # this process goes away (the socket closes).
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                         start_new_session=True)
 
     def connect(self, deadline_s: float) -> None:
         while True:
@@ -289,6 +293,11 @@ class MediaBridge:
             self.stop()
             raise
         return self
+
+    def expect_exit(self) -> None:
+        """The engines are about to be killed on purpose (a hard stop): their exits are not deaths mid-run."""
+        for engine in self.engines.values():
+            engine._stopping = True
 
     def stop(self, timeout_s: float = 10.0) -> None:
         for engine in self.engines.values():
