@@ -78,16 +78,12 @@ def media_frames(run_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]
     return listeners, events, seconds
 
 
-def handover_gaps_ms(listeners: pd.DataFrame, handovers: Sequence) -> np.ndarray:
-    """Per listener and handover: the longest packet-free stretch in the window after the handover started.
+def heard_handovers(listeners: pd.DataFrame, handovers: Sequence) -> tuple[np.ndarray, float | None]:
+    """Per listener and handover: the longest packet-free stretch in the window after the handover started, and the
+    share of completed handovers a listener heard (None without a completed one).
 
     Only listeners that were already receiving before the handover count: one that joined after the switch
-    heard no gap, and a handover nobody heard is no data (``handovers_heard``), never a pass."""
-    return heard_handovers(listeners, handovers)[0]
-
-
-def heard_handovers(listeners: pd.DataFrame, handovers: Sequence) -> tuple[np.ndarray, float | None]:
-    """(gaps in ms, share of completed handovers that a present listener heard; None without a completed one)."""
+    heard no gap, and a handover nobody heard is no data (issue 10 item 9), never a pass."""
     done = [h for h in handovers if h.ok]
     if not done:
         return np.array([]), None

@@ -116,6 +116,13 @@ def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health:
             worst = gaps.loc[gaps["gap_max_ms"].idxmax()]
             text += (f"; the longest silence a listener heard across one was {_ms(worst['gap_max_ms'])} "
                      f"({worst['booth']} at +{worst['t_s']:.0f} s){note}")
+        unheard = done[done["listeners"] == 0]
+        if not unheard.empty:
+            # Issue 10 item 9: a switch nobody was listening to measured nothing.
+            text += (f"; {len(unheard)} handover(s) had no listener present to hear them ("
+                     + ", ".join(f"{b} at +{t:.0f} s" for b, t in unheard[["booth", "t_s"]].itertuples(index=False))
+                     + "): no data, not a pass")
+            ok = False
         out.append(Statement("handovers", text + ".", ok and len(done) == len(handovers)))
     captions = inputs.captions
     transcribed = [ref for ref, b in ((run.event or {}).get("booths") or {}).items() if isinstance(b, dict) and b.get("transcribed")]
