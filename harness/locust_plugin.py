@@ -186,7 +186,7 @@ def _on_request(request_type, name, response_time, exception, **kwargs) -> None:
     if request_type in HTTP_METHODS:
         run.samples.write("http_req_duration_ms", response_time, name=name)
         if exception:
-            # The failure's class and message travel with the sample, so a report can say what failed and when.
+            # The failure's class (and HTTP status) travel with the sample, so a report can say what failed and when.
             run.samples.write("http_error_rate", 1.0, name=name, method=request_type, error=_error_text(exception))
         else:
             run.samples.write("http_error_rate", 0.0, name=name, method=request_type)

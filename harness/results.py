@@ -333,7 +333,8 @@ class SampleWriter:
 
 
 @atexit.register
-def _close_open_writers() -> None:
+def close_open_writers() -> None:
+    """Flush and close every open sample stream (at exit, and before a hard stop's os._exit)."""
     for writer in list(_OPEN_WRITERS):
         writer.close()
 

@@ -412,7 +412,7 @@ class ConferenceRun:
         The report is left to `voxload rehearse` (or `voxload report RUN_DIR`): it says partial."""
         import psutil
 
-        from .results import InvalidTransition, _close_open_writers
+        from .results import InvalidTransition, close_open_writers
 
         if self.bridge is not None:
             self.bridge.expect_exit()
@@ -421,7 +421,7 @@ class ConferenceRun:
                 child.kill()
             except psutil.Error:
                 pass
-        _close_open_writers()
+        close_open_writers()
         try:
             self.run_dir.record_event("interrupted", "stopped at once by a second Ctrl-C: the results are partial")
             self.run_dir.finish(RunStatus.INTERRUPTED, exit_code=ExitCode.INTERRUPTED, error="stopped at once by a second Ctrl-C")
