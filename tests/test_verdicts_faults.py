@@ -244,13 +244,14 @@ def test_web_ui_run_counts_handovers_from_the_start_not_from_process_start(tmp_p
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert code == 0, out[-3000:]
     run = tmp_path / "reports" / "webui"
+    summary = json.loads((run / "summary.json").read_text())
+    # Every SLO met; on a machine too busy to measure, the run says so instead (saturated generator: exit 3).
+    assert code == (3 if summary["generator_health"]["saturated"] else 0), out[-3000:]
+    assert summary["status"] == "finished" and {r["state"] for r in summary["slos"]} == {"pass"}, summary["slos"]
     started = _epoch(json.loads((run / "run.json").read_text())["started_at"])
     assert pressed_at - 0.5 <= started <= pressed_at + 3.0  # run.json counts from START, not from process start
     handovers = json.loads((run / "handovers.json").read_text())
     assert len(handovers) == 1 and handovers[0]["ok"]
     offset_s = handovers[0]["at_epoch_s"] - started
     assert 15.0 <= offset_s < 20.0, offset_s  # scheduled at_s 15 from the start (was 15 - 8 s before the fix)
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "finished" and summary["exit_code"] == 0
