@@ -168,7 +168,7 @@ class Threshold:
     aggregation: str  # normalised: "p95", "p99.9", "mean", "rate", ...
     op: str
     bound: float
-    # Not required = no_data is reported but does not make the run exit 2 (harness.results.exit_code).
+    # Not required = no_data or insufficient_data is reported but does not make the run exit 3 (harness.results.exit_code).
     required: bool = True
     file: str | None = None
     line: int | None = None

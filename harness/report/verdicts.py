@@ -1,9 +1,11 @@
-"""The verdict table: one row per SLO, measured value against threshold, in three states (conventions item 9).
+"""The verdict table: one row per SLO, measured value against threshold, in pass/fail/no data/insufficient data.
 
 Owns where the rows come from. A finished run's rows are summary.json's, unchanged (the run judged them;
 the report does not re-judge). A run that never wrote summary.json gets *provisional* rows, recomputed
 from whatever data reached the disk with the same code the run uses (``harness.measures.collect`` and
-``harness.slo.evaluate``), and the verdict ``error`` with exit code 2: an unfinished run cannot be signed.
+``harness.slo.evaluate``), and the verdict ``invalid`` with exit code 3 (``interrupted``/130 when Ctrl-C stopped
+it): an unfinished run cannot be signed. Run events (an engine that died, a lost worker) come from summary.json,
+or for an unfinished run from the files the bridge left (``harness.measures.engine_death_events``).
 """
 
 from __future__ import annotations
