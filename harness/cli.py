@@ -189,7 +189,8 @@ def _run_locust(cmd: list[str], run_path: Path) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if interrupts >= 2 and not ((run_path / "summary.json").exists() and (run_path / "report.html").exists()):
+    if interrupts and not ((run_path / "summary.json").exists() and (run_path / "report.html").exists()):
+        # A second Ctrl-C, or Locust died before its orderly end (e.g. Ctrl-C while it was still importing).
         _finish_hard_stopped(run_path)
     return ExitCode.INTERRUPTED if interrupts else code
     return code
