@@ -17,6 +17,7 @@ crashed stays in the one results folder. Messages, all JSON-able dicts:
 ``voxload:schedule``    both      a publisher's send schedule, re-based to each worker's clock by the master's offsets
 ``voxload:lines``       w -> m    ``{worker, file, data}``: new complete lines of one file of the worker's folder
 ``voxload:clock``       both      ``{t_worker_s}`` / ``{t_worker_s, t_master_s}`` answered at once (clock offset)
+``voxload:start``       m -> w    ``{started_epoch_s}``: the load started (master's test_start); workers' clock
 ``voxload:finish``      m -> w    the test ends: stop users, stop engines, forward the last lines, say done
 ``voxload:done``        w -> m    ``{worker, listener_users, captioned_booths}`` after its last lines
 =====================  =========  =========================================================================
@@ -119,7 +120,7 @@ class WorkerLink:
                               ("voxload:seat", self._on_seat),
                               ("voxload:unlocked", self._on_unlocked), ("voxload:order", self._on_order),
                               ("voxload:schedule", self._on_schedule), ("voxload:clock", self._on_clock),
-                              ("voxload:finish", self._on_finish)):
+                              ("voxload:finish", self._on_finish), ("voxload:start", self._on_start)):
             runner.register_message(name, handler)
         self._clock_samples: list[tuple[float, float]] = []  # (rtt_s, offset_s)
 
@@ -142,6 +143,10 @@ class WorkerLink:
 
     def _on_finish(self, environment, msg, **_kw) -> None:
         gevent.spawn(self._finish)
+
+    def _on_start(self, environment, msg, **_kw) -> None:
+        # The master's load start, moved into this worker's clock: handovers count from the same moment everywhere.
+        self.run.mark_load_started(msg.data["started_epoch_s"] - self.offset_s)
 
     def _finish(self) -> None:
         self.runner.stop()  # users leave (publishers and listeners close), then engines stop
@@ -288,6 +293,9 @@ class MasterHub:
     def _send_setup(self, client_id: str) -> None:
         self.run.ready.wait()  # set once the master has provisioned the event
         self.runner.send_message("voxload:setup", {**self.run.setup_for_workers(), "t_master_s": time.time()}, client_id=client_id)
+
+    def announce_start(self, started_epoch_s: float) -> None:
+        self.runner.send_message("voxload:start", {"started_epoch_s": started_epoch_s})
 
     def _on_clock(self, environment, msg, **_kw) -> None:
         self._reply(msg, "voxload:clock", {"t_worker_s": msg.data["t_worker_s"], "t_master_s": time.time()})

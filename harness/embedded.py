@@ -48,7 +48,10 @@ class EmbeddedTarget:
                KNOBS_ENV_VAR: json.dumps(self.knobs)}
         env.pop("JWT_SECRET", None)
         self._log = open(self.data_dir / "stack-control.log", "w")
-        self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        # Own session: a terminal's Ctrl-C goes to Locust, which judges the run and then stops the stack (the
+        # teardown needs the portal); the stack still stops when Locust dies (its stdin closes).
+        self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
+                                      start_new_session=True)
         ready = self._read_reply()
         if "error" in ready:
             self.stop()

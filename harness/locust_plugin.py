@@ -2,21 +2,30 @@
 
 Importing this module (the locustfile does) registers, through Locust's events only:
 ``init_command_line_parser`` (our flags), ``init`` (scenario, target, provisioning, media engines; a setup
-error prints one line and exits 2), ``request`` (HTTP/WS samples for the SLOs), and ``quitting`` (teardown,
-verdicts, summary, JUnit, exit code).
+error prints one line and exits 2), ``test_start`` (the run's clock: handovers and run.json count from the moment
+the load starts, headless or from the web UI), ``request`` (HTTP/WS samples for the SLOs), and ``quitting``
+(orderly stop of the users if they still run, teardown, verdicts, summary, JUnit, exit code).
+
+Ctrl-C: the first SIGINT stops the users in order and judges what was measured (status ``interrupted``,
+exit 130); a second one stops at once (``ConferenceRun.stop_at_once``). A user's exception from our own
+code (``harness.*``) or the network is logged as one line with its class instead of Locust's traceback.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sys
 import time
 
 import gevent
 from locust import between, events
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from .errors import ExitCode
 from .inputs import results_dir_argument, run_id_argument, scenario_argument, url_argument
-from .results import RunDirectory, ResultsError
+from .results import RunDirectory, ResultsError, RunStatus
 from . import distributed
 from .run import ConferenceRun, Role, RunSetupError, load_run_scenario, results_root
 from .scenario import DEFAULT_SCENARIO
@@ -60,6 +69,14 @@ class ConferenceShape(ScenarioShape):
         # The run's scenario as loaded at init (on a master: the one its workers receive).
         run = getattr(getattr(self.runner, "environment", None), "conference_run", None)
         return run.scenario if run is not None else super().resolved_scenario()
+
+    def tick(self):
+        target = super().tick()
+        if target is None:
+            run = _current_run()
+            if run is not None:
+                run.load_complete = True  # the load reached its planned end (else the run is partial)
+        return target
 
 
 def _fail_setup(message: str, runner=None) -> None:
@@ -108,14 +125,55 @@ def _on_init(environment, **_kwargs) -> None:
         run.link = link
         link.run = run
     environment.conference_run = run
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         run.setup()
     except RunSetupError as exc:
         run.finish_failed(str(exc))
         _fail_setup(str(exc))
+    except KeyboardInterrupt:
+        # Ctrl-C while the stack, provisioning or engines start: stop what started, nothing was measured.
+        run.finish_failed("interrupted by Ctrl-C during setup", RunStatus.INTERRUPTED, ExitCode.INTERRUPTED)
+        print("voxload: interrupted during setup; nothing was measured", file=sys.stderr, flush=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
     gevent.spawn(_probe_hub_lag, run)
     if role is not Role.WORKER:
         gevent.spawn(_write_stats_history, environment, run)
+    for name in ("locust.user.task", "locust.user.users"):  # task errors, on_start errors
+        logging.getLogger(name).addFilter(_one_line_user_errors)
+
+
+def _on_sigint(signum, frame) -> None:
+    """First Ctrl-C: Locust's own path (KeyboardInterrupt -> shutdown -> quitting), marked as interrupted.
+    Second: stop at once, leaving a readable folder."""
+    run = _current_run()
+    if run is not None and run.interrupted_by_user:
+        print("voxload: second Ctrl-C: stopping at once (results are partial)", file=sys.stderr, flush=True)
+        run.stop_at_once()
+        os._exit(int(ExitCode.INTERRUPTED))
+    if run is not None:
+        run.interrupted_by_user = True
+        print("voxload: Ctrl-C: stopping the users and judging what was measured (Ctrl-C again stops at once)",
+              file=sys.stderr, flush=True)
+    # What Python's default handler does (KeyboardInterrupt in the main greenlet, where Locust expects it), but
+    # thrown from the hub's next callback: raised here it could land in the hub or a user's greenlet, and gevent
+    # prints a traceback for it before passing it on.
+    hub = gevent.get_hub()
+    hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
+
+
+def _is_known_error(exc: BaseException) -> bool:
+    # Our clients' and engines' typed errors and network errors say everything in their class and message.
+    return type(exc).__module__.startswith("harness.") or isinstance(exc, OSError)
+
+
+def _one_line_user_errors(record: logging.LogRecord) -> bool:
+    """Locust logs a user's exception as "%s\n%s" (message, traceback): keep one line with the class."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    if len(args) == 2 and isinstance(args[0], BaseException) and _is_known_error(args[0]):
+        exc = args[0]
+        record.msg, record.args = "user error %s: %s", (type(exc).__name__, exc)
+    return True
 
 
 def _probe_hub_lag(run: ConferenceRun) -> None:
@@ -160,9 +218,20 @@ def _on_request(request_type, name, response_time, exception, **kwargs) -> None:
         return
     if request_type in HTTP_METHODS:
         run.samples.write("http_req_duration_ms", response_time, name=name)
-        run.samples.write("http_error_rate", 1.0 if exception else 0.0, name=name)
+        if exception:
+            # The failure's class (and HTTP status) travel with the sample, so a report can say what failed and when.
+            run.samples.write("http_error_rate", 1.0, name=name, method=request_type, error=_error_text(exception))
+        else:
+            run.samples.write("http_error_rate", 0.0, name=name, method=request_type)
     elif request_type == "WSCONNECT" and exception is None:
         run.samples.write("ws_connect_ms", response_time, name=name)
+
+
+def _error_text(exception) -> str:
+    """The failure's class, plus the status for an HTTP answer (``UnexpectedStatus: 502``): few distinct values,
+    so a report can count them (the URL and the library's wording stay in Locust's failure table)."""
+    status = getattr(exception, "status", None) or getattr(exception, "status_code", None)
+    return f"{type(exception).__name__}: {status}" if isinstance(status, int) else type(exception).__name__
 
 
 _environment = None
@@ -176,6 +245,20 @@ def _remember_environment(environment, **_kwargs) -> None:
 
 def _current_run():
     return getattr(_environment, "conference_run", None)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment, **_kwargs) -> None:
+    run = getattr(environment, "conference_run", None)
+    if run is None:
+        return
+    if run.role is Role.WORKER:
+        if run.started_epoch_s is None:
+            run.mark_load_started()  # until the master's moment arrives (voxload:start)
+        return
+    run.mark_load_started()
+    if run.hub is not None:
+        run.hub.announce_start(run.started_epoch_s)
 
 
 @events.test_stop.add_listener
@@ -195,8 +278,12 @@ def _on_quitting(environment, **_kwargs) -> None:
     if run is not None and run.role is Role.WORKER:
         run.finish_worker()
     elif run is not None:
+        runner = environment.runner
+        if runner is not None and runner.state not in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
+            # Ctrl-C or SIGTERM mid-run: users leave in order (publishers and listeners close) before judging.
+            runner.stop()
         _write_locust_csvs(environment, run.run_dir.path / "locust")
-        environment.process_exit_code = run.finish()
+        environment.process_exit_code = int(run.finish())
 
 
 def _write_locust_csvs(environment, prefix) -> None:

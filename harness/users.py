@@ -181,7 +181,11 @@ class InterpreterUser(ConferenceUser):
 
     def on_stop(self) -> None:
         if self.publisher is not None:
-            self._unpublish()
+            try:
+                self._unpublish()
+            except ClientError as exc:
+                # The portal may be gone (a fault test, an outage): leaving is best effort, and said in one line.
+                logger.warning("interpreter leaving %s: %s: %s", self.booth.booth_id, type(exc).__name__, exc)
         if self.socket is not None:
             self.socket.close()
 

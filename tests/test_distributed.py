@@ -68,12 +68,14 @@ def test_distributed_results_match_a_single_process_run(tmp_path, smoke_run):
 
 def test_losing_a_worker_leaves_a_valid_partial_result_naming_it(tmp_path):
     code, run = _distributed(tmp_path, str(REPO / "tests" / "data" / "scenarios" / "short.yaml"), "lost", kill_worker_after_s=12)
-    assert code in (0, 1), (tmp_path / "master.log").read_text()[-3000:]  # a verdict, not a harness error
+    assert code == 3, (tmp_path / "master.log").read_text()[-3000:]  # a lost worker: the run is not valid evidence
     summary = json.loads((run / "summary.json").read_text())
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
     lost = [w for w in json.loads((run / "workers.json").read_text()) if w["lost_at"]]
     assert len(lost) == 1
-    assert any(f"worker {lost[0]['worker']} lost at" in note for note in summary["generator_health"]["notes"])
+    (event,) = [e for e in summary["events"] if e["kind"] == "worker_lost"]
+    assert event["text"].startswith(f"Locust worker {lost[0]['worker']} was lost at +") and event["text"] in summary["invalid_reasons"]
+    assert event["text"] in (run / "summary.md").read_text()
     # What the lost worker forwarded before it died is still in the results.
     assert (run / "samples" / f"{lost[0]['worker']}.jsonl").stat().st_size > 0
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from ..clients.errors import ClientError
 from ..inputs import results_dir_argument, run_id_argument, url_argument
 from ..media.errors import MediaError
-from ..results import EXIT_ERROR, EXIT_OK, ResultsError, RunDirectory, RunStatus
+from ..errors import ExitCode
+from ..results import ResultsError, RunDirectory, RunStatus
 from .registry import PROBES
 from .base import Probe, ProbeContext, ProbeError
 from .finding import PROBES_DIR, FindingError
@@ -127,17 +128,17 @@ def run(args: argparse.Namespace, user_error) -> int:
     except (TargetError, ProbeError, ClientError, MediaError, FindingError) as exc:
         if ctx is not None:
             ctx.close()
-        run_dir.finish(RunStatus.FAILED, exit_code=EXIT_ERROR, error=str(exc))
+        run_dir.finish(RunStatus.FAILED, exit_code=ExitCode.USAGE, error=str(exc))
         raise user_error(f"probe {probe_cls.name}: {exc} (partial data in {probe_dir})") from None
     except KeyboardInterrupt:
         if ctx is not None:
             ctx.close()
-        run_dir.finish(RunStatus.INTERRUPTED, exit_code=130, error="interrupted")
+        run_dir.finish(RunStatus.INTERRUPTED, exit_code=ExitCode.INTERRUPTED, error="interrupted")
         raise
     finally:
         if target is not None:
             target.close()
-    run_dir.finish(RunStatus.FINISHED, exit_code=EXIT_OK)
+    run_dir.finish(RunStatus.FINISHED, exit_code=ExitCode.OK)
     print(finding.paragraph)
     print(f"finding: {path}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
