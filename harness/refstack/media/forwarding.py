@@ -74,6 +74,10 @@ class RtpRewriter:
         ts = (packet.timestamp + self._ts_offset) % TS_MODULO
         return seq, ts
 
+    def initial(self) -> tuple[int, int]:
+        """Sequence number and timestamp the first packet will carry, before any was mapped (RTSP RTP-Info)."""
+        return self._next_seq, self._next_ts
+
     def sent(self, seq: int, ts: int, now_s: float) -> None:
         self._last_out = (seq, ts, now_s)
 

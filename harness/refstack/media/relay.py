@@ -132,19 +132,39 @@ class MediaRelay:
     async def read(self, path_name: str, offer_sdp: str) -> tuple[ReaderSession, str]:
         if not offer_has_opus_audio(offer_sdp):
             raise UnsupportedOfferError(400, "the stream doesn't contain any supported codec")
-        conf = self.registry.effective_conf(path_name)
-        path = self.registry.runtime(path_name)
-        if (path is None or not path.ready) and not conf.always_available:
-            # MediaMTX PathNoStreamAvailableError -> 404 (contract 12.3).
-            raise SessionError(404, f"no stream is available on path '{path_name}'")
+        self.check_readable(path_name)
         path = self.registry.ensure_runtime(path_name)
-        self._readers_created += 1
         session = _aiortc_sessions().ReaderSession(
-            path_name, self._handshake_timeout_s, self._on_state, self._readers_created, self._current_faults
+            path_name, self._handshake_timeout_s, self._on_state, self.next_reader_number(), self._current_faults
         )
         # MediaMTX adds the reader to the path before negotiating; it gets packets once connected.
         path.readers[str(session.id)] = session
         return session, await self._negotiate(WHEP, session, offer_sdp)
+
+    def check_readable(self, path_name: str) -> None:
+        """The one rule for every reader (WHEP, RTSP DESCRIBE/SETUP): a path with no ready publisher can be
+        read only if it is configured alwaysAvailable."""
+        conf = self.registry.effective_conf(path_name)
+        path = self.registry.runtime(path_name)
+        if (path is None or not path.ready) and not conf.always_available:
+            # MediaMTX PathNoStreamAvailableError -> 404 (contract 12.3; RTSP: 404 as well).
+            raise SessionError(404, f"no stream is available on path '{path_name}'")
+
+    def next_reader_number(self) -> int:
+        """Readers are numbered in creation order; the number seeds each reader's loss generator."""
+        self._readers_created += 1
+        return self._readers_created
+
+    # --- RTSP readers (rtsp_server.py): no peer connection, so no state callbacks; they attach and detach ---
+    def add_reader(self, path_name: str, reader) -> None:
+        self.check_readable(path_name)
+        self.registry.ensure_runtime(path_name).readers[str(reader.id)] = reader
+
+    def remove_reader(self, reader) -> None:
+        path = self.registry.runtime(reader.path_name)
+        if path is not None and path.readers.get(str(reader.id)) is reader:
+            del path.readers[str(reader.id)]
+            self._spawn(self.registry.discard_if_idle(path.name))
 
     def _close_readers(self, path, reason: str) -> None:
         for reader in list(path.readers.values()):
