@@ -33,9 +33,23 @@ VOXBENTO_DIR_ENV = "VOXLOAD_VOXBENTO_DIR"
 # The contract's HEAD (shared/voxbento/README.md); 7cc5f3e is the deployment ten days behind.
 HEAD_COMMIT = "0c0ddc3"
 OLD_COMMIT = "7cc5f3e"
-# Beside a clone of this repository (CI checks out shared/ as a sibling of the repo).
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_VOXBENTO = REPO_ROOT.parent / "shared" / "voxbento"
+
+
+def _shared_voxbento() -> Path:
+    """`<repo>/../shared/voxbento` (CI checks out shared/ as a sibling of the repo); for a `git worktree`, the
+    main checkout's sibling (its .git file names `<main>/.git/worktrees/NAME`)."""
+    here = REPO_ROOT.parent / "shared" / "voxbento"
+    dot_git = REPO_ROOT / ".git"
+    if not here.is_dir() and dot_git.is_file():
+        gitdir = dot_git.read_text().partition("gitdir:")[2].strip()
+        if gitdir:
+            main = Path(gitdir).resolve().parents[2]
+            return main.parent / "shared" / "voxbento"
+    return here
+
+
+SHARED_VOXBENTO = _shared_voxbento()
 # setup.sh: Python 3.13 venv from VoxBento's lock, about 30 s the first time, then instant (it is idempotent).
 SETUP_TIMEOUT_S = 900.0
 STARTUP_TIMEOUT_S = 60.0
@@ -111,6 +125,16 @@ def locate(commit: str = HEAD_COMMIT, *, environ: Mapping[str, str] | None = Non
     return Layout.find(dest)
 
 
+# Settings this module owns (loopback wiring, shared/voxbento/run.sh's list); callers cannot override them.
+WIRING = frozenset({
+    "PORT", "HOST", "DATABASE_URL", "PUBLIC_BASE_URL", "MEDIAMTX_WHIP_BASE", "MEDIAMTX_API_BASE", "MEDIAMTX_RTSP_BASE",
+    "JITSI_BASE_URL", "JITSI_DOMAIN", "JITSI_INTERNAL_BASE", "FLOOR_BOT_BASE", "SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD",
+    "SUPERTONIC_BASE_URL", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "PYTHONUNBUFFERED",
+})
+# VoxBento settings an operator may pass through the environment to `voxload stack up --voxbento`.
+OPERATOR_SETTINGS = ("ADMIN_PASSWORD", "SECRET_KEY", "JWT_SECRET", "BOOTH_ACCESS_TOKEN", "DEBUG", "API_KEY_ENCRYPTION_KEY")
+
+
 class ProcState(enum.Enum):
     STOPPED = "stopped"
     STARTING = "starting"
@@ -134,25 +158,32 @@ class VoxBentoStack:
     """The real VoxBento portal and our relay on free (or given) loopback ports, supervised until `stop()`."""
 
     def __init__(self, layout: Layout, data_dir: Path, *, portal_port: int | None = None, media_port: int | None = None,
-                 media_api_port: int | None = None, booth_access_token: str | None = None, admin_password: str | None = None,
-                 settings: Mapping[str, str] | None = None, media_args: list[str] | None = None,
-                 startup_timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+                 media_api_port: int | None = None, rtsp_port: int | None = None, settings: Mapping[str, str] | None = None,
+                 media_args: list[str] | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        """`settings`: VoxBento's own setting names (ADMIN_PASSWORD, SECRET_KEY, BOOTH_ACCESS_TOKEN, DEBUG, ...); the
+        loopback wiring (ports, database, MediaMTX URLs, nothing off the machine) is this module's and not overridable."""
         self.layout = layout
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.host = LOOPBACK
         self.portal_port = portal_port or free_port()
         self.startup_timeout_s = startup_timeout_s
-        self.admin_password = admin_password or secrets.token_urlsafe(12)
+        self._settings = {k: v for k, v in (settings or {}).items() if k not in WIRING}
+        self._settings["ADMIN_PASSWORD"] = self._settings.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         # Known to the harness so it can mint VoxBento JWTs (contract 3.1, $VOXLOAD_TARGET_SECRET_KEY).
-        self.secret_key = secrets.token_hex(32)
+        self._settings["SECRET_KEY"] = self._settings.get("SECRET_KEY") or secrets.token_hex(32)
+        # Fixed for the stack's life: provider keys stored encrypted stay readable across portal restarts.
+        self._settings["API_KEY_ENCRYPTION_KEY"] = self._settings.get("API_KEY_ENCRYPTION_KEY") or secrets.token_hex(32)
         # Contract 3.5: a non-empty BOOTH_ACCESS_TOKEN switches VoxBento to auth mode.
-        self.booth_access_token = booth_access_token or ""
+        self._settings.setdefault("BOOTH_ACCESS_TOKEN", "")
+        self._settings.setdefault("DEBUG", "false")
+        # Where VoxBento's transcription workers read a booth's audio (MediaMTX's RTSP, 8554 there); by default a free
+        # port nobody listens on, so a worker's ffmpeg fails and retries (contract 7.1) instead of reaching a stranger.
+        self.rtsp_port = rtsp_port or free_port()
         self._relay = Stack(StackConfig(host=self.host, portal_port=self.portal_port,
                                         media_http_port=media_port or free_port(), media_api_port=media_api_port or free_port(),
                                         with_media=True, data_dir=self.data_dir, media_args=list(media_args or []),
                                         startup_timeout_s=startup_timeout_s))
-        self._settings = dict(settings or {})
         self.portal_proc: subprocess.Popen | None = None
         self.portal_state = ProcState.STOPPED
         self.media_state = ProcState.STOPPED
@@ -164,6 +195,18 @@ class VoxBentoStack:
 
     def __repr__(self) -> str:
         return f"VoxBentoStack({self.portal_url!r}, app={self.layout.app_dir}, secrets=<redacted>)"
+
+    @property
+    def admin_password(self) -> str:
+        return self._settings["ADMIN_PASSWORD"]
+
+    @property
+    def secret_key(self) -> str:
+        return self._settings["SECRET_KEY"]
+
+    @property
+    def booth_access_token(self) -> str:
+        return self._settings["BOOTH_ACCESS_TOKEN"]
 
     # --- addresses ---
     @property
@@ -200,23 +243,19 @@ class VoxBentoStack:
         # Our PYTHONPATH and virtualenv must not leak into VoxBento's interpreter.
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
         relay = self._relay
+        env.update(self._settings)
         env.update({
-            "ADMIN_PASSWORD": self.admin_password, "SECRET_KEY": self.secret_key,
-            "API_KEY_ENCRYPTION_KEY": env.get("API_KEY_ENCRYPTION_KEY") or secrets.token_hex(32),
             "PORT": str(self.portal_port), "HOST": self.host,
             "DATABASE_URL": f"sqlite+aiosqlite:///{self.db_path}",
-            "DEBUG": "false", "BOOTH_ACCESS_TOKEN": self.booth_access_token,
             "PUBLIC_BASE_URL": self.portal_url,
             "MEDIAMTX_WHIP_BASE": relay.media_http_url, "MEDIAMTX_API_BASE": relay.media_api_url,
-            "MEDIAMTX_RTSP_BASE": f"rtsp://{self.host}:{self._settings.get('MEDIAMTX_RTSP_PORT', '8554')}",
+            # Our relay has no RTSP server yet: the transcription worker's ffmpeg fails and retries (contract 7.1).
+            "MEDIAMTX_RTSP_BASE": f"rtsp://{self.host}:{self.rtsp_port}",
             "JITSI_BASE_URL": "http://127.0.0.1:8080", "JITSI_DOMAIN": "127.0.0.1:8080",
             "JITSI_INTERNAL_BASE": "http://127.0.0.1:8080", "FLOOR_BOT_BASE": "http://127.0.0.1:8081",
             "SMTP_HOST": "", "SMTP_USER": "", "SMTP_PASSWORD": "", "SUPERTONIC_BASE_URL": "",
             "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONUNBUFFERED": "1",
         })
-        env.update({k: v for k, v in self._settings.items() if k != "MEDIAMTX_RTSP_PORT"})
-        # The API key encryption key must survive portal restarts (stored provider keys stay readable).
-        self._settings.setdefault("API_KEY_ENCRYPTION_KEY", env["API_KEY_ENCRYPTION_KEY"])
         return env
 
     # --- lifecycle ---
