@@ -96,6 +96,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     up.add_argument("--portal-port", type=_port, default=8000, metavar="PORT", help="portal HTTP port (default 8000)")
     up.add_argument("--media-port", type=_port, default=8889, metavar="PORT", help="WHIP/WHEP HTTP port (default 8889)")
     up.add_argument("--media-api-port", type=_port, default=9997, metavar="PORT", help="media control API port (default 9997)")
+    up.add_argument("--media-rtsp-port", type=_port, default=8554, metavar="PORT",
+                    help="media RTSP port, where transcription workers read booths (MEDIAMTX_RTSP_BASE; default 8554)")
     up.add_argument("--no-media", action="store_true", help="start the portal only")
     up.add_argument("--data-dir", type=Path, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
     up.add_argument("--set", dest="knobs", type=_knob, action="append", default=[], metavar="KEY=VALUE", help="set a portal knob (repeatable)")
@@ -176,6 +178,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         portal_port=args.portal_port,
         media_http_port=args.media_port,
         media_api_port=args.media_api_port,
+        media_rtsp_port=args.media_rtsp_port,
         with_media=not args.no_media,
         data_dir=args.data_dir,
         portal_env=dict(args.knobs),
@@ -201,6 +204,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         if config.with_media:
             print(f"  WHIP/WHEP       {stack.media_http_url}")
             print(f"  media API       {stack.media_api_url}")
+            print(f"  RTSP            {stack.media_rtsp_url}")
         print(f"  admin password  {password_note}")
         print(f"  data and logs   {stack.data_dir}")
         print("Ctrl-C or SIGTERM stops it.", flush=True)
@@ -257,7 +261,8 @@ def cmd_stack_up_voxbento(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or Path(tmp.name)
     settings = {k: os.environ[k] for k in OPERATOR_SETTINGS if os.environ.get(k)}
     stack = VoxBentoStack(layout, data_dir, portal_port=args.portal_port, media_port=args.media_port,
-                          media_api_port=args.media_api_port, settings=settings, media_args=list(args.media_args))
+                          media_api_port=args.media_api_port, rtsp_port=args.media_rtsp_port, settings=settings,
+                          media_args=list(args.media_args))
     stopping = threading.Event()
     # SIGTERM and Ctrl-C both end the wait below; the stack is then stopped in order (portal, then relay).
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -273,6 +278,7 @@ def cmd_stack_up_voxbento(args: argparse.Namespace) -> int:
         print(f"  portal          {stack.portal_url}   (admin: {stack.portal_url}/admin/login)  VoxBento from {layout.app_dir}, {mode}")
         print(f"  WHIP/WHEP       {stack.media_url}   (our relay as MediaMTX)")
         print(f"  media API       {stack.media_api_url}")
+        print(f"  RTSP            rtsp://{stack.host}:{stack.rtsp_port}   (VoxBento's MEDIAMTX_RTSP_BASE)")
         print(f"  admin password  {password_note}")
         print(f"  data and logs   {stack.data_dir}")
         print("Ctrl-C or SIGTERM stops it.", flush=True)
