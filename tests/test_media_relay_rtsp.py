@@ -423,3 +423,114 @@ def test_reader_is_closed_when_the_publisher_leaves_and_can_be_kicked(relay):
     assert kick.status_code == 200 and kicked_closed
     assert missing.status_code == 404 and invalid.status_code == 400
     assert path_after["readers"] == []
+
+
+def test_hostile_input_is_refused_without_harming_the_relay(relay):
+    url = f"{relay.media_rtsp_url}/x"
+
+    async def one(data: bytes, pace_s: float = 0.0):
+        client = await RawRtspClient.connect(relay.media_rtsp_url)
+        try:
+            if pace_s:
+                for i in range(len(data)):  # a request trickling in byte by byte
+                    await client.send_raw(data[i:i + 1])
+                    await asyncio.sleep(pace_s)
+            else:
+                await client.send_raw(data)
+            response = await client.response()
+            return response, await client.at_eof(timeout_s=2.0)
+        finally:
+            await client.close()
+
+    async def scenario():
+        return {
+            "huge_head": await one(f"OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nX-Pad: {'a' * 20000}\r\n\r\n".encode()),
+            "huge_body": await one(f"OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999999\r\n\r\n".encode()),
+            "not_utf8": await one(b"OPTIONS \xff\xfe RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+            "version": await one(f"OPTIONS {url} RTSP/2.0\r\nCSeq: 1\r\n\r\n".encode()),
+            # An interleaved frame before any session is read and ignored; the request after it is answered.
+            "stray_frame": await one(b"$\x01\x00\x04abcd" + f"OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode()),
+            "trickled": await one(f"OPTIONS {url} RTSP/1.0\r\nCSeq: 7\r\n\r\n".encode(), pace_s=0.002),
+        }
+
+    out = asyncio.run(scenario())
+    for case in ("huge_head", "huge_body", "not_utf8"):
+        (status, _, _), closed = out[case]
+        assert status == 400 and closed, case  # unparseable: refused, and the connection closed
+    (status, headers, _), closed = out["version"]
+    assert status == 505 and headers["cseq"] == "1" and not closed
+    assert out["stray_frame"][0][0] == 200 and not out["stray_frame"][1]
+    assert out["trickled"][0][0] == 200 and out["trickled"][0][1]["cseq"] == "7"
+    assert httpx.get(f"{relay.media_api_url}/v3/rtspconns/list").json()["items"] == []
+
+
+def test_idle_connections_time_out_but_a_playing_reader_owes_no_requests(tmp_path):
+    # MediaMTX readTimeout, shortened: a connection that sends nothing is closed; one that plays over TCP is not.
+    from harness.refstack.stack import Stack, StackConfig
+
+    stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path / "stack", media_args=["--rtsp-read-timeout-s", "1"]))
+    stack.start_media()
+
+    async def scenario():
+        async with httpx.AsyncClient() as http:
+            publisher = await LoopPublisher(http, stack.media_http_url, "idle/1/en", load_loop().payloads).start()
+            idle = await RawRtspClient.connect(stack.media_rtsp_url)
+            playing = await RawRtspClient.connect(stack.media_rtsp_url)
+            try:
+                base = f"{stack.media_rtsp_url}/idle/1/en"
+                setup = await playing.request("SETUP", f"{base}/trackID=0", {"Transport": "RTP/AVP/TCP;unicast"})
+                await playing.request("PLAY", base, {"Session": setup[1]["session"].split(";")[0]})
+                idle_closed = await idle.at_eof(timeout_s=10.0)
+                await asyncio.sleep(2.0)  # twice the read timeout without a request from the reader
+                before = len(playing.frames)
+                await playing.read_frames(before + 25)
+                still_listed = (await _api(http, stack, "/v3/rtspsessions/list"))["items"]
+                return idle_closed, still_listed
+            finally:
+                await idle.close()
+                await playing.close()
+                await publisher.close()
+
+    try:
+        idle_closed, still_listed = asyncio.run(scenario())
+    finally:
+        stack.stop()
+    assert idle_closed
+    assert [item["state"] for item in still_listed] == ["read"]
+
+
+def test_an_always_available_reader_survives_a_publisher_override_with_a_continuous_stream(relay):
+    path = "swap/1/en"
+    httpx.post(f"{relay.media_api_url}/v3/config/paths/add/{path}", json=VOXBENTO_PATH_BODY)
+    loop = load_loop().payloads
+    second_payloads = tuple(reversed(loop))  # the same packets in another order: who sent what stays checkable
+
+    async def scenario():
+        async with httpx.AsyncClient() as http:
+            first = await LoopPublisher(http, relay.media_http_url, path, loop).start()
+            client = await RawRtspClient.connect(relay.media_rtsp_url)
+            base = f"{relay.media_rtsp_url}/{path}"
+            try:
+                setup = await client.request("SETUP", f"{base}/trackID=0", {"Transport": "RTP/AVP/TCP;unicast"})
+                await client.request("PLAY", base, {"Session": setup[1]["session"].split(";")[0]})
+                await client.read_frames(25)
+                # overridePublisher (contract 12.1): a new publisher evicts the first one.
+                second = await LoopPublisher(http, relay.media_http_url, path, second_payloads).start()
+                await client.read_frames(len(client.frames) + 50)
+                stats = await _api(http, relay, "/v3/refstack/stats")
+                await second.close()
+            finally:
+                await client.close()
+                await first.close(delete=False)
+            return client.frames, set(second.track.sent_at_s), stats
+
+    frames, second_hashes, stats = asyncio.run(scenario())
+    rtp = [data for channel, data in frames if channel == 0]
+    seqs = [struct.unpack("!H", data[2:4])[0] for data in rtp]
+    ssrcs = {struct.unpack("!I", data[8:12])[0] for data in rtp}
+    # One stream for the reader: same SSRC, no sequence gap across the change of source (forwarding.py).
+    assert len(ssrcs) == 1
+    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:]))
+    assert payload_hash(rtp[-1][12:]) in second_hashes  # the tail came from the second publisher
+    readers = stats["paths"][path]["readers"]
+    assert len(readers) == 1 and readers[0]["state"] == "playing" and readers[0]["packetsSent"] >= len(rtp)

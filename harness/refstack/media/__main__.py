@@ -23,7 +23,7 @@ from harness.media import pins
 from .control_api import ControlApi
 from .faults import FaultConfig, FaultConfigError
 from .relay import MediaRelay
-from .rtsp_server import DEFAULT_RTSP_PORT, RtspServer
+from .rtsp_server import DEFAULT_READ_TIMEOUT_S, DEFAULT_RTSP_PORT, RtspServer
 from .whip_server import WhipServer
 
 logger = logging.getLogger("harness.refstack.media")
@@ -40,6 +40,13 @@ def _non_negative(raw: str) -> float:
     value = float(raw)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{raw}: must be >= 0")
+    return value
+
+
+def _positive(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{raw}: must be > 0")
     return value
 
 
@@ -66,13 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     sessions = parser.add_argument_group("sessions")
     sessions.add_argument("--handshake-timeout-s", type=_non_negative, default=10.0, metavar="S",
                           help="close a session whose ICE+DTLS is not up after this long (MediaMTX webrtcHandshakeTimeout, default 10)")
+    sessions.add_argument("--rtsp-read-timeout-s", type=_positive, default=DEFAULT_READ_TIMEOUT_S, metavar="S",
+                          help="close an RTSP connection that sends nothing for this long unless it is playing "
+                               f"(MediaMTX readTimeout, default {DEFAULT_READ_TIMEOUT_S:g})")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="relay log level (default INFO)")
     return parser
 
 
 async def serve(args: argparse.Namespace, faults: FaultConfig) -> None:
     relay = MediaRelay(faults, handshake_timeout_s=args.handshake_timeout_s)
-    rtsp = None if args.no_rtsp else RtspServer(relay, advertised_host=args.host)
+    rtsp = None if args.no_rtsp else RtspServer(relay, advertised_host=args.host, read_timeout_s=args.rtsp_read_timeout_s)
     runners = [web.AppRunner(WhipServer(relay, args.allow_origin).app(), access_log=None),
                web.AppRunner(ControlApi(relay, rtsp).app(), access_log=None)]
     stop = asyncio.Event()

@@ -98,6 +98,7 @@ class RtspError(Exception):
 class RtspRequest:
     method: str
     url: str
+    version: str
     headers: dict[str, str]  # lower-case names (RFC 2326 section 4.2: header names are case-insensitive)
     body: bytes
 
@@ -105,7 +106,7 @@ class RtspRequest:
         return self.headers.get(name.lower())
 
 
-def parse_request_head(head: bytes) -> tuple[str, str, dict[str, str]]:
+def parse_request_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
     """Request-Line and headers (RFC 2326 section 6). Raises RtspError(400) on anything malformed."""
     try:
         text = head.decode("utf-8")
@@ -116,9 +117,6 @@ def parse_request_head(head: bytes) -> tuple[str, str, dict[str, str]]:
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise RtspError(400, f"malformed request line {lines[0][:80]!r}", close=True)
     method, url, version = parts
-    if version != RTSP_VERSION:
-        # RFC 2326 section 11.3.14 (505): only RTSP/1.0 is served.
-        raise RtspError(505, f"unsupported version {version[:20]!r}")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
@@ -127,7 +125,7 @@ def parse_request_head(head: bytes) -> tuple[str, str, dict[str, str]]:
         if not sep or not name.strip():
             raise RtspError(400, f"malformed header line {line[:80]!r}", close=True)
         headers[name.strip().lower()] = value.strip()
-    return method, url, headers
+    return method, url, version, headers
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -195,6 +193,7 @@ def choose_transport(header: str | None) -> TcpTransport:
         if rtcp != rtp + 1 or not 0 <= rtp <= 254:
             raise RtspError(400, f"invalid interleaved={values['interleaved']!r}")
         return TcpTransport(rtp)
+    # RFC 2326 11.3 (461 Unsupported Transport): no listed transport is served; ffmpeg then retries with TCP.
     raise RtspError(461, "only RTP/AVP/TCP (interleaved) is served")
 
 
@@ -429,19 +428,23 @@ class RtspConnection:
         except asyncio.LimitOverrunError:
             raise RtspError(400, "request head too large", close=True) from None
         self.bytes_received += len(head)
-        method, url, headers = parse_request_head(head[:-4])
+        method, url, version, headers = parse_request_head(head[:-4])
         length_raw = headers.get("content-length", "0")
         if not length_raw.isdigit() or int(length_raw) > MAX_BODY_BYTES:
             raise RtspError(400, f"invalid Content-Length {length_raw[:20]!r}", close=True)
         body = await self._reader.readexactly(int(length_raw)) if int(length_raw) else b""
         self.bytes_received += len(body)
-        return RtspRequest(method, url, headers, body)
+        return RtspRequest(method, url, version, headers, body)
 
     async def _handle(self, request: RtspRequest) -> None:
         cseq = request.header("CSeq")
         if cseq is None:
             # RFC 2326 12.17: CSeq MUST be present; gortsplib answers 400 without one.
             self._respond(400, None)
+            return
+        if request.version != RTSP_VERSION:
+            # RFC 2326 section 7.1.1, 505 RTSP Version Not Supported: only RTSP/1.0 is served.
+            self._respond(505, cseq)
             return
         handler = {
             "OPTIONS": self._options, "DESCRIBE": self._describe, "SETUP": self._setup, "PLAY": self._play,
@@ -463,7 +466,7 @@ class RtspConnection:
         raw = request.header("Session")
         if raw is None:
             if required:
-                # RFC 2326 12.37 / 11.3.10: PLAY and TEARDOWN need the session set up on this connection.
+                # RFC 2326 12.37 and 11.3 (454 Session Not Found): PLAY and TEARDOWN name the session SETUP made.
                 raise RtspError(454, "missing Session header")
             return self.session
         secret = raw.split(";", 1)[0].strip()
