@@ -19,14 +19,13 @@ import shutil
 import struct
 import subprocess
 import wave
-from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pytest
 
 from harness.media.audio import load_loop, payload_hash
-from harness.refstack.media.loopback_peers import LoopPublisher
+from harness.refstack.media.loopback_peers import LoopPublisher, RtspClient
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed (Debian package ffmpeg)")
@@ -40,76 +39,6 @@ DECODE_S = 10.0
 def _rms_dbfs(samples: np.ndarray) -> float:
     rms = math.sqrt(float(np.mean((samples.astype(np.float64) / 32768.0) ** 2)))
     return 20 * math.log10(rms) if rms > 0 else -math.inf
-
-
-class RawRtspClient:
-    """A minimal RTSP/1.0 client for the wire checks: one request at a time, interleaved frames collected."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.cseq = 0
-        self.frames: list[tuple[int, bytes]] = []
-
-    @classmethod
-    async def connect(cls, rtsp_url: str) -> RawRtspClient:
-        parts = urlsplit(rtsp_url)
-        return cls(*await asyncio.open_connection(parts.hostname, parts.port))
-
-    async def send_raw(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def request(self, method: str, url: str, headers: dict[str, str] | None = None, cseq: bool = True):
-        lines = [f"{method} {url} RTSP/1.0"]
-        if cseq:
-            self.cseq += 1
-            lines.append(f"CSeq: {self.cseq}")
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        await self.send_raw(("\r\n".join(lines) + "\r\n\r\n").encode())
-        return await self.response()
-
-    async def response(self, timeout_s: float = 10.0):
-        async def read():
-            while True:
-                first = await self.reader.readexactly(1)
-                if first == b"$":
-                    channel, size = struct.unpack("!BH", await self.reader.readexactly(3))
-                    self.frames.append((channel, await self.reader.readexactly(size)))
-                    continue
-                head = (first + await self.reader.readuntil(b"\r\n\r\n")).decode()
-                status_line, *header_lines = head.strip().split("\r\n")
-                headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in header_lines)}
-                body = await self.reader.readexactly(int(headers.get("content-length", 0)))
-                return int(status_line.split()[1]), headers, body.decode()
-
-        return await asyncio.wait_for(read(), timeout_s)
-
-    async def read_frames(self, count: int, timeout_s: float = 10.0) -> None:
-        async def read():
-            while len(self.frames) < count:
-                assert await self.reader.readexactly(1) == b"$"
-                channel, size = struct.unpack("!BH", await self.reader.readexactly(3))
-                self.frames.append((channel, await self.reader.readexactly(size)))
-
-        await asyncio.wait_for(read(), timeout_s)
-
-    async def at_eof(self, timeout_s: float = 5.0) -> bool:
-        async def drain():
-            while await self.reader.read(65536):
-                pass
-
-        try:
-            await asyncio.wait_for(drain(), timeout_s)
-        except asyncio.TimeoutError:
-            return False
-        return True
-
-    async def close(self) -> None:
-        self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 async def _api(http: httpx.AsyncClient, relay, route: str):
@@ -207,7 +136,7 @@ def test_rtsp_exchange_and_unchanged_payloads(relay):
     async def scenario():
         async with httpx.AsyncClient() as http:
             publisher = await LoopPublisher(http, relay.media_http_url, path, load_loop().payloads).start()
-            client = await RawRtspClient.connect(relay.media_rtsp_url)
+            client = await RtspClient.connect(relay.media_rtsp_url)
             try:
                 options = await client.request("OPTIONS", base)
                 describe = await client.request("DESCRIBE", base, {"Accept": "application/sdp"})
@@ -273,7 +202,7 @@ def test_rtsp_exchange_and_unchanged_payloads(relay):
 
 def test_describe_and_setup_of_a_path_without_publisher_are_404(relay):
     async def scenario():
-        client = await RawRtspClient.connect(relay.media_rtsp_url)
+        client = await RtspClient.connect(relay.media_rtsp_url)
         try:
             describe = await client.request("DESCRIBE", f"{relay.media_rtsp_url}/nobody/1/en")
             setup = await client.request("SETUP", f"{relay.media_rtsp_url}/nobody/1/en/trackID=0",
@@ -295,7 +224,7 @@ def test_always_available_path_is_readable_before_its_publisher(relay):
 
     async def scenario():
         async with httpx.AsyncClient() as http:
-            client = await RawRtspClient.connect(relay.media_rtsp_url)
+            client = await RtspClient.connect(relay.media_rtsp_url)
             try:
                 describe = await client.request("DESCRIBE", base)
                 setup = await client.request("SETUP", f"{base}/trackID=0", {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
@@ -320,7 +249,7 @@ def test_udp_and_srtp_transports_are_461_and_bad_interleaving_400(relay):
     async def scenario():
         async with httpx.AsyncClient() as http:
             publisher = await LoopPublisher(http, relay.media_http_url, path, load_loop().payloads).start()
-            client = await RawRtspClient.connect(relay.media_rtsp_url)
+            client = await RtspClient.connect(relay.media_rtsp_url)
             url = f"{relay.media_rtsp_url}/{path}/trackID=0"
             try:
                 return [
@@ -351,7 +280,7 @@ def test_session_rules_cseq_and_unimplemented_methods(relay):
     async def scenario():
         async with httpx.AsyncClient() as http:
             publisher = await LoopPublisher(http, relay.media_http_url, path, load_loop().payloads).start()
-            client = await RawRtspClient.connect(relay.media_rtsp_url)
+            client = await RtspClient.connect(relay.media_rtsp_url)
             try:
                 out = {
                     "play_no_session": await client.request("PLAY", base),
@@ -392,7 +321,7 @@ def test_reader_is_closed_when_the_publisher_leaves_and_can_be_kicked(relay):
         async with httpx.AsyncClient() as http:
             # A path that is not alwaysAvailable: MediaMTX closes its readers when the stream ends.
             publisher = await LoopPublisher(http, relay.media_http_url, "leave/1/en", load_loop().payloads).start()
-            ending = await RawRtspClient.connect(relay.media_rtsp_url)
+            ending = await RtspClient.connect(relay.media_rtsp_url)
             base = f"{relay.media_rtsp_url}/leave/1/en"
             setup = await ending.request("SETUP", f"{base}/trackID=0", {"Transport": "RTP/AVP/TCP;unicast"})
             await ending.request("PLAY", base, {"Session": setup[1]["session"].split(";")[0]})
@@ -402,7 +331,7 @@ def test_reader_is_closed_when_the_publisher_leaves_and_can_be_kicked(relay):
             await ending.close()
 
             httpx.post(f"{relay.media_api_url}/v3/config/paths/add/kick/1/en", json=VOXBENTO_PATH_BODY)
-            kicked = await RawRtspClient.connect(relay.media_rtsp_url)
+            kicked = await RtspClient.connect(relay.media_rtsp_url)
             base = f"{relay.media_rtsp_url}/kick/1/en"
             await kicked.request("SETUP", f"{base}/trackID=0", {"Transport": "RTP/AVP/TCP;unicast"})
             (item,) = (await _api(http, relay, "/v3/rtspsessions/list"))["items"]
@@ -429,7 +358,7 @@ def test_hostile_input_is_refused_without_harming_the_relay(relay):
     url = f"{relay.media_rtsp_url}/x"
 
     async def one(data: bytes, pace_s: float = 0.0):
-        client = await RawRtspClient.connect(relay.media_rtsp_url)
+        client = await RtspClient.connect(relay.media_rtsp_url)
         try:
             if pace_s:
                 for i in range(len(data)):  # a request trickling in byte by byte
@@ -474,8 +403,8 @@ def test_idle_connections_time_out_but_a_playing_reader_owes_no_requests(tmp_pat
     async def scenario():
         async with httpx.AsyncClient() as http:
             publisher = await LoopPublisher(http, stack.media_http_url, "idle/1/en", load_loop().payloads).start()
-            idle = await RawRtspClient.connect(stack.media_rtsp_url)
-            playing = await RawRtspClient.connect(stack.media_rtsp_url)
+            idle = await RtspClient.connect(stack.media_rtsp_url)
+            playing = await RtspClient.connect(stack.media_rtsp_url)
             try:
                 base = f"{stack.media_rtsp_url}/idle/1/en"
                 setup = await playing.request("SETUP", f"{base}/trackID=0", {"Transport": "RTP/AVP/TCP;unicast"})
@@ -508,7 +437,7 @@ def test_an_always_available_reader_survives_a_publisher_override_with_a_continu
     async def scenario():
         async with httpx.AsyncClient() as http:
             first = await LoopPublisher(http, relay.media_http_url, path, loop).start()
-            client = await RawRtspClient.connect(relay.media_rtsp_url)
+            client = await RtspClient.connect(relay.media_rtsp_url)
             base = f"{relay.media_rtsp_url}/{path}"
             try:
                 setup = await client.request("SETUP", f"{base}/trackID=0", {"Transport": "RTP/AVP/TCP;unicast"})
