@@ -459,6 +459,10 @@ class RtspConnection:
             logger.info("rtsp %s %s from %s: %d %s", request.method, request.url[:120], self.remote_addr, exc.status, exc)
             self._respond(exc.status, cseq)
             return
+        except Exception:  # a bug here must cost one request, not the relay's other readers
+            logger.exception("rtsp %s %s from %s failed", request.method, request.url[:120], self.remote_addr)
+            self._respond(500, cseq)
+            return
         self._respond(status, cseq, headers, body)
 
     def _session_for(self, request: RtspRequest, required: bool) -> RtspSession | None:
