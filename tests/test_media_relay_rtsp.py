@@ -6,6 +6,8 @@
 - ffmpeg with its default transport: the relay refuses UDP with 461 and ffmpeg falls back to TCP.
 - A raw client walks OPTIONS/DESCRIBE/SETUP/PLAY/GET_PARAMETER/TEARDOWN and checks the wire: SDP, Transport,
   Session, RTP-Info, interleaved RTP whose payloads are the publisher's bytes, unchanged and in order.
+- An alwaysAvailable path streams MediaMTX's offline track (Opus DTX) to RTSP readers while it has no publisher;
+  ffmpeg decodes it as silence, and the reader's RTP stream stays continuous across publisher changes.
 - Refusals: 404 (no publisher), 461 (UDP), 454 (no/unknown session), 400 (no CSeq, bad track), 501
   (publishing); a reader is closed when its path's publisher leaves; kick through the API.
 """
@@ -25,6 +27,7 @@ import numpy as np
 import pytest
 
 from harness.media.audio import load_loop, payload_hash
+from harness.refstack.media.forwarding import OPUS_DTX_FRAME
 from harness.refstack.media.loopback_peers import LoopPublisher, RtspClient
 
 FFMPEG = shutil.which("ffmpeg")
@@ -217,10 +220,12 @@ def test_describe_and_setup_of_a_path_without_publisher_are_404(relay):
     assert httpx.get(f"{relay.media_api_url}/v3/rtspsessions/list").json()["items"] == []
 
 
-def test_always_available_path_is_readable_before_its_publisher(relay):
-    # VoxBento configures every booth path alwaysAvailable (contract 12.2): its worker may start first.
-    httpx.post(f"{relay.media_api_url}/v3/config/paths/add/early/1/en", json=VOXBENTO_PATH_BODY)
-    base = f"{relay.media_rtsp_url}/early/1/en"
+def test_always_available_path_streams_silence_while_offline_and_stays_continuous(relay):
+    # VoxBento configures every booth path alwaysAvailable (contract 12.2): its worker may connect before the
+    # interpreter publishes, or stay across a handoff. MediaMTX then streams its offline track (Opus DTX).
+    path = "early/1/en"
+    httpx.post(f"{relay.media_api_url}/v3/config/paths/add/{path}", json=VOXBENTO_PATH_BODY)
+    base = f"{relay.media_rtsp_url}/{path}"
 
     async def scenario():
         async with httpx.AsyncClient() as http:
@@ -229,18 +234,51 @@ def test_always_available_path_is_readable_before_its_publisher(relay):
                 describe = await client.request("DESCRIBE", base)
                 setup = await client.request("SETUP", f"{base}/trackID=0", {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
                 play = await client.request("PLAY", base, {"Session": setup[1]["session"].split(";")[0]})
-                publisher = await LoopPublisher(http, relay.media_http_url, "early/1/en", load_loop().payloads).start()
+                await client.read_frames(25)
+                offline_count = len(client.frames)
+                publisher = await LoopPublisher(http, relay.media_http_url, path, load_loop().payloads).start()
                 try:
-                    await client.read_frames(25)
+                    await client.read_frames(offline_count + 75)
                 finally:
                     await publisher.close()
-                return describe, setup, play, client.frames
+                online_count = len(client.frames)
+                await client.read_frames(online_count + 25)
+                return describe, setup, play, client.frames, offline_count, online_count, set(publisher.track.sent_at_s)
             finally:
                 await client.close()
 
-    describe, setup, play, frames = asyncio.run(scenario())
+    describe, setup, play, frames, offline_count, online_count, sent = asyncio.run(scenario())
     assert describe[0] == setup[0] == play[0] == 200
-    assert len([f for f in frames if f[0] == 0]) >= 25
+    info = dict(p.split("=", 1) for p in play[1]["rtp-info"].split(";"))
+    rtp = [data for channel, data in frames if channel == 0]
+    headers = [struct.unpack("!BBHII", data[:12]) for data in rtp]
+    payloads = [data[12:] for data in rtp]
+    # Before the publisher: DTX silence every 20 ms of RTP time, starting where RTP-Info said.
+    assert all(p == OPUS_DTX_FRAME for p in payloads[:offline_count])
+    assert (headers[0][2], headers[0][3]) == (int(info["seq"]), int(info["rtptime"]))
+    assert all((b[3] - a[3]) % 2**32 == 960 for a, b in zip(headers[: offline_count - 1], headers[1:offline_count]))
+    # Then the publisher's packets, then silence again once it has left: one continuous stream for the reader.
+    assert sum(payload_hash(p) in sent for p in payloads[offline_count:online_count]) >= 50
+    assert all(p == OPUS_DTX_FRAME for p in payloads[-10:])
+    assert len({h[4] for h in headers}) == 1
+    assert all((b[2] - a[2]) % 65536 == 1 for a, b in zip(headers, headers[1:]))
+
+
+@needs_ffmpeg
+def test_ffmpeg_decodes_silence_from_an_offline_always_available_path(relay, tmp_path):
+    # What VoxBento's worker gets from MediaMTX before the interpreter publishes: audio (silence), not a stall.
+    path = "silent/1/en"
+    httpx.post(f"{relay.media_api_url}/v3/config/paths/add/{path}", json=VOXBENTO_PATH_BODY)
+    result = subprocess.run(
+        [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", f"{relay.media_rtsp_url}/{path}",
+         *VOXBENTO_DECODE_ARGS, "-t", "2", "-f", "wav", "silence.wav"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    with wave.open(str(tmp_path / "silence.wav")) as wav:
+        assert abs(wav.getnframes() / wav.getframerate() - 2.0) <= 0.02
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)
+    assert _rms_dbfs(samples) < -60.0
 
 
 def test_udp_and_srtp_transports_are_461_and_bad_interleaving_400(relay):

@@ -17,7 +17,8 @@ What is served:
   session is listed as a reader of the path from here on (as MediaMTX adds it at SETUP). UDP, multicast and
   SRTP transports -> 461 Unsupported Transport (MediaMTX also serves UDP; VoxBento's workers ask for TCP).
 - ``PLAY`` -> 200 with ``RTP-Info`` (seq and rtptime of the first packet the reader will get); packets flow
-  as ``$`` + channel + 16-bit length + RTP. ``GET_PARAMETER`` (keepalive) -> 200. ``TEARDOWN`` -> 200 and the
+  as ``$`` + channel + 16-bit length + RTP. On an ``alwaysAvailable`` path with no publisher, the packets are
+  MediaMTX's offline track: Opus DTX frames (silence) in real time, until a publisher arrives. ``GET_PARAMETER`` (keepalive) -> 200. ``TEARDOWN`` -> 200 and the
   session ends; the connection stays open. Publishing methods (``ANNOUNCE``, ``RECORD``) -> 501.
 - Control API (``control_api.py``): ``/v3/rtspsessions/list|get|kick`` and ``/v3/rtspconns/list|get`` with
   MediaMTX's field names; readers of a path are ``{"type": "rtspSession", "id": ...}``.
@@ -218,6 +219,8 @@ class RtspSession:
     """One RTSP reader of one path, bound to the TCP connection that set it up."""
 
     kind = "rtsp-reader"
+    # relay.py: readers that get MediaMTX's offline track (DTX silence) while an alwaysAvailable path has no publisher.
+    offline_audio = True
 
     def __init__(self, conn: RtspConnection, path_name: str, query: str, user_agent: str, transport: TcpTransport,
                  number: int, faults: Callable[[], FaultConfig]) -> None:
@@ -259,6 +262,7 @@ class RtspSession:
         """Start sending; returns (seq, rtptime) of the first packet for RTP-Info (RFC 2326 section 12.33)."""
         first = self._rewriter.initial()
         self._set_state(RtspSessionState.PLAYING)
+        self.conn.server.relay.reader_playing(self)
         return first
 
     def forward(self, packet: SourcePacket, now_s: float) -> None:
