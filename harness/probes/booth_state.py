@@ -276,7 +276,7 @@ class _RestartDrill:
         return 200
 
     def _worker_caption(self, booth, wait_s: float, sock=None) -> bool:
-        sock = sock or caption_listener(self.ctx.target, booth.booth_id)
+        sock = sock or caption_listener(self.ctx.target, booth.booth_id, self.event.admin.http)
         self.captions.append(sock)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
@@ -295,7 +295,7 @@ class _RestartDrill:
             interpreter.connect_and_join()
             self.interpreters.append(interpreter)
             self.coordinator.unlock(booth.booth_id)
-        caption_sock = caption_listener(self.ctx.target, transcribed.booth_id)
+        caption_sock = caption_listener(self.ctx.target, transcribed.booth_id, ev.admin.http)
         started = self.interpreters[0].api.transcription_start(ev.slug, ev.room_id, transcribed.language)
         if started.get("status") != "started":
             raise ProbeError(f"restart drill: transcription start on {transcribed.booth_id} answered {dict(started)} "

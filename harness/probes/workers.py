@@ -135,7 +135,7 @@ class _Run:
         for index, booth in enumerate(self.event.booths, start=1):
             if self.ctx.out_of_time():
                 raise ProbeError(f"time budget of {self.ctx.budget_s:.0f} s spent after {index - 1} booths")
-            self.captions[booth.booth_id] = caption_listener(self.ctx.target, booth.booth_id)
+            self.captions[booth.booth_id] = caption_listener(self.ctx.target, booth.booth_id, self.event.admin.http)
             interpreter = Interpreter(self.ctx.target, booth, booth.invites[0], f"Probe {booth.language}")
             self.interpreters.append(interpreter)
             socket = interpreter.connect_and_join()
