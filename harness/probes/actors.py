@@ -26,12 +26,13 @@ class Interpreter:
         self.client = InterpreterClient(self.http)
         self.client.join_invite(invite)
         self.page: BoothPage = self.client.booth_page(booth.ref)
-        self.api = BoothApi(self.http)
+        self.api = BoothApi(self.http, room_scoped=booth.ref.room_scoped)
         self.socket: BoothSocket | None = None
 
     def connect_and_join(self) -> BoothSocket:
         """A new socket and `booth:join` (a refreshed tab is a new participant, contract 8.4)."""
-        self.socket = BoothSocket.for_portal(self.http, self.booth.booth_id)
+        # The page's booth id and the event's slug on join (contract 15: a mismatch raises BoothMismatch).
+        self.socket = BoothSocket.for_portal(self.http, self.page.booth_id, event_slug=self.booth.ref.event_slug)
         self.socket.connect()
         self.socket.join(self.display_name, "interpreter", language=self.booth.language)
         return self.socket

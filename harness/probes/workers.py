@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..clients.booth_api import BoothApi
 from ..clients.captions_ws import FINAL, Caption
 from ..clients.errors import ClientError, RateLimited, UnexpectedStatus
 from ..media.bridge import MediaBridge
@@ -188,7 +187,7 @@ class _Run:
     def _free_slots(self, candidates: list[ProbeBooth], limit: int) -> tuple[int, list[ProbeBooth]]:
         """Start workers on `candidates` until one is refused; the successes are free slots (then started)."""
         found: list[ProbeBooth] = []
-        booth_api = BoothApi(self.event.admin.http)
+        booth_api = self.event.booth_api()
         for booth in candidates[:limit]:
             try:
                 booth_api.transcription_start(self.event.slug, self.event.room_id, booth.language)
@@ -211,7 +210,7 @@ class _Run:
         return expected - free
 
     def _stop(self, booths: list[ProbeBooth]) -> None:
-        api = BoothApi(self.event.admin.http)
+        api = self.event.booth_api()
         for booth in booths:
             api.transcription_stop(self.event.slug, self.event.room_id, booth.language)
 
@@ -220,7 +219,7 @@ class _Run:
         if not self.started or cycles == 0:
             return None
         self._stop(self.started)
-        api = BoothApi(self.event.admin.http)
+        api = self.event.booth_api()
         cycled = self.event.booths[0]
         for _ in range(cycles):
             api.transcription_start(self.event.slug, self.event.room_id, cycled.language)
