@@ -87,7 +87,8 @@ class Layout:
     Two layouts: a ``setup.sh DEST`` (DEST/voxbento + DEST/venv) and a developer's checkout with its venv inside
     (DIR/fastapi_app.py + DIR/.venv or DIR/venv)."""
 
-    def __init__(self, app_dir: Path, python: Path) -> None:
+    def __init__(self, root: Path, app_dir: Path, python: Path) -> None:
+        self.root = root  # the directory named by the operator (DEST or checkout)
         self.app_dir = app_dir
         self.python = python
 
@@ -99,7 +100,7 @@ class Layout:
             if (app_dir / "fastapi_app.py").is_file():
                 python = venv / "bin" / "python"
                 if python.exists():
-                    return cls(app_dir, python)
+                    return cls(root, app_dir, python)
                 missing = f"{venv}/bin/python"
                 break
         else:
