@@ -80,6 +80,10 @@ class BoothApi:
             template = template.replace(_ROOM_SEGMENT, "")
         return template.format(slug=event_slug, room_id=room_id, lang=language_code)
 
+    def transcription_start_path(self, event_slug: str, room_id: int, language_code: str) -> str:
+        """The start route on this target's layout, for findings that name it."""
+        return self._booth_route(TRANSCRIPTION_START, event_slug, room_id, language_code)
+
     def _auth(self, params: Mapping[str, Any] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
         headers = {"Authorization": f"Bearer {self._bearer}"} if self._bearer else {}
         merged = {k: v for k, v in (params or {}).items() if v is not None}

@@ -285,7 +285,7 @@ class _Run:
             method="first start refused: booths brought live one at a time until transcription/start answered 429",
             knee=None,
             symptom="interpreter page: nothing (the 429 is ignored); listeners: no captions for that booth; admin form: 500",
-            trigger=(f"POST /api/events/{self.event.slug}/rooms/{self.event.room_id}/booths/{first.language}/transcription/start -> 429"
+            trigger=(f"POST {self.event.booth_api().transcription_start_path(self.event.slug, self.event.room_id, first.language)} -> 429"
                      if first else "none: every start answered 200"),
             evidence=evidence,
             paragraph=paragraph,

@@ -86,6 +86,11 @@ def verdict(cwd: Path, run_id: str) -> dict:
     return json.loads((cwd / "reports" / run_id / "verdict.json").read_text())
 
 
-def explain(done: subprocess.CompletedProcess) -> str:
-    """The tail of a failed command's output, for assertion messages."""
-    return f"exit {done.returncode}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
+def explain(done: subprocess.CompletedProcess, cwd: Path | None = None, run_id: str | None = None) -> str:
+    """The tail of a failed command's output (and the run's verdict line when there is one), for assertion messages."""
+    why = ""
+    if cwd is not None and run_id is not None and (cwd / "reports" / run_id / "verdict.json").exists():
+        v = verdict(cwd, run_id)
+        slos = {s["metric"]: f"{s['state']} {s['measured']}" for s in v["slos"]}
+        why = f"verdict {v['verdict']} (exit {v['exit_code']}): {v['reason']}\nslos {slos}\nmissing {v.get('missing')}\n"
+    return f"{why}exit {done.returncode}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-2000:]}"

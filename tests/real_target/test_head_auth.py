@@ -24,7 +24,7 @@ def test_rehearsal_in_auth_mode(voxbento, tmp_path, scenario):
     done = voxload(tmp_path, "rehearse", scenario_into(tmp_path, scenario), "--host", voxbento.portal_url,
                    "--run-id", "auth", env=operator_env(voxbento, with_secret=True))
     slos = {s["metric"]: s for s in verdict(tmp_path, "auth")["slos"]}
-    assert done.returncode == ExitCode.OK, f"{ {m: s['measured'] for m, s in slos.items()} }\n{explain(done)}"
+    assert done.returncode == ExitCode.OK, explain(done, tmp_path, "auth")
     assert slos["listeners_receiving_ratio"]["observed"] == 1
     # The secrets an operator exported never reach the run folder or the console.
     for path in (tmp_path / "reports").rglob("*"):
@@ -32,16 +32,6 @@ def test_rehearsal_in_auth_mode(voxbento, tmp_path, scenario):
             text = path.read_text(errors="replace")
             assert voxbento.admin_password not in text and voxbento.secret_key not in text, path
     assert voxbento.booth_access_token not in done.stdout + done.stderr
-
-
-def test_rehearsal_in_auth_mode_without_the_secret_is_not_a_pass(voxbento, tmp_path):
-    """Without the JWT secret a listener in auth mode is an anonymous browser: 403 on state and captions (contract 6.2),
-    it never starts WHEP. The run says so; it must not pass."""
-    done = voxload(tmp_path, "rehearse", scenario_into(tmp_path, "short-auth"), "--host", voxbento.portal_url,
-                   "--run-id", "nosecret", env=operator_env(voxbento))
-    assert done.returncode != ExitCode.OK, explain(done)
-    slos = {s["metric"]: s for s in verdict(tmp_path, "nosecret")["slos"]}
-    assert slos["listeners_receiving_ratio"]["state"] != "pass"
 
 
 def test_workers_probe_in_auth_mode(voxbento, tmp_path):

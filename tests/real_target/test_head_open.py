@@ -44,11 +44,11 @@ def test_smoke_rehearsal_meets_every_slo_that_does_not_need_captions(smoke):
     v = verdict(cwd, "smoke")
     slos = _slos(v)
     failing = {m: (s["state"], s["measured"]) for m, s in slos.items() if m not in CAPTION_SLOS and s["state"] != "pass"}
-    assert not failing, f"{failing}\n{explain(done)}"
+    assert not failing, f"{failing}\n{explain(done, cwd, 'smoke')}"
     assert all(slos[m]["sample_count"] > 0 for m in slos if m not in CAPTION_SLOS)
     # Caption data is missing, which is never a pass: the run is not signable, and says so by its exit code.
     assert slos["caption_delay_ms"]["state"] == "no_data"
-    assert done.returncode == v["exit_code"] != ExitCode.OK, explain(done)
+    assert done.returncode == v["exit_code"] != ExitCode.OK, explain(done, cwd, "smoke")
     assert "Traceback" not in done.stderr.split("Error report")[0]
 
 
@@ -59,7 +59,9 @@ def test_smoke_rehearsal_caption_slo(smoke):
 
 
 def test_smoke_rehearsal_removes_its_event(smoke, voxbento):
-    """keep: false: the booths the run provisioned (ids as VoxBento gave them) are gone from VoxBento afterwards."""
+    """keep: false: the event the run provisioned (ids as VoxBento gave them) is deleted from VoxBento's database
+    afterwards. Its booths stay in VoxBento's memory registry (contract 8.1: nothing removes them but a restart), still
+    unlocked: the state route answers 200 for a deleted event. That is VoxBento's behaviour, asserted so a change shows."""
     import json
 
     import httpx
@@ -67,20 +69,24 @@ def test_smoke_rehearsal_removes_its_event(smoke, voxbento):
     done, cwd = smoke
     event = json.loads((cwd / "reports" / "smoke" / "event.json").read_text())
     assert set(event["booths"]) == {"Main Hall/es", "Main Hall/fr"}, event
+    assert httpx.get(f"{voxbento.portal_url}/listener/{event['slug']}", timeout=10).status_code == 404
     for ref, booth in event["booths"].items():
-        assert booth["booth_id"] == f"{event['slug']}-{booth['room_id']}-{ref.split('/')[1]}"  # contract 5.1 at HEAD
-        r = httpx.get(f"{voxbento.portal_url}/api/events/{event['slug']}/booths/{ref.split('/')[1]}/state",
+        language = ref.split("/")[1]
+        assert booth["booth_id"] == f"{event['slug']}-{booth['room_id']}-{language}"  # contract 5.1 at HEAD
+        r = httpx.get(f"{voxbento.portal_url}/api/events/{event['slug']}/booths/{language}/state",
                       params={"room_id": booth["room_id"]}, timeout=10)
-        assert r.status_code == 404, (ref, r.status_code, r.text)
+        assert r.status_code == 200 and r.json()["booth_id"] == booth["booth_id"], (ref, r.status_code, r.text)
+        assert r.json()["participants"] == []
 
 
 def test_handover_drill_rehearsal_with_json_provisioning(voxbento, tmp_path):
     done = voxload(tmp_path, "rehearse", scenario_into(tmp_path, "real-handover"), "--host", voxbento.portal_url,
                    "--run-id", "handover", env=operator_env(voxbento))
-    slos = _slos(verdict(tmp_path, "handover"))
-    assert done.returncode == ExitCode.OK, f"{ {m: s['measured'] for m, s in slos.items()} }\n{explain(done)}"
-    assert slos["handover_failure_rate"]["sample_count"] >= 4  # requested handovers on both booths, all completed
-    assert all(s["state"] == "pass" for s in slos.values())
+    v = verdict(tmp_path, "handover")
+    assert done.returncode == ExitCode.OK, explain(done, tmp_path, "handover")
+    assert all(s["state"] == "pass" for s in v["slos"] if s["required"]), explain(done, tmp_path, "handover")
+    # Requested handovers on both booths (every 7 s from 8 s), all completed.
+    assert _slos(v)["handover_failure_rate"]["sample_count"] >= 4, explain(done, tmp_path, "handover")
 
 
 def test_workers_probe_finds_the_cap_of_ten(voxbento, tmp_path):

@@ -37,9 +37,9 @@ def test_smoke_rehearsal_against_the_old_commit(voxbento, tmp_path):
     v = verdict(tmp_path, "smoke")
     slos = {s["metric"]: s for s in v["slos"]}
     failing = {m: (s["state"], s["measured"]) for m, s in slos.items() if m not in CAPTION_SLOS and s["state"] != "pass"}
-    assert not failing, f"{failing}\n{explain(done)}"
+    assert not failing, f"{failing}\n{explain(done, tmp_path, 'smoke')}"
     assert slos["caption_delay_ms"]["state"] == "no_data"  # contract 7.3: no model offline (see test_head_open.py)
-    assert done.returncode == v["exit_code"] != ExitCode.OK
+    assert done.returncode == v["exit_code"] != ExitCode.OK, explain(done, tmp_path, "smoke")
     import json
 
     event = json.loads((tmp_path / "reports" / "smoke" / "event.json").read_text())
