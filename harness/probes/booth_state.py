@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 
-from ..clients.booth_api import BoothApi
 from ..clients.booth_ws import CHAT, BoothSocket, first_receipt_delay_ms
 from ..clients.captions_ws import FINAL
 from ..clients.errors import AuthRejected, ClientError, NotFound, RateLimited
@@ -201,7 +200,7 @@ def _fanout_step(ctx: ProbeContext, event: ProbeEvent, per_booth: int, stream) -
     try:
         for booth in event.booths:
             # The admin cookie may join as an interpreter (contract 3.6: super_admin outranks it); no invites needed.
-            group = [BoothSocket.for_portal(event.admin.http, booth.booth_id) for _ in range(per_booth)]
+            group = [BoothSocket.for_portal(event.admin.http, booth.booth_id, event_slug=event.slug) for _ in range(per_booth)]
             for i, sock in enumerate(group):
                 sock.connect()
                 sock.join(f"Fan {i}", "interpreter")
@@ -257,7 +256,7 @@ class _RestartDrill:
 
     def _state_found(self, booth) -> bool:
         try:
-            BoothApi(self.event.admin.http).state(self.event.slug, booth.language, room_id=self.event.room_id)
+            self.event.booth_api().state(self.event.slug, booth.language, room_id=self.event.room_id)
             return True
         except NotFound:
             return False  # contract 5.2: the state route never creates a booth
@@ -276,7 +275,7 @@ class _RestartDrill:
         return 200
 
     def _worker_caption(self, booth, wait_s: float, sock=None) -> bool:
-        sock = sock or caption_listener(self.ctx.target, booth.booth_id)
+        sock = sock or caption_listener(self.ctx.target, booth.booth_id, self.event.admin.http)
         self.captions.append(sock)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
@@ -295,7 +294,7 @@ class _RestartDrill:
             interpreter.connect_and_join()
             self.interpreters.append(interpreter)
             self.coordinator.unlock(booth.booth_id)
-        caption_sock = caption_listener(self.ctx.target, transcribed.booth_id)
+        caption_sock = caption_listener(self.ctx.target, transcribed.booth_id, ev.admin.http)
         started = self.interpreters[0].api.transcription_start(ev.slug, ev.room_id, transcribed.language)
         if started.get("status") != "started":
             raise ProbeError(f"restart drill: transcription start on {transcribed.booth_id} answered {dict(started)} "

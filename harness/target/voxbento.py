@@ -52,7 +52,7 @@ def _shared_voxbento() -> Path:
 SHARED_VOXBENTO = _shared_voxbento()
 # setup.sh: Python 3.13 venv from VoxBento's lock, about 30 s the first time, then instant (it is idempotent).
 SETUP_TIMEOUT_S = 900.0
-STARTUP_TIMEOUT_S = 60.0
+STARTUP_TIMEOUT_S = 120.0  # a fresh schema on a loaded 2-core machine took 39 s
 # How often the supervisor looks for an exited child; a restart drill's `kill` is noticed within this.
 SUPERVISE_POLL_S = 0.05
 
@@ -65,6 +65,18 @@ class VoxBentoError(RuntimeError):
     """VoxBento or the relay did not start, or died (one line for the CLI)."""
 
 
+def unavailable_reason(commit: str | None = None, *, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why `locate(commit)` cannot work here, checked without setting anything up; None when it can be tried."""
+    env = os.environ if environ is None else environ
+    if commit is None and env.get(VOXBENTO_DIR_ENV):
+        return None if Path(env[VOXBENTO_DIR_ENV]).is_dir() else f"${VOXBENTO_DIR_ENV}={env[VOXBENTO_DIR_ENV]} is not a directory"
+    commit = commit or HEAD_COMMIT
+    if not (SHARED_VOXBENTO / f"voxbento-{commit}.tar.gz").is_file():
+        return (f"no VoxBento snapshot {commit} at {SHARED_VOXBENTO}"
+                + (f" and ${VOXBENTO_DIR_ENV} is not set" if commit == HEAD_COMMIT else ""))
+    return None
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "voxload"
 
@@ -75,7 +87,8 @@ class Layout:
     Two layouts: a ``setup.sh DEST`` (DEST/voxbento + DEST/venv) and a developer's checkout with its venv inside
     (DIR/fastapi_app.py + DIR/.venv or DIR/venv)."""
 
-    def __init__(self, app_dir: Path, python: Path) -> None:
+    def __init__(self, root: Path, app_dir: Path, python: Path) -> None:
+        self.root = root  # the directory named by the operator (DEST or checkout)
         self.app_dir = app_dir
         self.python = python
 
@@ -87,7 +100,7 @@ class Layout:
             if (app_dir / "fastapi_app.py").is_file():
                 python = venv / "bin" / "python"
                 if python.exists():
-                    return cls(app_dir, python)
+                    return cls(root, app_dir, python)
                 missing = f"{venv}/bin/python"
                 break
         else:
@@ -102,15 +115,17 @@ class Layout:
         return ready.read_text().strip() if ready.is_file() else None
 
 
-def locate(commit: str = HEAD_COMMIT, *, environ: Mapping[str, str] | None = None) -> Layout:
-    """$VOXLOAD_VOXBENTO_DIR when set (any VoxBento checkout with its own environment; used for every commit),
-    else the snapshot of `commit` beside the repository, set up once into the cache directory."""
+def locate(commit: str | None = None, *, environ: Mapping[str, str] | None = None) -> Layout:
+    """The VoxBento to run. Without `commit`: $VOXLOAD_VOXBENTO_DIR when set (any VoxBento checkout with its own
+    environment), else the contract's HEAD. With `commit`: that snapshot beside the repository. Snapshots are set up
+    once into the cache directory (setup.sh is idempotent)."""
     env = os.environ if environ is None else environ
-    if env.get(VOXBENTO_DIR_ENV):
+    if commit is None and env.get(VOXBENTO_DIR_ENV):
         return Layout.find(Path(env[VOXBENTO_DIR_ENV]))
+    commit = commit or HEAD_COMMIT
     setup = SHARED_VOXBENTO / "setup.sh"
     if not (SHARED_VOXBENTO / f"voxbento-{commit}.tar.gz").is_file():
-        raise VoxBentoUnavailable(f"no VoxBento snapshot {commit} at {SHARED_VOXBENTO} and ${VOXBENTO_DIR_ENV} is not set")
+        raise VoxBentoUnavailable(unavailable_reason(commit, environ={}) or f"no VoxBento snapshot {commit}")
     dest = cache_dir() / f"voxbento-{commit}"
     if (dest / ".ready").is_file() and (dest / ".ready").read_text().strip() == commit:
         return Layout.find(dest)
@@ -379,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m harness.target.voxbento [COMMIT]`: set up (once) and print the install's directory."""
     argv = sys.argv[1:] if argv is None else argv
     try:
-        layout = locate(argv[0] if argv else HEAD_COMMIT)
+        layout = locate(argv[0] if argv else None)
     except VoxBentoUnavailable as exc:
         print(f"voxbento: {exc}", file=sys.stderr)
         return 2
