@@ -38,7 +38,9 @@ from harness.clients.identifiers import BoothRef
 from harness.clients.listener import ListenerClient
 from harness.media.audio import SAMPLE_RATE, encode_opus_loop
 from harness.refstack.media.loopback_peers import LoopPublisher
-from harness.target.voxbento import VoxBentoStack, VoxBentoUnavailable, locate
+from harness.target.voxbento import VoxBentoStack
+
+from .conftest import running_voxbento
 
 FFMPEG = shutil.which("ffmpeg")
 ESPEAK = shutil.which("espeak-ng")
@@ -73,19 +75,11 @@ def _hf_cache_with_tiny(root: Path) -> Path | None:
 def voxbento(tmp_path_factory):
     if FFMPEG is None:
         pytest.skip("ffmpeg is not installed (Debian package ffmpeg): VoxBento's workers run it")
-    try:
-        layout = locate()
-    except VoxBentoUnavailable as exc:
-        pytest.skip(f"real VoxBento unavailable: {exc}")
     tmp = tmp_path_factory.mktemp("voxbento-rtsp")
     hub = _hf_cache_with_tiny(tmp / "hf-hub")
     settings = {"HF_HUB_CACHE": str(hub)} if hub is not None else {}
-    stack = VoxBentoStack(layout, tmp / "stack", settings=settings)
-    stack.start()
-    try:
+    with running_voxbento(tmp / "stack", **settings) as stack:
         yield stack, hub is not None
-    finally:
-        stack.stop()
 
 
 def _speech_payloads(tmp_path: Path) -> list[bytes]:
