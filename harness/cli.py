@@ -95,10 +95,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     up.add_argument("--portal-port", type=_port, default=8000, metavar="PORT", help="portal HTTP port (default 8000)")
     up.add_argument("--media-port", type=_port, default=8889, metavar="PORT", help="WHIP/WHEP HTTP port (default 8889)")
     up.add_argument("--media-api-port", type=_port, default=9997, metavar="PORT", help="media control API port (default 9997)")
+    up.add_argument("--media-rtsp-port", type=_port, default=8554, metavar="PORT",
+                    help="media RTSP port, where transcription workers read booths (MEDIAMTX_RTSP_BASE; default 8554)")
     up.add_argument("--no-media", action="store_true", help="start the portal only")
     up.add_argument("--data-dir", type=absolute_path, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
     up.add_argument("--set", dest="knobs", type=_knob, action="append", default=[], metavar="KEY=VALUE", help="set a portal knob (repeatable)")
     up.add_argument("--media-arg", dest="media_args", action="append", default=[], metavar="ARG", help="extra argument for the media relay (repeatable)")
+    up.add_argument("--voxbento", type=Path, metavar="DIR",
+                    help="run the real VoxBento portal from DIR (a shared/voxbento/setup.sh DEST, or a checkout with its "
+                         ".venv) instead of the reference portal, with our relay as its media server; VoxBento settings "
+                         "ADMIN_PASSWORD, SECRET_KEY, BOOTH_ACCESS_TOKEN, DEBUG come from the environment")
     up.set_defaults(func=cmd_stack_up)
     rehearse = sub.add_parser(
         "rehearse",
@@ -226,6 +232,8 @@ def _finish_hard_stopped(run_path: Path) -> None:
 
 
 def cmd_stack_up(args: argparse.Namespace) -> int:
+    if args.voxbento is not None:
+        return cmd_stack_up_voxbento(args)
     from .refstack.portal.config import ConfigError, Settings
     from .refstack.stack import Stack, StackConfig, StackError
 
@@ -239,6 +247,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         portal_port=args.portal_port,
         media_http_port=args.media_port,
         media_api_port=args.media_api_port,
+        media_rtsp_port=args.media_rtsp_port,
         with_media=not args.no_media,
         data_dir=args.data_dir,
         portal_env=dict(args.knobs),
@@ -264,6 +273,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         if config.with_media:
             print(f"  WHIP/WHEP       {stack.media_http_url}")
             print(f"  media API       {stack.media_api_url}")
+            print(f"  RTSP            {stack.media_rtsp_url}")
         print(f"  admin password  {password_note}")
         print(f"  data and logs   {stack.data_dir}")
         print("Ctrl-C or SIGTERM stops it.", flush=True)
@@ -297,6 +307,62 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         print(f"voxload: {problem}", file=sys.stderr)
     print("voxload reference stack stopped.", flush=True)
     return ExitCode.USAGE if problems else ExitCode.OK
+
+
+def cmd_stack_up_voxbento(args: argparse.Namespace) -> int:
+    """`stack up --voxbento DIR`: the real portal (its own environment) and our relay, supervised until Ctrl-C/SIGTERM."""
+    import tempfile
+
+    from .refstack.stack import StackError
+    from .target.voxbento import OPERATOR_SETTINGS, Layout, VoxBentoError, VoxBentoStack, VoxBentoUnavailable
+
+    if args.no_media:
+        raise UserError("--voxbento runs our relay as VoxBento's media server; --no-media does not apply")
+    if args.knobs:
+        raise UserError("--set knobs belong to the reference portal; give VoxBento its settings through the environment")
+    if args.host != "127.0.0.1":
+        raise UserError("--voxbento binds 127.0.0.1 only (VoxBento's own uvicorn setting)")
+    try:
+        layout = Layout.find(args.voxbento)
+    except VoxBentoUnavailable as exc:
+        raise UserError(str(exc)) from None
+    tmp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="voxload-voxbento-")
+    data_dir = args.data_dir or Path(tmp.name)
+    settings = {k: os.environ[k] for k in OPERATOR_SETTINGS if os.environ.get(k)}
+    stack = VoxBentoStack(layout, data_dir, portal_port=args.portal_port, media_port=args.media_port,
+                          media_api_port=args.media_api_port, rtsp_port=args.media_rtsp_port, settings=settings,
+                          media_args=list(args.media_args))
+    stopping = threading.Event()
+    # SIGTERM and Ctrl-C both end the wait below; the stack is then stopped in order (portal, then relay).
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    t0 = time.monotonic()
+    try:
+        try:
+            stack.start()
+        except (StackError, VoxBentoError) as exc:
+            raise UserError(str(exc)) from None
+        password_note = "(from ADMIN_PASSWORD)" if "ADMIN_PASSWORD" in settings else stack.admin_password
+        mode = "auth mode (BOOTH_ACCESS_TOKEN set)" if stack.booth_access_token else "open mode (BOOTH_ACCESS_TOKEN empty)"
+        print(f"voxload VoxBento stack ready in {time.monotonic() - t0:.1f} s", flush=True)
+        print(f"  portal          {stack.portal_url}   (admin: {stack.portal_url}/admin/login)  VoxBento from {layout.app_dir}, {mode}")
+        print(f"  WHIP/WHEP       {stack.media_url}   (our relay as MediaMTX)")
+        print(f"  media API       {stack.media_api_url}")
+        print(f"  RTSP            rtsp://{stack.host}:{stack.rtsp_port}   (VoxBento's MEDIAMTX_RTSP_BASE)")
+        print(f"  admin password  {password_note}")
+        print(f"  data and logs   {stack.data_dir}")
+        print("Ctrl-C or SIGTERM stops it.", flush=True)
+        try:
+            while not stopping.wait(0.5):
+                if stack.problem:
+                    raise UserError(f"{stack.problem} (log in {stack.data_dir})")
+        except KeyboardInterrupt:
+            pass
+    finally:
+        stack.stop()
+        if tmp is not None:
+            tmp.cleanup()
+    print("voxload VoxBento stack stopped.", flush=True)
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,7 +106,7 @@ def _provision_forms(scenario: Scenario, admin: AdminClient, slug: str) -> Provi
         ]
         booths[spec.ref] = ProvisionedBooth(
             spec.ref, spec.room, spec.language, room.room_id, booth_db_id, spec.interpreters, spec.listeners,
-            spec.transcribed, invites, BoothRef(slug, room.room_id, spec.language),
+            spec.transcribed, invites, BoothRef(slug, room.room_id, spec.language, room_scoped=setup.room_scoped),
         )
     return ProvisionedEvent(slug, setup.event_id, setup.join_code, booths)
 
@@ -122,9 +122,11 @@ def _provision_json(scenario: Scenario, admin: AdminClient, booth_api: BoothApi,
             created = [booth_api.create_booth(slug, spec.language, room_id=room_id)
                        for _ in range(spec.interpreters + SPARE_INVITES_PER_BOOTH)]
             booth_db_id = admin.booth_id(event_id, room_id, spec.language)
+            # Contract 15: the layout is the server's, read from the booth id it answered with.
+            ref = BoothRef(slug, room_id, spec.language).with_layout_of(created[0].state.booth_id)
             booths[spec.ref] = ProvisionedBooth(
                 spec.ref, spec.room, spec.language, room_id, booth_db_id, spec.interpreters, spec.listeners,
-                spec.transcribed, [c.invite_token for c in created], BoothRef(slug, room_id, spec.language),
+                spec.transcribed, [c.invite_token for c in created], ref,
             )
     return ProvisionedEvent(slug, event_id, admin.join_code(event_id), booths)
 
@@ -138,7 +140,7 @@ def teardown(event: ProvisionedEvent, admin: AdminClient, booth_api: BoothApi) -
     for booth in event.booths.values():
         if booth.transcribed:
             try:
-                booth_api.transcription_stop(event.slug, booth.room_id, booth.language)
+                booth_api.with_layout(booth.booth.room_scoped).transcription_stop(event.slug, booth.room_id, booth.language)
             except ClientError as exc:
                 problems.append(f"transcription stop for {booth.booth_id}: {exc}")
     try:

@@ -126,11 +126,14 @@ class InterpreterUser(ConferenceUser):
         self.page = interpreter.booth_page(self.booth.booth)
         # Contract 5.2 step 1: the page cannot boot before the booth exists in memory (Mission Control's Go Live).
         self.conference.booths_unlocked.wait(timeout=60)
-        self.api = BoothApi(self.http)
+        self.api = BoothApi(self.http, room_scoped=self.booth.booth.room_scoped)
         self.api.state(self.booth.booth.event_slug, self.booth.language, room_id=self.booth.room_id)
         self.api.interpreter_status(self.page.default_channel)
         self.api.try_fetch_bearer(self.page.booth_token)
-        self.socket = BoothSocket.for_portal(self.http, self.booth.booth_id, report=self.environment.events.request.fire)
+        # The booth id is the one the page names (contract 15: never rebuilt); the join names the event, and a joined
+        # booth that is not the provisioned one stops this user with BoothMismatch.
+        self.socket = BoothSocket.for_portal(self.http, self.page.booth_id, report=self.environment.events.request.fire,
+                                             event_slug=self.booth.booth.event_slug)
         self.socket.connect()
         # Contract 5.5: whoever joins first is active; the others are backups.
         self.socket.join(f"Interpreter {ref} #{index}", "interpreter", language=self.booth.language)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from harness.clients import admin, errors, interpreter, listener
+from harness.clients import admin, errors, html, interpreter, listener
 from harness.clients.booth_state import BoothState, HandoffState, IngestStatus
 from harness.clients.cookies import cookie_header, jar_value, listener_code_cookie
 from harness.clients.identifiers import BoothRef, InvalidIdentifier, check_language, check_slug
@@ -48,27 +48,31 @@ def test_whip_url_is_percent_encoded_as_one_segment_like_the_browser() -> None:
 
 
 def test_admin_read_back_shapes_of_appendix_b() -> None:
-    events_html = """<tr><td><a href="/admin/events/7/">Load &amp; Test</a></td>
-        <td><code>loadtest</code></td></tr>"""
-    assert admin.EVENT_ROW.findall(events_html) == [("7", "Load &amp; Test", "loadtest")]
+    events_html = """<table><tr><td><a href="/admin/events/7/">Load &amp; Test</a></td>
+        <td><code>loadtest</code></td></tr></table>"""
+    assert admin.event_rows(html.parse(events_html, "u")) == [admin.EventRow(7, "Load & Test", "loadtest")]
     assert admin.WIZARD_EVENT_LOCATION.search("/admin/events/12/setup/rooms").group(1) == "12"
-    assert admin.JOIN_CODE.search('<span class="join-code">K7M2QZ</span>').group(1) == "K7M2QZ"
+    assert admin.join_code(html.parse('<span class="join-code">K7M2QZ</span>', "u")) == "K7M2QZ"
     # The 0/O/1/I-free alphabet (contract 4.1): a code with O is not a join code.
-    assert admin.JOIN_CODE.search('<span class="join-code">K7M2QO</span>') is None
-    rows = admin._rows(f"<table><tr><td>other</td><td><code id=\"tok-1\">/join/{'cd' * 32}</code></td></tr>"
-                       f"<tr class=x><td>mine</td><td><code id=\"tok-2\">/join/{TOKEN}</code></td></tr></table>")
-    assert [admin.INVITE_LINK.findall(r) for r in rows if "<td>mine</td>" in r] == [[TOKEN]]
+    with pytest.raises(errors.ReadBackError):
+        admin.join_code(html.parse('<span class="join-code">K7M2QO</span>', "u"))
+    doc = html.parse(f"<table><tr><td>other</td><td><code id=\"tok-1\">/join/{'cd' * 32}</code></td></tr>"
+                     f"<tr class=x><td>mine</td><td><code id=\"tok-2\">/join/{TOKEN}</code></td></tr></table>", "u")
+    assert admin.invite_tokens(doc, "mine") == {TOKEN}
 
 
 def test_lobby_and_booth_page_shapes() -> None:
-    lobby = '<a href="/interpreter/my-event/3/es">Spanish</a>'
-    assert interpreter.LOBBY_BOOTH_LINK.findall(lobby) == [("my-event", "3", "es")]
+    lobby = "<a href='/interpreter/my-event/3/es'>Spanish</a><a href=/interpreter/old-event/fr>French</a>"
+    links = interpreter.lobby_booths(lobby, "u")
+    assert [(b.event_slug, b.room_id, b.language_code) for b in links] == [("my-event", 3, "es"), ("old-event", None, "fr")]
     assert interpreter.invite_token_of(f"https://voxbento.com/join/{TOKEN}") == TOKEN
     assert interpreter.invite_token_of(TOKEN) == TOKEN
     with pytest.raises(ValueError):
         interpreter.invite_token_of("/join/123")
-    attrs = dict(interpreter.DATA_ATTRIBUTE.findall('<div data-booth-id="e-3-es" data-whip-base="http://m:8889" data-x="a&amp;b">'))
-    assert attrs == {"booth-id": "e-3-es", "whip-base": "http://m:8889", "x": "a&amp;b"}
+    page = interpreter.booth_page_data(
+        "<div data-booth-id='e-3-es' data-granted-role=interpreter data-whep-url=\"http://m/e/3/es/whep\" "
+        "data-default-channel='e/3/es' data-whip-base='http://m:8889' data-x='a&amp;b'>", "u")
+    assert page.booth_id == "e-3-es" and page.whip_url == "http://m:8889/e%2F3%2Fes/whip" and page.attributes["x"] == "a&b"
 
 
 def test_listener_data_parsing() -> None:
@@ -81,6 +85,10 @@ def test_listener_data_parsing() -> None:
     assert listener.parse_listener_data("<form>join code</form>", "u") is None
     with pytest.raises(errors.MalformedResponse):
         listener.parse_listener_data('<script id="listener-data">{"booths": 1}</script>', "u")
+    inline = "<script>\n  var boothsData = [{\"id\": 4, \"room_id\": 2, \"language_code\": \"es\", \"channel_id\": \"ev/es\", " \
+             "\"whep_url\": \"http://m/ev/es/whep\"}];\n  var roomsData = [{\"id\": 2}];\n</script>"
+    old = listener.parse_listener_data(inline, "u", "ev")
+    assert old.event_slug == "ev" and old.booth(2, "es").ref("ev").booth_id == "ev-es" and old.rooms == ({"id": 2},)
 
 
 def test_booth_state_requires_contract_keys() -> None:

@@ -112,7 +112,7 @@ def _event_with_booths(stack, name: str, langs: tuple[str, ...]) -> tuple[str, i
 def test_healthz_true_against_a_control_api_and_cached_after_it_goes_away(stack_factory, control_api):
     stack = stack_factory(portal_env={"MEDIAMTX_API_BASE": control_api.url, "REFSTACK_WEBHOOK_LOOP": "false"})
     with _client(stack) as client:
-        assert client.get("/healthz").json() == {"status": "ok", "mediamtx_ok": True}
+        assert client.get("/healthz").json() == {"ok": True, "server": "fastapi", "mediamtx_ok": True}
         probes = [c for c in control_api.calls if c == ("GET", "/v3/paths/list")]
         assert probes
         control_api.close()
@@ -124,7 +124,7 @@ def test_healthz_true_against_a_control_api_and_cached_after_it_goes_away(stack_
 def test_healthz_false_without_control_api(portal):
     with _client(portal) as client:
         resp = client.get("/healthz")
-    assert resp.status_code == 200 and resp.json() == {"status": "ok", "mediamtx_ok": False}
+    assert resp.status_code == 200 and resp.json() == {"ok": True, "server": "fastapi", "mediamtx_ok": False}
 
 
 def test_ensure_path_add_then_patch_on_already_exists_and_the_cache_is_never_invalidated(stack_factory, control_api):

@@ -16,6 +16,7 @@ import pytest
 import websockets
 from test_portal_live_helpers import cookie_header, join, mint, recv_until, session_claims, sql, ws_url
 
+from harness.clients.interpreter import booth_page_data
 from harness.refstack.portal.config import ConfigError, Settings
 from harness.refstack.portal.timeline import HEAD_DATE, BoothNaming
 from harness.refstack.stack import Stack, StackConfig
@@ -128,8 +129,9 @@ def test_booth_id_path_page_and_routes_follow_the_date(portals):
     with _client(old, headers=invite) as client:
         page = client.get("/interpreter/conf-2026/es")
         assert page.status_code == 200
-        assert 'data-booth-id="conf-2026-es"' in page.text and 'data-default-channel="conf-2026/es"' in page.text
-        assert 'data-room-id="%d"' % old_room in page.text
+        data = booth_page_data(page.text, "old page")
+        assert (data.booth_id, data.default_channel) == ("conf-2026-es", "conf-2026/es")
+        assert data.room_id is None  # 7cc5f3e's booth page has no data-room-id
         assert client.get(f"/interpreter/conf-2026/{old_room}/es").status_code == 404
         lobby = client.get("/interpreter")
         assert 'href="/interpreter/conf-2026/es"' in lobby.text

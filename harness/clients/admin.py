@@ -2,14 +2,14 @@
 
 All writes are form posts answered with **303**; ids are never in bodies, so they are learned from the
 `Location` header (wizard event) or read back from the HTML pages with the shapes of contract
-Appendix B. Those regexes live here and nowhere else. Page GETs for read-load scenarios are grouped
+Appendix B, through the HTML parser of :mod:`harness.clients.html` (any quote style, attribute order,
+entities, extra attributes). The page shapes live here and nowhere else. Page GETs for read-load scenarios are grouped
 under ``[id]`` names so Locust stats do not grow per id.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import re
 from collections.abc import Iterable, Mapping
 
@@ -17,7 +17,10 @@ import requests
 
 from .cookies import ADMIN_COOKIE, jar_value
 from .errors import AuthRejected, MalformedResponse, ReadBackError
+from .html import Document, Element, parse
 from .http import PortalHttp
+from .identifiers import recognise_room_scoped
+from .interpreter import BOOTH_PAGE_HREF
 
 # Contract 3.2
 LOGIN = "/admin/login"
@@ -46,20 +49,22 @@ DELETE_ROOM = "/admin/events/{e}/rooms/{r}/delete"
 DELETE_BOOTH = "/admin/events/{e}/rooms/{r}/booths/{b}/delete"
 REVOKE_TOKEN = "/admin/events/{e}/rooms/{r}/booths/{b}/tokens/{token}/revoke"
 
-# --- read-back shapes (contract Appendix B; whitespace between tags varies, hence \s*) ---
+# --- read-back shapes (contract Appendix B), matched on parsed elements; regexes below see URLs and text only ---
 # App. B event id (wizard): `Location: /admin/events/{id}/setup/rooms`.
 WIZARD_EVENT_LOCATION = re.compile(r"/admin/events/(\d+)/setup/rooms/?$")
-# App. B event id (list, 20 per page, oldest first): `<a href="/admin/events/{id}/">{name}</a></td>` then `<td><code>{slug}</code>`.
-EVENT_ROW = re.compile(r'<a href="/admin/events/(\d+)/">\s*(.*?)\s*</a>\s*</td>\s*<td>\s*<code>\s*([^<\s]+)\s*</code>', re.S)
-# App. B room id: `href="/admin/events/{e}/rooms/{room_id}/">{room display name}</a>`.
-ROOM_LINK = r'href="/admin/events/{e}/rooms/(\d+)/">\s*(.*?)\s*</a>'
-# App. B booth DB id: the `<tr>` holding `<code>{lang}</code>` also holds `/admin/events/{e}/rooms/{r}/booths/{booth_id}/`.
-BOOTH_LINK = r"/admin/events/{e}/rooms/{r}/booths/(\d+)/"
-# App. B invite token: the `<tr>` holding `<td>{label}</td>` also holds `/join/{64 hex}`.
-INVITE_LINK = re.compile(r"/join/([0-9a-f]{64})")
+# App. B event id (list, 20 per page, oldest first): a `<tr>` with `<a href="/admin/events/{id}/">{name}</a>` and `<code>{slug}</code>`.
+EVENT_HREF = re.compile(r"^/admin/events/(\d+)/$")
+# App. B room id: `<a href="/admin/events/{e}/rooms/{room_id}/">{room display name}</a>`.
+ROOM_HREF = "^/admin/events/{e}/rooms/(\\d+)/$"
+# App. B booth DB id: the `<tr>` holding `<code>{lang}</code>` also links `/admin/events/{e}/rooms/{r}/booths/{booth_id}/`.
+BOOTH_HREF = "^/admin/events/{e}/rooms/{r}/booths/(\\d+)/$"
+# The same row links the interpreter page (`Open Booth`); its shape shows the version's layout (contract 5.1, 15).
+INTERPRETER_HREF = BOOTH_PAGE_HREF
+# App. B invite token: the `<tr>` holding `<td>{label}</td>` also holds `/join/{64 hex}` (in `<code id="tok-...">`).
+INVITE_LINK = re.compile(r"/join/([0-9a-f]{64})\b")
 # App. B / 4.1 join code: `<span class="join-code">{CODE}</span>`, 6 chars of ABCDEFGHJKLMNPQRSTUVWXYZ23456789.
-JOIN_CODE = re.compile(r'class="join-code"[^>]*>\s*([ABCDEFGHJKLMNPQRSTUVWXYZ23456789]{6})\s*<')
-TABLE_ROW = re.compile(r"<tr\b[^>]*>(.*?)</tr>", re.S)
+JOIN_CODE = re.compile(r"^[ABCDEFGHJKLMNPQRSTUVWXYZ23456789]{6}$")
+JOIN_CODE_CLASS = "join-code"
 # Contract 4.1: invite roles (an unknown role is a 500 on the server).
 INVITE_ROLES = ("interpreter", "room_coordinator", "event_owner", "super_admin", "support")
 # Browsers ask for HTML; contract 3.2: the admin guards then answer 403 with an HTML page instead of JSON.
@@ -88,14 +93,75 @@ class EventSetup:
     slug: str
     join_code: str
     rooms: tuple[RoomSetup, ...]
+    room_scoped: bool = True  # the target's booth-id layout (contract 15), recognised from its booth pages
 
 
-def _rows(text: str) -> list[str]:
-    return TABLE_ROW.findall(text)
+@dataclasses.dataclass(frozen=True)
+class BoothRow:
+    """One row of a room's booths page: the booth's DB id and, when the row links it, its interpreter page."""
+
+    booth_db_id: int
+    interpreter_path: str | None
 
 
-def _text_equals(fragment: str, expected: str) -> bool:
-    return html.unescape(fragment).strip() == expected.strip()
+def _links(scope: Element, href: re.Pattern[str]) -> list[tuple[re.Match[str], Element]]:
+    return [(m, a) for a in scope.iter("a") if (m := href.match(a.get("href") or "")) is not None]
+
+
+def event_rows(doc: Document) -> list[EventRow]:
+    """App. B: every `<tr>` of the event list holding an event link and a `<code>` slug."""
+    rows = []
+    for tr in doc.iter("tr"):
+        links, code = _links(tr, EVENT_HREF), tr.find("code")
+        if links and code is not None:
+            match, anchor = links[0]
+            rows.append(EventRow(int(match.group(1)), anchor.text(), code.text()))
+    return rows
+
+
+def room_links(doc: Document, event_id: int) -> dict[int, str]:
+    """App. B: room id -> display name: per `<tr>`, the first room link (the name; the `View` button follows it)."""
+    href = re.compile(ROOM_HREF.format(e=event_id))
+    named: dict[int, str] = {}
+    for tr in doc.iter("tr"):
+        links = _links(tr, href)
+        if links:
+            match, anchor = links[0]
+            named.setdefault(int(match.group(1)), anchor.text())
+    return named
+
+
+def booth_rows(doc: Document, event_id: int, room_id: int, language_code: str) -> list[BoothRow]:
+    """App. B: the rows holding `<code>{lang}</code>`, each with its booth link (and interpreter link)."""
+    href = re.compile(BOOTH_HREF.format(e=event_id, r=room_id))
+    rows = []
+    for tr in doc.iter("tr"):
+        if not any(code.text() == language_code for code in tr.iter("code")):
+            continue
+        ids = {int(m.group(1)) for m, _ in _links(tr, href)}
+        pages = [m.group(0) for m, _ in _links(tr, INTERPRETER_HREF)]
+        rows.extend(BoothRow(i, pages[0] if pages else None) for i in sorted(ids))
+    return rows
+
+
+def invite_tokens(doc: Document, label: str) -> set[str]:
+    """App. B: the invite tokens in rows that hold a `<td>` whose text is the label."""
+    tokens: set[str] = set()
+    for tr in doc.iter("tr"):
+        if any(td.text() == label.strip() for td in tr.find_all("td")):
+            tokens.update(INVITE_LINK.findall(tr.raw_text()))
+            tokens.update(t for a in tr.iter("a") for t in INVITE_LINK.findall(a.get("href") or ""))
+    return tokens
+
+
+def join_code(doc: Document) -> str:
+    """App. B: `<span class="join-code">CODE</span>` (any element carrying the class; extra classes allowed)."""
+    codes = {el.text() for el in doc.find_all(class_=JOIN_CODE_CLASS)}
+    valid = {c for c in codes if JOIN_CODE.match(c)}
+    if len(valid) != 1:
+        raise ReadBackError(doc.url, f'one <span class="{JOIN_CODE_CLASS}"> holding 6 characters of the join-code alphabet',
+                            "not found" if not codes else f"found {sorted(codes)}")
+    return valid.pop()
 
 
 class AdminClient:
@@ -171,7 +237,9 @@ class AdminClient:
             room_id = self.add_room_wizard(event_id, room_name)
             booth_ids = {lang: self.add_booth_wizard(event_id, room_id, lang) for lang in languages}
             created.append(RoomSetup(room_id, room_name, booth_ids))
-        return EventSetup(event_id, slug, self.join_code(event_id), tuple(created))
+        first = next(((r.room_id, lang) for r in created for lang in r.booth_ids), None)
+        scoped = self.room_scoped(event_id, first[0], first[1], slug) if first else True
+        return EventSetup(event_id, slug, self.join_code(event_id), tuple(created), scoped)
 
     # --- contract 4.1: classic forms ---
     def create_event(self, slug: str, display_name: str) -> int:
@@ -230,9 +298,12 @@ class AdminClient:
                    "/admin/events/[id]/rooms/[id]/booths/[id]/tokens/[token]/revoke", {})
 
     # --- read-backs (contract Appendix B) ---
+    def _doc(self, path: str, name: str, params: Mapping[str, object] | None = None) -> Document:
+        response = self._get(path, name, params)
+        return parse(response.text, response.url)
+
     def events_on_page(self, page: int = 1) -> list[EventRow]:
-        response = self.events_page(page)
-        return [EventRow(int(i), html.unescape(n).strip(), html.unescape(s)) for i, n, s in EVENT_ROW.findall(response)]
+        return event_rows(self._doc(EVENTS, EVENTS, {"page": page}))
 
     def event_id(self, slug: str, max_pages: int = 1000) -> int:
         """Scan `/admin/events/?page=N` (20 per page, oldest first) until the slug's row appears."""
@@ -243,43 +314,53 @@ class AdminClient:
                     return row.event_id
             if not rows:
                 break
-        raise ReadBackError(self.http.url(EVENTS), EVENT_ROW.pattern, f"no row for slug {slug!r}")
+        raise ReadBackError(self.http.url(EVENTS), f"a <tr> with an /admin/events/<id>/ link and <code>{slug}</code>")
 
     def room_id(self, event_id: int, display_name: str) -> int:
-        url = self.http.url(ROOMS.format(e=event_id))
-        pattern = re.compile(ROOM_LINK.format(e=event_id), re.S)
-        text = self.rooms_page(event_id)
-        ids = [int(i) for i, name in pattern.findall(text) if _text_equals(name, display_name)]
+        doc = self._doc(ROOMS.format(e=event_id), "/admin/events/[id]/rooms/")
+        ids = [i for i, name in room_links(doc, event_id).items() if name == display_name.strip()]
         if not ids:
-            raise ReadBackError(url, pattern.pattern, f"no room named {display_name!r}")
+            raise ReadBackError(doc.url, f"a link /admin/events/{event_id}/rooms/<id>/ named {display_name!r}")
         return max(ids)  # ids are auto-increment: the newest room of that name is the one just created
 
     def room_ids(self, event_id: int) -> dict[int, str]:
-        pattern = re.compile(ROOM_LINK.format(e=event_id), re.S)
-        return {int(i): html.unescape(n).strip() for i, n in pattern.findall(self.rooms_page(event_id))}
+        return room_links(self._doc(ROOMS.format(e=event_id), "/admin/events/[id]/rooms/"), event_id)
+
+    def booth_row(self, event_id: int, room_id: int, language_code: str) -> BoothRow:
+        doc = self._doc(BOOTHS.format(e=event_id, r=room_id), "/admin/events/[id]/rooms/[id]/booths/")
+        rows = booth_rows(doc, event_id, room_id, language_code)
+        if len(rows) != 1:
+            raise ReadBackError(doc.url, f"a <tr> with <code>{language_code}</code> and a link "
+                                f"/admin/events/{event_id}/rooms/{room_id}/booths/<id>/", "not found" if not rows else f"{len(rows)} rows")
+        return rows[0]
 
     def booth_id(self, event_id: int, room_id: int, language_code: str) -> int:
+        return self.booth_row(event_id, room_id, language_code).booth_db_id
+
+    def room_scoped(self, event_id: int, room_id: int, language_code: str, slug: str) -> bool:
+        """Contract 15 (d2bee53): whether this target puts the room id in booth ids, recognised from the booth
+        row's interpreter link (`/interpreter/{slug}/{room_id}/{lang}` or, before, `/interpreter/{slug}/{lang}`)."""
+        row = self.booth_row(event_id, room_id, language_code)
         url = self.http.url(BOOTHS.format(e=event_id, r=room_id))
-        link = re.compile(BOOTH_LINK.format(e=event_id, r=room_id))
-        code = re.compile(r"<code>\s*" + re.escape(language_code) + r"\s*</code>")
-        ids = {int(m) for row in _rows(self.booths_page(event_id, room_id)) if code.search(row) for m in link.findall(row)}
-        if len(ids) != 1:
-            raise ReadBackError(url, link.pattern, f"{len(ids)} booth ids in rows with <code>{language_code}</code>")
-        return ids.pop()
+        if row.interpreter_path is None:
+            raise ReadBackError(url, f"an /interpreter/... link in the row of <code>{language_code}</code>")
+        match = INTERPRETER_HREF.match(row.interpreter_path)
+        server_id = f"{match.group(1)}-{match.group(2)}-{match.group(3)}" if match.group(2) else f"{match.group(1)}-{match.group(3)}"
+        try:
+            return recognise_room_scoped(server_id, slug, room_id, language_code)
+        except ValueError as exc:
+            raise ReadBackError(url, f"an interpreter link for {slug}/{room_id}/{language_code}", str(exc)) from None
 
     def invite_token(self, event_id: int, room_id: int, booth_id: int, label: str) -> str:
-        url = self.http.url(BOOTH.format(e=event_id, r=room_id, b=booth_id))
-        cell = re.compile(r"<td>\s*" + re.escape(html.escape(label, quote=False)) + r"\s*</td>")
-        tokens = {t for row in _rows(self.booth_page(event_id, room_id, booth_id)) if cell.search(row) for t in INVITE_LINK.findall(row)}
+        doc = self._doc(BOOTH.format(e=event_id, r=room_id, b=booth_id), "/admin/events/[id]/rooms/[id]/booths/[id]/")
+        tokens = invite_tokens(doc, label)
         if len(tokens) != 1:
-            raise ReadBackError(url, INVITE_LINK.pattern, f"{len(tokens)} invite tokens in rows labelled {label!r}")
+            raise ReadBackError(doc.url, f"a <tr> with <td>{label}</td> and /join/<64 hex>",
+                                "not found" if not tokens else f"{len(tokens)} tokens")
         return tokens.pop()
 
     def _join_code_of(self, response: requests.Response) -> str:
-        match = JOIN_CODE.search(response.text)
-        if not match:
-            raise ReadBackError(response.url, JOIN_CODE.pattern)
-        return match.group(1)
+        return join_code(parse(response.text, response.url))
 
     # --- pages for read load (contract 4.5); each returns the HTML ---
     def dashboard(self) -> str:

@@ -29,6 +29,8 @@ TRANSCRIPTION_START = "/api/events/{slug}/rooms/{room_id}/booths/{lang}/transcri
 TRANSCRIPTION_STOP = "/api/events/{slug}/rooms/{room_id}/booths/{lang}/transcription/stop"
 # Contract 4.4
 DELETE_BOOTH = "/api/events/{slug}/rooms/{room_id}/booths/{lang}"
+# Contract 2, 15: before d2bee53 (2026-08-14) these three routes had no `/rooms/{room_id}` segment.
+_ROOM_SEGMENT = "/rooms/{room_id}"
 # Contract 3.5
 AUTH_TOKEN = "/api/auth/token"
 # Contract 5.2 step 2: `{"channel_id", "state": "mediamtx", "reachable": bool}`; channel encodeURIComponent'ed.
@@ -58,13 +60,29 @@ class WhipGrant:
 
 
 class BoothApi:
-    def __init__(self, http: PortalHttp, *, bearer: str | None = None, query_token: str | None = None) -> None:
+    def __init__(self, http: PortalHttp, *, bearer: str | None = None, query_token: str | None = None, room_scoped: bool = True) -> None:
+        """`room_scoped`: the target's layout (contract 15, ``BoothRef.room_scoped``), as recognised at provisioning."""
         self.http = http
+        self.room_scoped = room_scoped
         self._bearer = bearer
         self._query_token = query_token
 
     def __repr__(self) -> str:
         return f"BoothApi({self.http!r}, bearer={'set' if self._bearer else 'none'}, query_token={'set' if self._query_token else 'none'})"
+
+    def with_layout(self, room_scoped: bool) -> BoothApi:
+        """The same credentials on a target of the given layout (contract 15)."""
+        api = BoothApi(self.http, bearer=self._bearer, query_token=self._query_token, room_scoped=room_scoped)
+        return api
+
+    def _booth_route(self, template: str, event_slug: str, room_id: int, language_code: str) -> str:
+        if not self.room_scoped:
+            template = template.replace(_ROOM_SEGMENT, "")
+        return template.format(slug=event_slug, room_id=room_id, lang=language_code)
+
+    def transcription_start_path(self, event_slug: str, room_id: int, language_code: str) -> str:
+        """The start route on this target's layout, for findings that name it."""
+        return self._booth_route(TRANSCRIPTION_START, event_slug, room_id, language_code)
 
     def _auth(self, params: Mapping[str, Any] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
         headers = {"Authorization": f"Bearer {self._bearer}"} if self._bearer else {}
@@ -144,14 +162,14 @@ class BoothApi:
     def transcription_start(self, event_slug: str, room_id: int, language_code: str) -> Mapping[str, Any]:
         """200 `{"status": "started"|"disabled", ...}`; 429 at the worker cap (raised as RateLimited)."""
         headers, params = self._auth()
-        response = self.http.request("POST", TRANSCRIPTION_START.format(slug=event_slug, room_id=room_id, lang=language_code),
+        response = self.http.request("POST", self._booth_route(TRANSCRIPTION_START, event_slug, room_id, language_code),
                                      name="/api/events/[slug]/rooms/[id]/booths/[lang]/transcription/start",
                                      expected=(200,), json={}, headers=headers, params=params)
         return self.http.json_body(response)
 
     def transcription_stop(self, event_slug: str, room_id: int, language_code: str) -> Mapping[str, Any]:
         headers, params = self._auth()
-        response = self.http.request("POST", TRANSCRIPTION_STOP.format(slug=event_slug, room_id=room_id, lang=language_code),
+        response = self.http.request("POST", self._booth_route(TRANSCRIPTION_STOP, event_slug, room_id, language_code),
                                      name="/api/events/[slug]/rooms/[id]/booths/[lang]/transcription/stop",
                                      expected=(200,), json={}, headers=headers, params=params)
         return self.http.json_body(response)
@@ -159,7 +177,7 @@ class BoothApi:
     # --- contract 4.4 ---
     def delete_booth(self, event_slug: str, room_id: int, language_code: str) -> None:
         headers, params = self._auth()
-        self.http.request("DELETE", DELETE_BOOTH.format(slug=event_slug, room_id=room_id, lang=language_code),
+        self.http.request("DELETE", self._booth_route(DELETE_BOOTH, event_slug, room_id, language_code),
                           name="/api/events/[slug]/rooms/[id]/booths/[lang]", expected=(204,), headers=headers, params=params)
 
     # --- contract 5.2 step 2 (never guarded) ---

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .booth_state import BoothState, HandoffState
-from .errors import BoothErrorReply, SocketError
+from .errors import BoothErrorReply, BoothMismatch, SocketError
 from .ws_base import DEFAULT_REPLY_TIMEOUT_S, BoothScopedSocket, JsonSocket, ReceivedMessage, SentMessage
 
 # Contract 5.2 step 5: the browser opens `/ws/booth/{encodeURIComponent(booth_id)}`, `?token=<jwt>` when it has one.
@@ -45,13 +45,20 @@ def is_notice(message: ReceivedMessage) -> bool:
 
 
 class BoothSocket(BoothScopedSocket):
-    """One `/ws/booth/{booth_id}` connection; `participant_id` is set once `join` succeeded."""
+    """One `/ws/booth/{booth_id}` connection; `participant_id` is set once `join` succeeded.
+
+    `event_slug` is the event the booth was provisioned in: every `booth:join` sends it (the server refuses a
+    booth of another event, contract 5.3) and the joined state must name it. Contract 15: a target older than
+    d2bee53 reads `ev-3-es` as a booth of event `ev-3` and joins it without error; these checks make that a
+    :class:`BoothMismatch` instead of a phantom booth that measures nothing.
+    """
 
     PATH_TEMPLATE = BOOTH_WS_PATH
     STATS_NAME = STATS_NAME
 
-    def __init__(self, url: str, booth_id: str, **kwargs: Any) -> None:
+    def __init__(self, url: str, booth_id: str, *, event_slug: str | None = None, **kwargs: Any) -> None:
         super().__init__(url, booth_id, **kwargs)
+        self.event_slug = event_slug
         self.participant_id: str | None = None
         self._latest_state: Mapping[str, Any] | None = None
 
@@ -112,14 +119,19 @@ class BoothSocket(BoothScopedSocket):
     ) -> BoothState:
         """Contract 5.3 `booth:join` -> `booth:joined {participant_id, state}`; returns the joined state."""
         message: dict[str, Any] = {"type": JOIN, "display_name": display_name, "role": role}
+        slug = event_slug or self.event_slug
         optional = {"language": language, "channel_id": channel_id, "participant_id": participant_id,
-                    "event_slug": event_slug, "room_id": room_id}
+                    "event_slug": slug, "room_id": room_id}
         message.update({k: v for k, v in optional.items() if v is not None})
         reply = self.request(
             message, accept=lambda m: m.type == JOINED, fail=self._fail_on_error(JOIN), waiting_for=JOINED, timeout_s=timeout_s
         )
         self.participant_id = str(reply.payload["participant_id"])
-        return BoothState.from_json(reply.payload.get("state"), self.url)
+        state = BoothState.from_json(reply.payload.get("state"), self.url)
+        if state.booth_id != self.booth_id or (slug is not None and state.event_slug != slug):
+            raise BoothMismatch(self.url, f"{self.booth_id} of event {slug or '?'}",
+                                f"booth {state.booth_id} of event {state.event_slug}")
+        return state
 
     def leave(self, timeout_s: float = DEFAULT_REPLY_TIMEOUT_S) -> BoothState:
         """Contract 5.3 `booth:leave`: participant removed, `booth:state` to all."""

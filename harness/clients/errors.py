@@ -14,6 +14,7 @@ with credentials redacted (``?token=``, ``?code=``, ``/join/<token>``), so error
     │   └── RateLimited           429 (contract section 10)
     ├── MalformedResponse         a 2xx/3xx whose body or headers are not what the contract describes
     ├── ReadBackError             an HTML page did not contain the shape of contract Appendix B
+    ├── BoothMismatch             the server put us in (or served) a booth other than the one provisioned
     ├── SocketError               WebSocket failures
     │   ├── HandshakeRejected     the HTTP upgrade was refused (contract 3.6: 403 before accept)
     │   ├── SocketClosed          the socket is (or became) closed while we needed it
@@ -112,13 +113,27 @@ class MalformedResponse(ClientError):
 
 
 class ReadBackError(ClientError):
-    """An HTML read-back (contract Appendix B) found no match, or an ambiguous one."""
+    """An HTML read-back (contract Appendix B) found nothing, or something ambiguous, on a page.
 
-    def __init__(self, page: str, pattern: str, reason: str = "no match") -> None:
+    `missing` says what was looked for in the page's own terms (an element, an attribute, a link shape).
+    """
+
+    def __init__(self, page: str, missing: str, reason: str = "not found") -> None:
         self.page = redact_url(page)
-        self.pattern = pattern
+        self.missing = _one_line(missing)
         self.reason = _one_line(reason)
-        super().__init__(f"read-back failed on {self.page}: {self.reason} for pattern {_one_line(pattern, 120)}")
+        super().__init__(f"read-back failed on {self.page}: {self.reason}: {self.missing}")
+
+
+class BoothMismatch(ClientError):
+    """The server's booth is not the one we provisioned (contract 15: an old target parses a new-layout booth id
+    as another event's booth and joins it without error, so every join and booth page is checked)."""
+
+    def __init__(self, url: str, expected: str, got: str) -> None:
+        self.url = redact_url(url)
+        self.expected = expected
+        self.got = _one_line(got)
+        super().__init__(f"booth mismatch on {self.url}: expected booth {expected}, the server gave {self.got}")
 
 
 class SocketError(ClientError):

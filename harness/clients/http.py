@@ -17,7 +17,6 @@ Two kinds of session work:
 from __future__ import annotations
 
 import inspect
-import re
 import time
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -34,13 +33,12 @@ from .errors import (
     TargetUnreachable,
     UnexpectedStatus,
 )
+from .html import parse
 from .reporting import ReportFn, report_round_trip
 
 DEFAULT_TIMEOUT_S = 10.0
 # Contract 1.1: uvicorn trusts X-Forwarded-For from 127.0.0.1, so loopback clients can pick their apparent IP.
 FORWARDED_FOR_HEADER = "X-Forwarded-For"
-
-_TAG = re.compile(r"<[^>]+>")
 
 
 def _detail(response: requests.Response) -> str:
@@ -53,8 +51,9 @@ def _detail(response: requests.Response) -> str:
         return str(body["detail"])
     text = response.text or ""
     if "<" in text:
-        title = re.search(r"<title>(.*?)</title>", text, re.S | re.I)
-        text = title.group(1) if title else _TAG.sub(" ", text)
+        doc = parse(text, response.url)
+        title = doc.find("title")
+        text = title.text() if title is not None and title.text() else doc.text()
     return " ".join(text.split())[:160]
 
 

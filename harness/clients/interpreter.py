@@ -1,21 +1,23 @@
 """The interpreter's HTTP surface: invite join, landing page (lobby) and booth page (contract 3.4, 5.1, App. B).
 
 `GET /join/{token}` exchanges a single-use invite for the `session_token` cookie; the landing page lists
-the booth link(s); the booth page carries everything the interpreter JS needs in `data-*` attributes.
-The socket itself is :class:`harness.clients.booth_ws.BoothSocket`.
+the booth link(s); the booth page carries everything the interpreter JS needs in `data-*` attributes
+(VoxBento writes them in single quotes; pages are read with :mod:`harness.clients.html`). Identifiers are
+taken from the server (lobby links, `data-booth-id`, `data-default-channel`), never rebuilt, because their
+layout changed on 2026-08-14 (contract 2, 15). The socket itself is :class:`harness.clients.booth_ws.BoothSocket`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import re
 from collections.abc import Mapping
 
 import requests
 
 from .cookies import SESSION_COOKIE, jar_value
-from .errors import AuthRejected, MalformedResponse, ReadBackError
+from .errors import AuthRejected, BoothMismatch, MalformedResponse, ReadBackError
+from .html import parse
 from .http import PortalHttp
 from .identifiers import BoothRef
 from .media_urls import browser_whip_url
@@ -28,11 +30,11 @@ LOGIN_PREFIX = "/login"
 
 # Contract 2: invite tokens are 64 hex characters; accepts a bare token or any URL ending in /join/<token>.
 INVITE_TOKEN = re.compile(r"(?:^|/join/)([0-9a-f]{64})/?$")
-# Contract App. B: `href="/interpreter/{slug}/{room_id}/{lang}"` on the landing page.
-LOBBY_BOOTH_LINK = re.compile(r'href="/interpreter/([a-z0-9]+(?:-[a-z0-9]+)*)/(\d+)/([a-z]{2}|floor)"')
-# Contract App. B / 5.1: the booth page's `data-*` attributes.
-DATA_ATTRIBUTE = re.compile(r'\bdata-([a-z][a-z0-9-]*)\s*=\s*"([^"]*)"')
-# Contract App. B lists these as the attributes to read back; 5.1 names the WHIP one `data-whip-base` (see BoothPage.whip_url).
+# Contract App. B / 5.1: booth page links `/interpreter/{slug}/{room_id}/{lang}`; before d2bee53 (contract 2, 15)
+# `/interpreter/{slug}/{lang}`. Matched on parsed `href` values.
+BOOTH_PAGE_HREF = re.compile(r"^/interpreter/([a-z0-9]+(?:-[a-z0-9]+)*)/(?:(\d+)/)?([a-z]{2}|floor)$")
+# Contract App. B / 5.1: the booth page's element carrying the `data-*` attributes.
+BOOTH_PAGE_ELEMENT_ID = "interpreter-portal"
 REQUIRED_BOOTH_ATTRIBUTES = ("booth-id", "granted-role", "whep-url", "default-channel")
 
 
@@ -41,6 +43,20 @@ def invite_token_of(invite: str) -> str:
     if not match:
         raise ValueError("not an invite token or /join/<64 hex> URL")
     return match.group(1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LobbyBooth:
+    """One booth link on the lobby, as served."""
+
+    path: str
+    event_slug: str
+    room_id: int | None  # None on targets before d2bee53, whose links have no room segment
+    language_code: str
+
+    @property
+    def room_scoped(self) -> bool:
+        return self.room_id is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +78,50 @@ class BoothPage:
         if self.whip_url_attr:
             return self.whip_url_attr
         raise MalformedResponse("booth page", "neither data-whip-base nor data-whip-url present")
+
+    @property
+    def room_id(self) -> int | None:
+        """`data-room-id` (absent before d2bee53, contract 15)."""
+        value = self.attributes.get("room-id", "")
+        return int(value) if value.isdigit() else None
+
+    @property
+    def event_slug(self) -> str | None:
+        return self.attributes.get("event-slug") or None
+
+
+def lobby_booths(text: str, url: str) -> list[LobbyBooth]:
+    """Contract 5.1 / App. B: every booth page link on the lobby, in order, without repeats."""
+    found: dict[str, LobbyBooth] = {}
+    for anchor in parse(text, url).iter("a"):
+        href = anchor.get("href") or ""
+        match = BOOTH_PAGE_HREF.match(href)
+        if match and href not in found:
+            slug, room, lang = match.groups()
+            found[href] = LobbyBooth(href, slug, int(room) if room else None, lang)
+    if not found:
+        raise ReadBackError(url, "a link /interpreter/{slug}/{room_id}/{lang} (or /interpreter/{slug}/{lang})")
+    return list(found.values())
+
+
+def booth_page_data(text: str, url: str) -> BoothPage:
+    """Contract 5.1 / App. B: the `data-*` attributes of `<div id="interpreter-portal">` (any quote style)."""
+    doc = parse(text, url)
+    holder = doc.find(id_=BOOTH_PAGE_ELEMENT_ID) or doc.find(where=lambda e: "data-booth-id" in e.attrs)
+    attributes = holder.data() if holder is not None else {}
+    missing = [a for a in REQUIRED_BOOTH_ATTRIBUTES if not attributes.get(a)]
+    if missing:
+        raise ReadBackError(url, "booth page attributes data-" + ", data-".join(missing))
+    return BoothPage(
+        booth_id=attributes["booth-id"],
+        granted_role=attributes["granted-role"],
+        default_channel=attributes["default-channel"],
+        whep_url=attributes["whep-url"],
+        whip_base=attributes.get("whip-base") or None,
+        whip_url_attr=attributes.get("whip-url") or None,
+        booth_token=attributes.get("booth-token", ""),
+        attributes=attributes,
+    )
 
 
 class InterpreterClient:
@@ -97,32 +157,18 @@ class InterpreterClient:
             raise AuthRejected(response.url, 303, (200,), f"redirected to {location}")
         return response
 
-    def lobby(self) -> list[BoothRef]:
+    def lobby(self) -> list[LobbyBooth]:
         """Contract 5.1 / App. B: the booth links on `GET /interpreter`."""
         response = self._page(LOBBY, LOBBY)
-        refs = [BoothRef(slug, int(room), lang) for slug, room, lang in LOBBY_BOOTH_LINK.findall(response.text)]
-        if not refs:
-            raise ReadBackError(response.url, LOBBY_BOOTH_LINK.pattern)
-        return list(dict.fromkeys(refs))
+        return lobby_booths(response.text, response.url)
 
-    def booth_page(self, booth: BoothRef, *, token: str | None = None, language: str | None = None) -> BoothPage:
-        """Contract 5.1: `GET /interpreter/{slug}/{room_id}/{lang}`; 403 when no role resolves (AuthRejected)."""
+    def booth_page(self, booth: BoothRef | LobbyBooth, *, token: str | None = None, language: str | None = None) -> BoothPage:
+        """Contract 5.1: `GET /interpreter/{slug}/{room_id}/{lang}` (or a lobby link as served); 403 when no role
+        resolves (AuthRejected). A page for another booth than asked raises BoothMismatch."""
         params = {k: v for k, v in {"token": token, "language": language}.items() if v is not None}
-        path = BOOTH_PAGE.format(slug=booth.event_slug, room_id=booth.room_id, lang=booth.language_code)
+        path = booth.path if isinstance(booth, LobbyBooth) else booth.page_path
         response = self._page(path, "/interpreter/[slug]/[room_id]/[lang]", params or None)
-        attributes: dict[str, str] = {}
-        for key, value in DATA_ATTRIBUTE.findall(response.text):
-            attributes.setdefault(key, html.unescape(value))
-        missing = [a for a in REQUIRED_BOOTH_ATTRIBUTES if a not in attributes]
-        if missing:
-            raise ReadBackError(response.url, DATA_ATTRIBUTE.pattern, f"booth page lacks data-{', data-'.join(missing)}")
-        return BoothPage(
-            booth_id=attributes["booth-id"],
-            granted_role=attributes["granted-role"],
-            default_channel=attributes["default-channel"],
-            whep_url=attributes["whep-url"],
-            whip_base=attributes.get("whip-base"),
-            whip_url_attr=attributes.get("whip-url"),
-            booth_token=attributes.get("booth-token", ""),
-            attributes=attributes,
-        )
+        page = booth_page_data(response.text, response.url)
+        if isinstance(booth, BoothRef) and page.booth_id != booth.booth_id:
+            raise BoothMismatch(response.url, booth.booth_id, f"a page for booth {page.booth_id}")
+        return page

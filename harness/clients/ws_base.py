@@ -400,6 +400,7 @@ class BoothScopedSocket(JsonSocket):
         report: ReportFn | None = None,
         clock_s: Callable[[], float] = time.monotonic,
         connect_timeout_s: float = 10.0,
+        **extra: Any,
     ):
         """A socket for `booth_id` on the portal of `http`, carrying its JWT cookies and/or `?token=`.
 
@@ -421,4 +422,5 @@ class BoothScopedSocket(JsonSocket):
             report=report if report is not None else http.report,
             clock_s=clock_s,
             connect_timeout_s=connect_timeout_s,
+            **extra,
         )

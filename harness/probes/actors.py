@@ -3,7 +3,8 @@
 - :class:`Interpreter`: invite join, booth page (which also ensures the MediaMTX path, contract 5.1),
   booth socket and ``booth:join`` (contract 5.2 steps 1-7, without the browser's media);
 - :class:`Coordinator`: an admin-cookie socket per booth that never joins (Mission Control, contract 5.5);
-- :func:`caption_listener`: an anonymous ``/ws/captions`` socket (open mode, contract 6.3).
+- :func:`caption_listener`: a ``/ws/captions`` socket, anonymous as a browser's in open mode; in auth mode (the
+  anonymous handshake refused with 403) it carries the admin's cookie, which contract 3.6 accepts.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from ..clients.booth_api import BoothApi
 from ..clients.booth_ws import BoothSocket
 from ..clients.captions_ws import CaptionSocket
+from ..clients.errors import HandshakeRejected
 from ..clients.interpreter import BoothPage, InterpreterClient
 from .event import ProbeBooth
 from .target import ProbeTarget
@@ -24,12 +26,13 @@ class Interpreter:
         self.client = InterpreterClient(self.http)
         self.client.join_invite(invite)
         self.page: BoothPage = self.client.booth_page(booth.ref)
-        self.api = BoothApi(self.http)
+        self.api = BoothApi(self.http, room_scoped=booth.ref.room_scoped)
         self.socket: BoothSocket | None = None
 
     def connect_and_join(self) -> BoothSocket:
         """A new socket and `booth:join` (a refreshed tab is a new participant, contract 8.4)."""
-        self.socket = BoothSocket.for_portal(self.http, self.booth.booth_id)
+        # The page's booth id and the event's slug on join (contract 15: a mismatch raises BoothMismatch).
+        self.socket = BoothSocket.for_portal(self.http, self.page.booth_id, event_slug=self.booth.ref.event_slug)
         self.socket.connect()
         self.socket.join(self.display_name, "interpreter", language=self.booth.language)
         return self.socket
@@ -60,8 +63,18 @@ class Coordinator:
             sock.close()
 
 
-def caption_listener(target: ProbeTarget, booth_id: str) -> CaptionSocket:
+def caption_listener(target: ProbeTarget, booth_id: str, admin_http=None) -> CaptionSocket:
+    """Anonymous first (open mode, contract 6.3). With BOOTH_ACCESS_TOKEN set the handshake fails with 403 (contract
+    3.6: a real client never sees 4001/4003); the auth mode is recognised from that, and `admin_http`'s cookie used."""
     http = target.http()
     sock = CaptionSocket.for_portal(http, booth_id)
+    try:
+        sock.connect()
+        return sock
+    except HandshakeRejected as exc:
+        http.close()
+        if exc.status != 403 or admin_http is None:
+            raise
+    sock = CaptionSocket.for_portal(admin_http, booth_id)
     sock.connect()
     return sock

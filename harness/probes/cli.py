@@ -88,7 +88,8 @@ def _target(args: argparse.Namespace, probe_dir: Path | None, user_error, probe:
         password = os.environ.get(ADMIN_PASSWORD_ENV, "")
         if not password:
             raise user_error(f"--host needs the target's admin password in ${ADMIN_PASSWORD_ENV}")
-        return RemoteTarget(args.host, password, restart_cmd=args.restart_cmd, media_restart_cmd=args.media_restart_cmd)
+        return RemoteTarget(args.host, password, restart_cmd=args.restart_cmd, media_restart_cmd=args.media_restart_cmd,
+                            media_api_url=getattr(args, "media_api_url", None))
     assert probe_dir is not None
     knobs = {**(probe.embedded_knobs if probe is not None else {}), **dict(args.knobs)}
     return EmbeddedTarget(probe_dir / "stack", knobs)

@@ -46,10 +46,19 @@ class ProbeEvent:
     join_code: str
     booths: list[ProbeBooth]
 
+    @property
+    def room_scoped(self) -> bool:
+        """The target's booth-id layout (contract 15), as recognised when the event was provisioned."""
+        return all(b.ref.room_scoped for b in self.booths)
+
+    def booth_api(self) -> BoothApi:
+        """The booth JSON API with the admin's cookie, on this target's route layout."""
+        return BoothApi(self.admin.http, room_scoped=self.room_scoped)
+
     def teardown(self) -> list[str]:
         """Best effort; returns one line per step that failed (the probe reports them, the run goes on)."""
         problems: list[str] = []
-        api = BoothApi(self.admin.http)
+        api = self.booth_api()
         for index, booth in enumerate(self.booths):
             try:
                 api.transcription_stop(self.slug, self.room_id, booth.language)
@@ -92,5 +101,5 @@ def provision(target: ProbeTarget, probe_name: str, languages: int, invites_per_
         if transcription:
             # Contract 4.3: with no active interpreter this only stores the setting; nothing starts yet.
             admin.set_transcription(setup.event_id, room.room_id, db_id, enabled=True)
-        booths.append(ProbeBooth(lang, BoothRef(slug, room.room_id, lang), db_id, invites))
+        booths.append(ProbeBooth(lang, BoothRef(slug, room.room_id, lang, room_scoped=setup.room_scoped), db_id, invites))
     return ProbeEvent(admin, setup.event_id, slug, room.room_id, setup.join_code, booths)

@@ -24,7 +24,6 @@ import threading
 import time
 import uuid
 
-from ..clients.booth_api import BoothApi
 from ..clients.booth_ws import CHAT, BoothSocket
 from ..clients.errors import ClientError
 from ..clients.frozen_ws import FrozenSocket
@@ -105,7 +104,7 @@ class SlowReaderDrill:
 
     # --- measurements ---
     def _presence(self, t_s: float) -> tuple[bool, bool]:
-        api = BoothApi(self.event.admin.http)
+        api = self.event.booth_api()
         started = time.perf_counter()
         try:
             state = api.state(self.event.slug, self.booth.language, room_id=self.event.room_id)
@@ -165,7 +164,7 @@ class SlowReaderDrill:
             if time.monotonic() > deadline:
                 raise ProbeError("slow-reader drill: the frozen client's booth:join never showed in the booth state")
             time.sleep(0.2)
-        sender = BoothSocket.for_portal(http, self.booth.booth_id).connect()
+        sender = BoothSocket.for_portal(http, self.booth.booth_id, event_slug=self.booth.ref.event_slug).connect()
         sender.join("Chat sender", "interpreter")
         self.sockets = {"sender": sender, **self.sockets}
         time.sleep(1.0)

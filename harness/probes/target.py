@@ -20,6 +20,7 @@ from ..clients.errors import ClientError, TransportError
 from ..clients.health import healthz
 from .. import embedded
 from ..clients.http import PortalHttp
+from ..clients.media_api import MediaControlApi
 from ..clients.tokens import ADMIN_PASSWORD_ENV_VAR
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,23 @@ class TargetError(RuntimeError):
 
 class RestartUnavailable(TargetError):
     """A restart drill was asked of a remote target without the matching ``--*restart-cmd``."""
+
+
+def wait_media_api(api_url: str, timeout_s: float, poll_s: float = 0.1) -> float:
+    """Seconds until the media server's Control API listed its paths again (contract 12.2); TargetError after `timeout_s`."""
+    api = MediaControlApi.for_url(api_url, timeout_s=2.0)
+    t0 = time.monotonic()
+    try:
+        while True:
+            try:
+                api.paths()
+                return time.monotonic() - t0
+            except ClientError as exc:
+                if time.monotonic() - t0 > timeout_s:
+                    raise TargetError(f"media Control API {api_url} not back within {timeout_s:.0f} s: {exc}") from None
+            time.sleep(poll_s)
+    finally:
+        api.close()
 
 
 def wait_healthy(portal_url: str, timeout_s: float, poll_s: float = 0.1) -> float:
@@ -98,8 +116,8 @@ class RemoteTarget(ProbeTarget):
     """A deployment the operator owns; restarts run the operator's shell commands."""
 
     def __init__(self, portal_url: str, admin_password: str, *, restart_cmd: str | None = None,
-                 media_restart_cmd: str | None = None, connect_timeout_s: float = 5.0) -> None:
-        super().__init__(portal_url, admin_password)
+                 media_restart_cmd: str | None = None, media_api_url: str | None = None, connect_timeout_s: float = 5.0) -> None:
+        super().__init__(portal_url, admin_password, media_api_url=media_api_url)
         self._restart_cmd = restart_cmd
         self._media_restart_cmd = media_restart_cmd
         # The commands run where the operator typed them, whatever directory the process is in by then.
@@ -114,7 +132,7 @@ class RemoteTarget(ProbeTarget):
         finally:
             http.close()
 
-    def _run(self, cmd: str | None, flag: str) -> float:
+    def _run(self, cmd: str | None, flag: str, media: bool = False) -> float:
         if not cmd:
             raise RestartUnavailable(f"a restart drill against --host needs {flag} \"...\"")
         t0 = time.monotonic()
@@ -122,6 +140,11 @@ class RemoteTarget(ProbeTarget):
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()
             raise TargetError(f"{flag} exited with code {done.returncode}: {tail[-1] if tail else ''}")
+        # A restart command may return before the server answers again (a killed process restarted by its supervisor,
+        # `systemctl restart`): wait for the restarted server itself. The portal's /healthz says nothing about a
+        # restarted media server (its mediamtx_ok is cached 5 s, contract 12.2), so that waits on the Control API when known.
+        if media and self.media_api_url:
+            wait_media_api(self.media_api_url, RESTART_TIMEOUT_S)
         wait_healthy(self.portal_url, RESTART_TIMEOUT_S)
         return time.monotonic() - t0
 
@@ -129,7 +152,7 @@ class RemoteTarget(ProbeTarget):
         return self._run(self._restart_cmd, "--restart-cmd")
 
     def restart_media(self) -> float:
-        return self._run(self._media_restart_cmd, "--media-restart-cmd")
+        return self._run(self._media_restart_cmd, "--media-restart-cmd", media=True)
 
 
 class EmbeddedTarget(ProbeTarget):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..clients.booth_api import BoothApi
 from ..clients.captions_ws import FINAL, Caption
 from ..clients.errors import ClientError, RateLimited, UnexpectedStatus
 from ..media.bridge import MediaBridge
@@ -135,7 +134,7 @@ class _Run:
         for index, booth in enumerate(self.event.booths, start=1):
             if self.ctx.out_of_time():
                 raise ProbeError(f"time budget of {self.ctx.budget_s:.0f} s spent after {index - 1} booths")
-            self.captions[booth.booth_id] = caption_listener(self.ctx.target, booth.booth_id)
+            self.captions[booth.booth_id] = caption_listener(self.ctx.target, booth.booth_id, self.event.admin.http)
             interpreter = Interpreter(self.ctx.target, booth, booth.invites[0], f"Probe {booth.language}")
             self.interpreters.append(interpreter)
             socket = interpreter.connect_and_join()
@@ -188,7 +187,7 @@ class _Run:
     def _free_slots(self, candidates: list[ProbeBooth], limit: int) -> tuple[int, list[ProbeBooth]]:
         """Start workers on `candidates` until one is refused; the successes are free slots (then started)."""
         found: list[ProbeBooth] = []
-        booth_api = BoothApi(self.event.admin.http)
+        booth_api = self.event.booth_api()
         for booth in candidates[:limit]:
             try:
                 booth_api.transcription_start(self.event.slug, self.event.room_id, booth.language)
@@ -211,7 +210,7 @@ class _Run:
         return expected - free
 
     def _stop(self, booths: list[ProbeBooth]) -> None:
-        api = BoothApi(self.event.admin.http)
+        api = self.event.booth_api()
         for booth in booths:
             api.transcription_stop(self.event.slug, self.event.room_id, booth.language)
 
@@ -220,7 +219,7 @@ class _Run:
         if not self.started or cycles == 0:
             return None
         self._stop(self.started)
-        api = BoothApi(self.event.admin.http)
+        api = self.event.booth_api()
         cycled = self.event.booths[0]
         for _ in range(cycles):
             api.transcription_start(self.event.slug, self.event.room_id, cycled.language)
@@ -286,7 +285,7 @@ class _Run:
             method="first start refused: booths brought live one at a time until transcription/start answered 429",
             knee=None,
             symptom="interpreter page: nothing (the 429 is ignored); listeners: no captions for that booth; admin form: 500",
-            trigger=(f"POST /api/events/{self.event.slug}/rooms/{self.event.room_id}/booths/{first.language}/transcription/start -> 429"
+            trigger=(f"POST {self.event.booth_api().transcription_start_path(self.event.slug, self.event.room_id, first.language)} -> 429"
                      if first else "none: every start answered 200"),
             evidence=evidence,
             paragraph=paragraph,

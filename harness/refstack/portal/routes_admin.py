@@ -528,8 +528,12 @@ async def booths_list(request: Request, event_id: int, room_id: int, who: AdminP
         event = await _event(session, event_id)
         room = await _room(session, event_id, room_id)
         booths = (await session.scalars(select(Booth).where(Booth.room_id == room_id).order_by(Booth.id))).all()
+    naming = settings_of(request).timeline.naming
+    # VoxBento's row links each booth's interpreter page (in the era's layout) and the event's listener page.
+    pages = {booth.id: naming.booth_page(event.slug, room.id, booth.language_code) for booth in booths}
     return render(
-        request, "admin_booths.html", {"event": event, "room": room, "booths": booths, "language_choices": languages.language_choices()}
+        request, "admin_booths.html",
+        {"event": event, "room": room, "booths": booths, "booth_pages": pages, "language_choices": languages.language_choices()},
     )
 
 

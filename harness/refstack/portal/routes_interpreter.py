@@ -133,12 +133,14 @@ async def _booth_page(
         # No relay booth is modelled here (a room-level relay link in VoxBento); the JS treats "" as none.
         "relay_whep_url": "",
         "granted_role": granted_role,
-        # Before d2bee53 the URL names no room; the page still carries the booth's DB room, if any.
+        # Before d2bee53 the URL names no room and VoxBento's page has no data-room-id (7cc5f3e's template).
         "room_id": room_id if room_id is not None else (db_room_id if db_room_id is not None else ""),
+        "multiroom": naming.multiroom,
         "event_slug": event_slug,
         "language_code": language_code,
         "language_name": language or db_name or languages.language_name(language_code),
         "jitsi_url": f"{JITSI_BASE_URL}/{DEFAULT_JITSI_ROOM}",
+        "jitsi_domain": JITSI_BASE_URL.split("://", 1)[-1],
         "display_name": payload.get("display_name") or "Interpreter",
         "booth_token": token,
     }

@@ -120,7 +120,8 @@ async def listener_page(request: Request, event_slug: str, code: str | None = No
     request.app.state.limiters.listener.reset(client_ip(request))
     # Contract 6.1: one path-ensure per booth (and per floor path), concurrently, before rendering.
     await media.ensure_paths([b["channel_id"] for b in data["booths"]] + floor_paths)
-    response = render(request, "listener.html", {"event": event, "data": data, "room_names": room_names})
+    response = render(request, "listener.html", {"event": event, "data": data, "room_names": room_names,
+                                                  "data_script": settings_of(request).timeline.has(timeline.LISTENER_DATA_SCRIPT)})
     if via_code:
         settings = settings_of(request)
         tokens.set_cookie(settings, response, tokens.listener_code_cookie(event.slug), code or "", max_age_s=tokens.LISTENER_CODE_MAX_AGE_S)

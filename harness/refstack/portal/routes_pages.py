@@ -29,8 +29,8 @@ router = APIRouter()
 
 @router.get("/healthz")
 async def healthz(request: Request) -> dict[str, Any]:
-    # Contract 9.2: no DB session here; only MediaMTX health (cached 5 s, contract 12.2).
-    return {"status": "ok", "mediamtx_ok": await request.app.state.media.healthy()}
+    # Contract 9.2: no DB session here; only MediaMTX health (cached 5 s, contract 12.2). VoxBento's exact body.
+    return {"ok": True, "server": "fastapi", "mediamtx_ok": await request.app.state.media.healthy()}
 
 
 @router.get("/")

@@ -29,6 +29,8 @@ class Change:
 HEAD_DATE = dt.date(2026, 8, 23)
 
 # Contract 15, newest first.
+LISTENER_DATA_SCRIPT = Change(dt.date(2026, 8, 17), "6134303", "6.1, 15",
+                              'listener page data in <script id="listener-data"> (before: only inline boothsData/roomsData arrays)')
 MULTIROOM = Change(dt.date(2026, 8, 14), "d2bee53", "2, 4.4, 5.1",
                    "room id in booth ids, MediaMTX paths, the booth page and the transcription/delete routes")
 WS_TOKEN_OR_COOKIE = Change(dt.date(2026, 8, 9), "913da47", "3.5, 3.6",
@@ -44,7 +46,7 @@ WORKER_CAP_ALL = Change(dt.date(2026, 6, 8), "55d9740, 30f96e1", "7.2",
 # Contract 15: per-booth transcription and /ws/captions appear (0fcd624); nothing older is modelled.
 TRANSCRIPTION = Change(dt.date(2026, 6, 7), "0fcd624", "7", "per-booth transcription and /ws/captions")
 
-CHANGES = (MULTIROOM, WS_TOKEN_OR_COOKIE, EMAIL_VERIFICATION, LISTENER_LIMITER, DEBUG_DEFAULT_FALSE,
+CHANGES = (LISTENER_DATA_SCRIPT, MULTIROOM, WS_TOKEN_OR_COOKIE, EMAIL_VERIFICATION, LISTENER_LIMITER, DEBUG_DEFAULT_FALSE,
            WEAK_SECRET_REFUSAL, AUDIO_DELAY_ROUTE, WORKER_CAP_ALL)
 # The oldest date the knob accepts: the portal has no transcription surface to play before it.
 EARLIEST_DATE = TRANSCRIPTION.since

@@ -1,0 +1,1 @@
+"""Targets the harness starts itself from someone else's code: the real VoxBento portal (``voxbento``)."""
