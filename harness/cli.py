@@ -186,11 +186,12 @@ def _run_locust(cmd: list[str], run_path: Path) -> int:
 
     def forward(signum, _frame) -> None:
         nonlocal interrupts, hard_stop_at
-        interrupts += 1
-        if interrupts == 2:
-            hard_stop_at = time.monotonic() + HARD_STOP_GRACE_S
+        if signum == signal.SIGINT:
+            interrupts += 1
+            if interrupts == 2:
+                hard_stop_at = time.monotonic() + HARD_STOP_GRACE_S
         try:
-            os.kill(proc.pid, signal.SIGINT if signum == signal.SIGINT else signum)
+            os.kill(proc.pid, signum)  # SIGTERM too: Locust stops in order and the run is judged partial (exit 3)
         except ProcessLookupError:
             pass
 
