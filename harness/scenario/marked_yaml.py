@@ -161,7 +161,12 @@ def load_marked(text: str, file: str) -> MarkedDocument:
     """Parse `text` (one YAML document); raises ``ScenarioError`` for syntax errors and duplicate keys."""
     if len(text) > MAX_FILE_BYTES:
         raise ScenarioError.single(file, 1, "", f"the file is larger than {MAX_FILE_BYTES:,} characters")
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a control character: the reader checks the whole text at once
+        line = text[: exc.position].count("\n") + 1
+        raise ScenarioError.single(file, line, "", f"YAML error: unacceptable character #x{exc.character:04x}: "
+                                                   f"{exc.reason}") from None
     try:
         _scan_events(text, file)
         node = loader.get_single_node()
@@ -179,6 +184,9 @@ def load_marked(text: str, file: str) -> MarkedDocument:
         raise ScenarioError.single(file, line, "", f"YAML syntax error: {problem}") from None
     except yaml.YAMLError as exc:
         raise ScenarioError.single(file, 1, "", f"YAML error: {' '.join(str(exc).split())}") from None
+    except (ValueError, OverflowError) as exc:
+        # PyYAML's constructors raise plain errors for values its resolver accepted (a date like 2026-13-45).
+        raise ScenarioError.single(file, 1, "", f"YAML value cannot be read: {exc}") from None
     finally:
         loader.dispose()
     lines: dict[KeyPath, int] = {(): node.start_mark.line + 1}
