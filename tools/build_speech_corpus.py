@@ -24,8 +24,8 @@ import sys
 import wave
 from pathlib import Path
 
+import av
 import numpy as np
-from scipy.signal import resample_poly
 
 from harness.media import speech
 from harness.media.audio import encode_opus_loop
@@ -102,9 +102,11 @@ def synthesise(text: str, voice: str) -> np.ndarray:
                          capture_output=True, check=True).stdout
     with wave.open(io.BytesIO(raw)) as wav:
         rate = wav.getframerate()
-        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).astype(np.float64) / 32768.0
-    g = math.gcd(SAMPLE_RATE, rate)
-    pcm = resample_poly(pcm, SAMPLE_RATE // g, rate // g)
+        pcm16 = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+    frame = av.AudioFrame.from_ndarray(pcm16.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="dbl", layout="mono", rate=SAMPLE_RATE)
+    pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in resampler.resample(frame) + resampler.resample(None)])
     frame = SAMPLE_RATE // 50
     level = np.array([np.sqrt(np.mean(pcm[i:i + frame] ** 2) + 1e-20) for i in range(0, len(pcm) - frame, frame)])
     loud = np.nonzero(20 * np.log10(level) > TRIM_DBFS)[0]

@@ -9,18 +9,21 @@ recogniser and a real VoxBento's Whisper workers alike.
   apostrophes and hyphens split words, numbers written out in the booth's language (num2words), so "5" and
   "five", "Twenty-one" and "twenty one" are the same words.
 - Each utterance of the loop recurs once per loop per publisher schedule: an *instance* with wall-clock audio
-  start and end. A caption received at ``t`` is aligned (jiwer's word alignment, i.e. minimal edit distance)
-  against the instances whose audio started before ``t`` and ended less than ``LOOKBACK_S`` before it; an
-  aligned hit, or a substitution between two hits (a misheard word inside a recognised stretch), *covers* that
-  reference word.
-- An instance is *carried* once the captions received so far cover at least ``CARRY_SHARE`` of its words; union
+  start and end. A caption received at ``t`` is aligned (longest common word subsequence, rapidfuzz) against the
+  instances whose audio started before ``t`` and ended less than ``MAX_DELAY_S`` before it, and, once captions
+  have carried an instance, only against that one's neighbourhood: one loop's worth of instances from
+  ``BACK_SLACK`` before it; and only the latest repetition of each sentence. Captions follow the audio in order,
+  so this keeps a recogniser that lags by more than a loop (an overloaded host) on the right repetition. An aligned hit, or a word between two
+  hits where the caption also has words (a misheard word inside a recognised stretch), *covers* that reference
+  word.
+- An instance is *carried* once the captions received so far cover at least ``CARRY_SHARE`` (a third) of its words; union
   over captions, so an utterance split over two captions is carried when the second arrives, and one caption
   may carry several merged utterances. First-partial delay: from the end of the instance's audio to the first
   caption of any status by which it is carried (a final counts: it is then the first thing shown); final delay:
   the same over finals only. Delays can be negative when a recogniser shows most of an utterance before the
   speaker finished it (streaming recognisers, or a 3 s chunk boundary late in a long sentence).
-- Word error rate (jiwer): the concatenated finals against the transcript of every instance from the first to
-  the last one the finals carry (so audio spoken before the worker started or after the socket closed does not
+- Word error rate (jiwer): the finals received from the audio start of the first instance the finals carry to the
+  final that carries the last one, against the transcript of every instance in between (so audio spoken before the worker started or after the socket closed does not
   count as deleted).
 """
 
@@ -32,13 +35,18 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 
 import jiwer
+from rapidfuzz.distance import LCSseq
 
 from .schedule import PublisherSchedule
 from .speech import Transcript
 
-LOOKBACK_S = 30.0  # how far back a caption may reach; must stay below the loop length (40.5 s) to be unambiguous
-CARRY_SHARE = 0.5
-STAND_IN_PATTERN = re.compile(r"\bmarker\s+\d+", re.IGNORECASE)  # the reference portal's marker stand-in
+MAX_DELAY_S = 120.0  # a caption later than this after its audio is not matched (no sample, never a wrong one)
+BACK_SLACK = 2  # instances before the latest carried one that a caption may still complete (split utterances)
+# An utterance is carried once a third of its words are covered: a poor recogniser's captions still carry what
+# they got partly right (how right is the word error rate's job), and two stray hits on common words ("the") do
+# not carry a six-word sentence.
+CARRY_SHARE = 1 / 3
+STAND_IN_PATTERN = re.compile(r"\bmarker\s+(\d+)", re.IGNORECASE)  # the reference portal's marker stand-in
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _NOT_WORD = re.compile(r"[^\w\s]|_")
 
@@ -103,6 +111,11 @@ def normalise(text: str, language: str = "en") -> list[str]:
     return text.split()
 
 
+def marker_ids(text: str) -> list[int]:
+    """Timing-marker ids the marker stand-in named in a caption."""
+    return [int(m) for m in STAND_IN_PATTERN.findall(text)]
+
+
 def recogniser_of(captions: Iterable[ReceivedCaption]) -> str:
     texts = [c.text for c in captions if c.text.strip()]
     if not texts:
@@ -126,7 +139,7 @@ class _Instance:
 
 def _instances(transcript: Transcript, schedules: Sequence[PublisherSchedule], language: str,
                since_s: float, until_s: float) -> list[_Instance]:
-    """Utterance instances with audio in [since_s - LOOKBACK_S, until_s], each schedule valid until the next one's epoch."""
+    """Utterance instances with audio in [since_s - MAX_DELAY_S, until_s], each schedule valid until the next one's epoch."""
     words = [normalise(u.text, language) for u in transcript.utterances]
     ordered = sorted(schedules, key=lambda s: s.epoch_ns)
     out: list[_Instance] = []
@@ -134,12 +147,12 @@ def _instances(transcript: Transcript, schedules: Sequence[PublisherSchedule], l
         epoch_s = schedule.epoch_ns / 1e9
         loop_s = schedule.loop_length * schedule.period_ns / 1e9
         valid_until_s = ordered[i + 1].epoch_ns / 1e9 if i + 1 < len(ordered) else until_s
-        k = max(0, int((since_s - LOOKBACK_S - epoch_s) // loop_s))
+        k = max(0, int((since_s - MAX_DELAY_S - epoch_s) // loop_s))
         while epoch_s + k * loop_s < min(valid_until_s, until_s):
             base = epoch_s + k * loop_s
             for u in transcript.utterances:
                 start, end = base + u.start_s, base + u.end_s
-                if end <= valid_until_s and start < until_s and end > since_s - LOOKBACK_S:
+                if end <= valid_until_s and start < until_s and end > since_s - MAX_DELAY_S:
                     out.append(_Instance(u.index, start, end, words[u.index]))
             k += 1
     out.sort(key=lambda inst: inst.start_s)
@@ -147,20 +160,28 @@ def _instances(transcript: Transcript, schedules: Sequence[PublisherSchedule], l
 
 
 def _covered(ref_tags: list[tuple[int, int]], ref_words: list[str], hyp_words: list[str]) -> list[tuple[int, int]]:
-    """(instance, word) pairs that ``hyp_words`` covers: aligned hits, and substitutions between two hits."""
+    """(instance, word) pairs that ``hyp_words`` covers: the longest common subsequence's hits, and between two hits
+    as many reference words as the caption has words there (misheard words inside a recognised stretch).
+
+    Longest common subsequence, not minimal edit distance: a short caption against a long window has many
+    alignments of equal edit cost, and the cheapest may trade hits for substitutions; the LCS keeps every hit.
+    """
     if not ref_words or not hyp_words:
         return []
-    # Aligned back to front: where the same words occur twice in the window (a publisher restarted the loop),
-    # the tie goes to the most recent audio, the likelier source of a caption just received.
-    ref_tags = ref_tags[::-1]
-    chunks = jiwer.process_words(" ".join(ref_words[::-1]), " ".join(hyp_words[::-1])).alignments[0]
+    ops = LCSseq.opcodes(ref_words, hyp_words)
     covered: list[tuple[int, int]] = []
-    for n, chunk in enumerate(chunks):
-        if chunk.type == "equal":
-            covered.extend(ref_tags[chunk.ref_start_idx:chunk.ref_end_idx])
-        elif chunk.type == "substitute" and 0 < n < len(chunks) - 1 \
-                and chunks[n - 1].type == "equal" and chunks[n + 1].type == "equal":
-            covered.extend(ref_tags[chunk.ref_start_idx:chunk.ref_end_idx])
+    between: list = []  # insert/delete ops since the last hit
+    seen_hit = False
+    for op in ops:
+        if op.tag == "equal":
+            if seen_hit and between:
+                deleted = [i for o in between if o.tag == "delete" for i in range(o.src_start, o.src_end)]
+                inserted = sum(o.dest_end - o.dest_start for o in between if o.tag == "insert")
+                covered.extend(ref_tags[i] for i in deleted[:inserted])
+            covered.extend(ref_tags[op.src_start:op.src_end])
+            seen_hit, between = True, []
+        else:
+            between.append(op)
     return covered
 
 
@@ -172,9 +193,16 @@ def match_booth(transcript: Transcript, schedules: Sequence[PublisherSchedule], 
     if not schedules:
         return BoothCaptionResult(recogniser, (), None, 0, 0)
     instances = _instances(transcript, schedules, language, listen_start_s, listen_end_s)
+    per_loop = len(transcript.utterances)
+    cursor: int | None = None  # the latest instance carried so far
     for caption in captions:
         t = caption.received_s
-        window = [n for n, inst in enumerate(instances) if inst.start_s < t and inst.end_s > t - LOOKBACK_S]
+        window = [n for n, inst in enumerate(instances) if inst.start_s < t and inst.end_s > t - MAX_DELAY_S
+                  and (cursor is None or cursor - BACK_SLACK <= n < cursor - BACK_SLACK + per_loop)]
+        # One repetition per sentence, the latest (a restarted publisher's, or before anything was carried the
+        # newest loop's): the alignment must never choose between two copies of the same words.
+        latest = {instances[n].index: n for n in window}
+        window = sorted(latest.values())
         ref_words: list[str] = []
         ref_tags: list[tuple[int, int]] = []
         for n in window:
@@ -192,6 +220,8 @@ def match_booth(transcript: Transcript, schedules: Sequence[PublisherSchedule], 
                 inst.first_any_s = t
             if inst.first_final_s is None and inst.words and len(inst.covered_final) >= need:
                 inst.first_final_s = t
+            if inst.first_any_s is not None and (cursor is None or n > cursor):
+                cursor = n
     # Utterances whose audio the listener was there for, and that ended early enough to be captioned by the end.
     due = [inst for inst in instances if inst.start_s >= listen_start_s and inst.end_s <= listen_end_s]
     results = tuple(
@@ -202,12 +232,14 @@ def match_booth(transcript: Transcript, schedules: Sequence[PublisherSchedule], 
         )
         for inst in due
     )
-    finals = [c for c in captions if c.status == FINAL]
-    hyp = [w for c in finals for w in normalise(c.text, language)]
-    # Stray hits on common words ("the") may land in any instance of the window: span the carried ones.
+    # Stray hits on common words ("the") may land in any instance of the window: span the carried ones, and
+    # compare them with the finals received from the first one's audio start to the last one's carrying final.
     touched = [n for n, inst in enumerate(instances) if inst.first_final_s is not None]
     if not touched or recogniser != Recogniser.SPEECH:
-        return BoothCaptionResult(recogniser, results, None, 0, len(hyp))
+        return BoothCaptionResult(recogniser, results, None, 0, 0)
+    first, last = instances[touched[0]], instances[touched[-1]]
+    finals = [c for c in captions if c.status == FINAL and first.start_s <= c.received_s <= last.first_final_s]
+    hyp = [w for c in finals for w in normalise(c.text, language)]
     ref = [w for inst in instances[touched[0]:touched[-1] + 1] for w in inst.words]
     wer = float(jiwer.wer(" ".join(ref), " ".join(hyp))) if hyp else 1.0
     return BoothCaptionResult(recogniser, results, wer, len(ref), len(hyp))

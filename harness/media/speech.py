@@ -14,6 +14,7 @@ hurt recognition. A booth whose language has no corpus speaks the fallback langu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -106,6 +107,12 @@ def load_corpus(path: Path | None = None) -> SpeechCorpus:
         raise CorpusError(f"{file}: {exc.strerror or exc}") from exc
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CorpusError(f"{file}: malformed transcript ({exc.__class__.__name__}: {exc})") from exc
+
+
+@functools.cache
+def default_corpus() -> SpeechCorpus:
+    """The committed corpus, read once per process (its transcript is what caption matching compares with)."""
+    return load_corpus()
 
 
 class AudioSource:

@@ -100,7 +100,8 @@ class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self._tmp: tempfile.TemporaryDirectory | None = None
-        self.data_dir = config.data_dir or Path(self._tmpdir())
+        # Absolute: the children run with cwd=data_dir, so a relative path would resolve twice (e.g. the DB URL).
+        self.data_dir = (config.data_dir or Path(self._tmpdir())).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(config.portal_env)
         # Secrets: taken from the caller's environment when set, generated otherwise; never logged.
