@@ -20,7 +20,7 @@ from .verdicts import Verdicts
 
 @dataclasses.dataclass(frozen=True)
 class Statement:
-    topic: str  # audience, audio, first audio, handovers, captions, portal, generator, probe:<name>
+    topic: str  # audience, audio, first audio, handovers, captions, captions:<booth>, portal, generator, probe:<name>
     text: str
     ok: bool  # False when it states a breach, a refusal or a limit that was reached
 
@@ -135,7 +135,7 @@ def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health:
             f"Captions of {booths} transcribed booth{'s' if booths != 1 else ''} arrived p95 {captions['ms'].quantile(0.95) / 1000:.1f} s "
             f"after the audio (p50 {captions['ms'].median() / 1000:.1f} s, {len(captions)} caption samples){note}."), ok))
     for row in inputs.caption_booths.itertuples(index=False):
-        out.append(Statement("captions", _caption_booth_text(row), row.final_count > 0))
+        out.append(Statement(f"captions:{row.booth}", _caption_booth_text(row), row.final_count > 0))
     if captions.empty and transcribed:
         out.append(Statement("captions", f"No caption arrived for the {len(transcribed)} transcribed booth(s) ({', '.join(transcribed)}).", False))
     if not inputs.refusals.empty:
