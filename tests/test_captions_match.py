@@ -145,3 +145,16 @@ def test_a_recogniser_lagging_by_more_than_a_loop_stays_on_the_right_repetition(
     assert len(result.utterances) == len(spoken)
     assert [round(u.final_delay_ms) for u in result.utterances] == [round(lag * 1000) for lag in lags_s]
     assert result.word_error_rate == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(("text", "language", "words"), [
+    ("1,000 people", "en", ["one", "thousand", "people"]),
+    ("3.5 minutes", "en", ["three", "point", "five", "minutes"]),
+    ("2.000 personas", "es", ["dos", "mil", "personas"]),
+    ("...!?", "en", []),
+    ("", "en", []),
+    ("会议 5", "zh", ["会议", "five"]),  # no num2words for Chinese: English number words, the text kept
+    ("9" * 400, "en", ["9" * 400]),  # too large to say: kept as it is, no exception
+])
+def test_normalise_hostile_text(text, language, words):
+    assert normalise(text, language) == words

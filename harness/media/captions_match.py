@@ -91,14 +91,22 @@ class BoothCaptionResult:
         return sum(u.final_delay_ms is not None for u in self.utterances)
 
 
+_GROUPED = re.compile(r"\d{1,3}(?:([,.])\d{3})(?:\1\d{3})*")  # 1,000 / 1.000.000: thousands separators
+
+
 def _number_words(token: str, language: str) -> str:
     from num2words import num2words
 
-    value = int(token) if token.isdigit() else float(token.replace(",", "."))
+    if token.isdigit() or _GROUPED.fullmatch(token):
+        value: int | float = int(re.sub(r"\D", "", token))
+    else:
+        value = float(token.replace(",", "."))
     try:
         return num2words(value, lang=language)
     except NotImplementedError:  # a language num2words lacks: English words still beat digits
         return num2words(value, lang="en")
+    except (OverflowError, ValueError, ArithmeticError):
+        return token
 
 
 def normalise(text: str, language: str = "en") -> list[str]:

@@ -18,8 +18,13 @@ import functools
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .audio import AudioParams, OpusLoop, _read_cache, _write_cache, load_loop
+if TYPE_CHECKING:
+    from .audio import AudioParams, OpusLoop
+
+# audio.py (PyAV) is imported where loops are built, not here: Locust processes read transcripts (caption
+# matching) without loading the codec stack.
 
 CORPUS_VERSION = 1
 CORPUS_DIR = Path(__file__).parent / "corpus"
@@ -32,6 +37,8 @@ def packets_file(language: str) -> str:
 
 
 def write_packets(path: Path, payloads: list[bytes]) -> None:
+    from .audio import _write_cache
+
     _write_cache(path, payloads)
 
 
@@ -77,6 +84,8 @@ class SpeechCorpus:
         return self.transcripts[self.language_for(language)]
 
     def loop(self, language: str) -> OpusLoop:
+        from .audio import AudioParams, OpusLoop, _read_cache
+
         path = self.path / packets_file(language)
         try:
             payloads = _read_cache(path)
@@ -132,10 +141,14 @@ class AudioLibrary:
             raise CorpusError(f"loops of different lengths {sorted(lengths)}: payload indexes would disagree")
         self._loops = dict(loops)
         self._fallback = fallback
+        from .audio import OpusLoop
+
         self.listening = OpusLoop.merged(list(self._loops.values()))
 
     @classmethod
     def synthetic(cls, params: AudioParams | None = None, cache_dir: Path | None = None) -> AudioLibrary:
+        from .audio import load_loop
+
         return cls({None: load_loop(params, cache_dir)}, None)
 
     @classmethod
