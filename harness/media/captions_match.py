@@ -29,6 +29,7 @@ recogniser and a real VoxBento's Whisper workers alike.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import re
 import unicodedata
@@ -202,11 +203,17 @@ def match_booth(transcript: Transcript, schedules: Sequence[PublisherSchedule], 
         return BoothCaptionResult(recogniser, (), None, 0, 0)
     instances = _instances(transcript, schedules, language, listen_start_s, listen_end_s)
     per_loop = len(transcript.utterances)
+    starts = [inst.start_s for inst in instances]
+    longest_s = max((inst.end_s - inst.start_s for inst in instances), default=0.0)
     cursor: int | None = None  # the latest instance carried so far
     for caption in captions:
         t = caption.received_s
-        window = [n for n, inst in enumerate(instances) if inst.start_s < t and inst.end_s > t - MAX_DELAY_S
-                  and (cursor is None or cursor - BACK_SLACK <= n < cursor - BACK_SLACK + per_loop)]
+        # Instances are sorted by start: only those starting in [t - MAX_DELAY_S - longest, t) can qualify
+        # (an hour-long run has hundreds; each listener matches its captions at the end of its session).
+        lo, hi = bisect.bisect_left(starts, t - MAX_DELAY_S - longest_s), bisect.bisect_left(starts, t)
+        if cursor is not None:
+            lo, hi = max(lo, cursor - BACK_SLACK), min(hi, cursor - BACK_SLACK + per_loop)
+        window = [n for n in range(lo, hi) if instances[n].end_s > t - MAX_DELAY_S]
         # One repetition per sentence, the latest (a restarted publisher's, or before anything was carried the
         # newest loop's): the alignment must never choose between two copies of the same words.
         latest = {instances[n].index: n for n in window}
