@@ -235,7 +235,8 @@ async def transcribe(whep_url: str, *, language: str | None = None, chunk_s: flo
         texts = []
         for pcm, ended in segments:
             text, cpu_s = await recogniser.recognise(pcm)
-            logger.debug("captioner %s: %.2f CPU s for %.1f s of speech: %r", whep_url, cpu_s, len(pcm) / 2 / 16000, text)
+            logger.debug("captioner %s: %.2f CPU s for %.1f s of speech: %r", whep_url, cpu_s,
+                         len(pcm) / 2 / recogniser.RECOGNISER_SAMPLE_RATE_HZ, text)
             if text:
                 texts.append(text + ("." if ended else ""))
         if texts:
