@@ -95,7 +95,14 @@ METRICS: Mapping[str, Metric] = _metrics(
     Metric("handover_failure_rate", "ratio", MetricKind.RATE,
            "1 per scheduled handover that was refused by booth:error or did not complete, else 0 (contract 5.3, 14.15)"),
     Metric("caption_delay_ms", "ms", MetricKind.TREND,
-           "audio sent to the caption 'final' message carrying it on /ws/captions (contract 6.3)"),
+           "end of an utterance's audio (speech corpus; or a timing marker's send, marker stand-in) to the caption "
+           "'final' message carrying it on /ws/captions (contract 6.3; harness/media/captions_match.py)"),
+    Metric("caption_first_partial_delay_ms", "ms", MetricKind.TREND,
+           "end of an utterance's audio (or a marker's send) to the first caption of any status carrying it: when a "
+           "listener first sees it; negative when shown before the speaker finished"),
+    Metric("caption_word_error_rate", "ratio", MetricKind.TREND,
+           "word error rate of a listener's caption finals against the transcript of what the booth's publishers "
+           "said (jiwer), one sample per listener of a booth with a speech recogniser"),
     Metric("http_req_duration_ms", "ms", MetricKind.TREND,
            "HTTP round trip of every portal request (page, form, JSON API, audio-delay poll)"),
     Metric("http_error_rate", "ratio", MetricKind.RATE,

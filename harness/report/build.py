@@ -162,6 +162,7 @@ def assemble(run: RunData) -> Report:
         setups=series.media_setups(run),
         handovers=series.handovers(run, t0),
         captions=series.caption_delays(run, t0),
+        caption_booths=series.caption_booths(run),
         refusals=series.transcription_refusals(run),
         http=series.percentiles(http["value"]) if not http.empty else None,
         http_peak_rps=float(timeline["rps"].max()) if "rps" in timeline and timeline["rps"].notna().any() else None,
