@@ -234,7 +234,8 @@ async def whip_url(event_slug: str, language_code: str, request: Request, partic
         raise HTTPException(403, str(exc)) from None
     path = state["mediamtx_path"]
     await request.app.state.media.ensure_path(path)
-    return {"whip_url": request.app.state.media.whip_url(path), "channel_id": state["channel_id"], "booth_id": booth_id}
+    # VoxBento answers with the MediaMTX path as channel_id, whatever channel the booth was created with.
+    return {"whip_url": request.app.state.media.whip_url(path), "channel_id": path, "booth_id": booth_id}
 
 
 @router.delete("/api/events/{event_slug}/rooms/{room_id}/booths/{language_code}", dependencies=[MULTIROOM_ROUTE, Depends(require_access)])
