@@ -128,7 +128,11 @@ class ChatMessage:
 class Booth:
     """One booth's live state. Mutated only by :class:`BoothRegistry` while it holds the registry lock."""
 
-    def __init__(self, identity: BoothIdentity, *, language: str, instance: str = "primary", channel_id: str | None = None) -> None:
+    def __init__(self, identity: BoothIdentity, *, language: str, instance: str = "primary", channel_id: str | None = None,
+                 room_id: int | None = None) -> None:
+        if room_id is not None:
+            # As VoxBento's `_get_or_create_booth`: a room id given at creation wins over the one the id names.
+            identity = dataclasses.replace(identity, room_id=room_id)
         self.identity = identity
         self.booth_id = identity.booth_id
         self.language = language
@@ -230,12 +234,13 @@ class BoothRegistry:
         )
 
     def _get_or_create(self, booth_id: str, language: str | None = None, instance: str = "primary",
-                       channel_id: str | None = None) -> Booth:
+                       channel_id: str | None = None, room_id: int | None = None) -> Booth:
         booth = self._booths.get(booth_id)
         if booth is None:
             # Contract 8.2, 14.23: any message naming an unknown booth id creates it, never freed.
             identity = BoothIdentity.parse(booth_id, self._naming)
-            booth = Booth(identity, language=language or identity.language_code.upper(), instance=instance, channel_id=channel_id)
+            booth = Booth(identity, language=language or identity.language_code.upper(), instance=instance, channel_id=channel_id,
+                          room_id=room_id)
             self._booths[booth_id] = booth
         return booth
 
@@ -248,10 +253,11 @@ class BoothRegistry:
         async with self._lock:
             return [b.as_public_dict() for b in self._booths.values() if b.identity.event_slug == event_slug]
 
-    async def get_or_create(self, booth_id: str, *, language: str | None = None, instance: str = "primary") -> dict[str, Any]:
+    async def get_or_create(self, booth_id: str, *, language: str | None = None, instance: str = "primary",
+                            room_id: int | None = None) -> dict[str, Any]:
         """Create the booth if missing (contract 4.2: "created, or snapshotted if it exists")."""
         async with self._lock:
-            return self._get_or_create(booth_id, language, instance).as_public_dict()
+            return self._get_or_create(booth_id, language, instance, room_id=room_id).as_public_dict()
 
     async def delete(self, booth_id: str) -> bool:
         """Contract 4.4: only the JSON DELETE route drops a booth; open sockets recreate it on their next message."""
