@@ -157,7 +157,13 @@ def read_backs(portal_url: str, media_url: str, admin_password: str) -> dict[str
     backup = browser.join("Backup", "interpreter", language="es", channel_id=page.default_channel, room_id=page.room_id)
     out["second join, as the page's JS sends it"] = norm({"active": backup.active_interpreter_id == browser.participant_id,
                                                           "participants": [p.raw.get("channel_id") for p in backup.participants]})
+    after = sock.received_count()
     browser.close()
+    # Wait for the leave to reach us before sending: a chat racing the peer's close ended *our* socket on VoxBento
+    # once (its fan-out catches RuntimeError/OSError, not the WebSocketDisconnect a send to a closed peer raises);
+    # that race is not what this check is about.
+    sock.wait_for(lambda m: m.type == "booth:state" and len(m.payload["state"]["participants"]) == 1,
+                  waiting_for="state without the closed backup", after_index=after)
     message = sock.chat("hello & <b>")
     out["chat message keys"] = sorted(message)
     sock.send_message("booth:nonsense")
