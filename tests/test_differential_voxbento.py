@@ -26,6 +26,7 @@ from harness.clients import (
     AuthRejected,
     BoothApi,
     BoothErrorReply,
+    BoothMismatch,
     BoothSocket,
     CaptionSocket,
     InterpreterClient,
@@ -231,3 +232,48 @@ def test_reference_portal_and_real_voxbento_read_back_the_same(commit, stack_fac
     assert not diff, f"{len(diff)} read-backs differ against VoxBento {commit}:\n" + "\n".join(diff)
     # The comparison covers what it claims: both sides produced every flow.
     assert len(ours) == len(theirs) >= 30
+
+
+def phantom_join(portal_url: str, admin_password: str) -> list[str]:
+    """Contract 15 on a target before d2bee53: a new-layout booth id names another event's booth there.
+
+    Joined without event_slug, the target accepts it as a booth of event `{slug}-{room}` (the hazard); joined with
+    it, as the clients always do, the target refuses and the client raises BoothMismatch, one line. Returns what
+    each join showed.
+    """
+    admin = AdminClient(PortalHttp.for_url(portal_url))
+    admin.login(admin_password)
+    slug = f"phantom-{secrets.token_hex(3)}"
+    setup = admin.setup_event("Phantom", slug, {"Hall": ["es"]})
+    assert setup.room_scoped is False  # recognised from the booth row's interpreter link
+    room = setup.rooms[0].room_id
+    new_layout_id = f"{slug}-{room}-es"
+    seen = []
+    with BoothSocket.for_portal(admin.http, new_layout_id).connect() as silent:
+        state = silent.join("Phantom", "interpreter")
+        seen.append(f"without event_slug: joined {state.booth_id} of event {state.event_slug}")
+    with BoothSocket.for_portal(admin.http, new_layout_id, event_slug=slug).connect() as checked:
+        with pytest.raises(BoothMismatch) as mismatch:
+            checked.join("Phantom", "interpreter")
+    seen.append(str(mismatch.value).replace(portal_url.split("://")[1], "{portal-host}"))
+    return [line.replace(slug, "{slug}").replace(f"{{slug}}-{room}", "{slug}-{room}") for line in seen]
+
+
+def test_a_phantom_booth_on_an_old_target_fails_with_one_line(stack_factory, tmp_path) -> None:
+    reference = stack_factory(portal_env={"REFSTACK_VOXBENTO_DATE": VERSIONS["7cc5f3e"]})
+    ours = phantom_join(reference.portal_url, reference.admin_password)
+    assert ours[0] == "without event_slug: joined {slug}-{room}-es of event {slug}-{room}"
+    assert "\n" not in ours[1] and ours[1].startswith("booth mismatch on ws://{portal-host}/ws/booth/{slug}-{room}-es:"), ours
+    dest = voxbento_real.installed("7cc5f3e")
+    if dest is None:
+        pytest.skip(voxbento_real.SKIP_REASON)
+    relay = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path / "relay"))
+    relay.start_media()
+    real = voxbento_real.RealVoxBento(dest, tmp_path / "voxbento", whip_port=relay.config.media_http_port,
+                                      api_port=relay.config.media_api_port)
+    try:
+        theirs = phantom_join(real.start().url, real.admin_password)
+    finally:
+        real.stop()
+        relay.stop()
+    assert ours == theirs, "\n".join(["reference portal:", *ours, "real VoxBento 7cc5f3e:", *theirs])

@@ -235,8 +235,9 @@ class BoothSocketSession:
         if rank(role) > rank(self.granted_role):
             raise BoothError(f"Your assigned role ({self.granted_role}) does not permit joining as {role}.")
         event_slug = message.get("event_slug")
-        if event_slug and event_slug != self.identity.event_slug:
-            raise BoothError("Event slug does not match this booth.")
+        # VoxBento checks any event_slug sent, even "", with this text (portal/booth_state.py validate_booth_event).
+        if event_slug is not None and event_slug != self.identity.event_slug:
+            raise BoothError(f"Booth '{self.booth_id}' does not belong to event '{event_slug}'.")
         room_id = message.get("room_id")
         if room_id is not None:
             try:
