@@ -29,6 +29,7 @@ from harness.clients import (
     BoothMismatch,
     BoothSocket,
     CaptionSocket,
+    HandshakeRejected,
     InterpreterClient,
     ListenerClient,
     NotFound,
@@ -75,8 +76,11 @@ class Normaliser:
         return text
 
 
-def read_backs(portal_url: str, media_url: str, admin_password: str) -> dict[str, Any]:
-    """Every flow of the module docstring on one target; values normalised by role."""
+def read_backs(portal_url: str, media_url: str, admin_password: str, access_token: str = "") -> dict[str, Any]:
+    """Every flow of the module docstring on one target; values normalised by role.
+
+    `access_token`: the target's BOOTH_ACCESS_TOKEN (contract 3.5, 3.6); empty = open mode.
+    """
     norm = Normaliser(portal_url, media_url)
     slug = f"diff-{secrets.token_hex(3)}"
     norm.slug(slug + "-c", "classic-slug")
@@ -122,7 +126,12 @@ def read_backs(portal_url: str, media_url: str, admin_password: str) -> dict[str
     coordinator_invite = admin.create_invite(setup.event_id, hall.room_id, es, "coord", role="room_coordinator")
     out["invites"] = [bool(HEX64.fullmatch(invite)), invite != coordinator_invite]
 
-    api = BoothApi(http())
+    if access_token:
+        # Contract 3.5: in auth mode the booth API refuses an anonymous caller, and takes ?token=.
+        with pytest.raises(AuthRejected) as anonymous:
+            BoothApi(http()).create_booth(slug, "it", room_id=hall.room_id, room_name="Main Hall")
+        out["anonymous booth create"] = anonymous.value.status
+    api = BoothApi(http(), query_token=access_token or None)
     created = api.create_booth(slug, "it", room_id=hall.room_id, room_name="Main Hall")
     out["json shortcut keys"] = sorted(created.state.raw)
     out["json shortcut"] = norm({"booth_id": created.state.booth_id, "room_id": created.state.room_id,
@@ -147,7 +156,12 @@ def read_backs(portal_url: str, media_url: str, admin_password: str) -> dict[str
         booth_api.state(slug, "fr", room_id=hall.room_id)  # contract 5.2: never creates a booth
     out["state of a booth not in memory"] = not_in_memory.value.status
 
-    captions = CaptionSocket.for_portal(http(), page.booth_id).connect()
+    if access_token:
+        # Contract 3.6: in auth mode a captions socket needs a scoped cookie or token; an anonymous one is refused.
+        with pytest.raises(HandshakeRejected) as refused_socket:
+            CaptionSocket.for_portal(http(), page.booth_id).connect()
+        out["anonymous captions socket"] = refused_socket.value.status
+    captions = CaptionSocket.for_portal(interpreter.http if access_token else http(), page.booth_id).connect()
     sock = BoothSocket.for_portal(interpreter.http, page.booth_id, event_slug=slug).connect()
     joined = sock.join("Diff", "interpreter", language="es")
     out["joined state keys"] = sorted(joined.raw)
@@ -211,20 +225,23 @@ def differences(reference: dict[str, Any], real: dict[str, Any]) -> list[str]:
     return lines
 
 
+@pytest.mark.parametrize("auth_mode", ["open", "token"])
 @pytest.mark.parametrize("commit", sorted(VERSIONS, key=lambda c: c != "0c0ddc3"))
-def test_reference_portal_and_real_voxbento_read_back_the_same(commit, stack_factory, tmp_path) -> None:
+def test_reference_portal_and_real_voxbento_read_back_the_same(commit, auth_mode, stack_factory, tmp_path) -> None:
     dest = voxbento_real.installed(commit)
     if dest is None:
         pytest.skip(voxbento_real.SKIP_REASON)
-    reference = stack_factory(with_media=True, portal_env={"REFSTACK_VOXBENTO_DATE": VERSIONS[commit]})
+    access = {"BOOTH_ACCESS_TOKEN": f"access-{secrets.token_hex(8)}"} if auth_mode == "token" else {}
+    reference = stack_factory(with_media=True, portal_env={"REFSTACK_VOXBENTO_DATE": VERSIONS[commit], **access})
     relay = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path / "relay"))
     relay.start_media()
     real = voxbento_real.RealVoxBento(dest, tmp_path / "voxbento", whip_port=relay.config.media_http_port,
-                                      api_port=relay.config.media_api_port)
+                                      api_port=relay.config.media_api_port, env=access)
+    token = access.get("BOOTH_ACCESS_TOKEN", "")
     try:
         real.start()
-        ours = read_backs(reference.portal_url, reference.media_http_url, reference.admin_password)
-        theirs = read_backs(real.url, relay.media_http_url, real.admin_password)
+        ours = read_backs(reference.portal_url, reference.media_http_url, reference.admin_password, token)
+        theirs = read_backs(real.url, relay.media_http_url, real.admin_password, token)
     finally:
         real.stop()
         relay.stop()
