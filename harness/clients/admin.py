@@ -19,7 +19,7 @@ from .cookies import ADMIN_COOKIE, jar_value
 from .errors import AuthRejected, MalformedResponse, ReadBackError
 from .html import Document, Element, parse
 from .http import PortalHttp
-from .identifiers import recognise_room_scoped
+from .identifiers import INVITE_TOKEN_HEX, recognise_room_scoped
 from .interpreter import BOOTH_PAGE_HREF
 
 # Contract 3.2
@@ -61,7 +61,7 @@ BOOTH_HREF = "^/admin/events/{e}/rooms/{r}/booths/(\\d+)/$"
 # The same row links the interpreter page (`Open Booth`); its shape shows the version's layout (contract 5.1, 15).
 INTERPRETER_HREF = BOOTH_PAGE_HREF
 # App. B invite token: the `<tr>` holding `<td>{label}</td>` also holds `/join/{64 hex}` (in `<code id="tok-...">`).
-INVITE_LINK = re.compile(r"/join/([0-9a-f]{64})\b")
+INVITE_LINK = re.compile(rf"/join/({INVITE_TOKEN_HEX})\b")
 # App. B / 4.1 join code: `<span class="join-code">{CODE}</span>`, 6 chars of ABCDEFGHJKLMNPQRSTUVWXYZ23456789.
 JOIN_CODE = re.compile(r"^[ABCDEFGHJKLMNPQRSTUVWXYZ23456789]{6}$")
 JOIN_CODE_CLASS = "join-code"
