@@ -148,7 +148,7 @@ def invite_tokens(doc: Document, label: str) -> set[str]:
     """App. B: the invite tokens in rows that hold a `<td>` whose text is the label."""
     tokens: set[str] = set()
     for tr in doc.iter("tr"):
-        if any(td.text() == label.strip() for td in tr.find_all("td")):
+        if any(td.text() == " ".join(label.split()) for td in tr.find_all("td")):
             tokens.update(INVITE_LINK.findall(tr.raw_text()))
             tokens.update(t for a in tr.iter("a") for t in INVITE_LINK.findall(a.get("href") or ""))
     return tokens
@@ -160,7 +160,8 @@ def join_code(doc: Document) -> str:
     valid = {c for c in codes if JOIN_CODE.match(c)}
     if len(valid) != 1:
         raise ReadBackError(doc.url, f'one <span class="{JOIN_CODE_CLASS}"> holding 6 characters of the join-code alphabet',
-                            "not found" if not codes else f"found {sorted(codes)}")
+                            # Codes are credentials: counted, never shown.
+                            "not found" if not codes else f"{len(codes)} such elements, {len(valid)} holding a valid code")
     return valid.pop()
 
 
