@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import queue
+import re
 import shutil
 import sys
 import tempfile
@@ -75,7 +76,8 @@ class CanaryConfig:
     language: str | None = None
     invite_url: str | None = None  # interpreter
     audio_wav: str | None = None  # interpreter: the fake microphone's file
-    go_live_label: str = "Go live"
+    go_live_label: str = "Go live"  # clicked when the booth page has such a button
+    handover_selector: str = "#handover-btn"  # VoxBento's booth page: the mic handover button
     handover_at_epoch_s: float | None = None
     allow_hosts: tuple[str, ...] = ()  # host:port pairs the page may reach; anything else is blocked
     select_timeout_s: float = 10.0
@@ -197,6 +199,7 @@ class Canary:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
 
+        self.event("start", role=self.config.role, booth=self.config.booth_id, pid=os.getpid())
         user_data_dir = tempfile.mkdtemp(prefix=f"voxload-canary-{self.name}-")
         secure = sorted({_origin(u) for u in (self.config.listener_url, self.config.invite_url, self.config.whep_url) if u
                          and urlsplit(u).hostname not in ("127.0.0.1", "localhost", "::1")})
@@ -237,14 +240,15 @@ class Canary:
         return 0 if self.state is not CanaryState.FAILED else 3
 
     def _prepare(self, context, page) -> None:
-        allowed = set(self.config.allow_hosts) | {_netloc(u) for u in (self.config.listener_url, self.config.invite_url,
-                                                                          self.config.whep_url) if u}
+        # The target's host name (any port: its media server usually shares it) and any named extra hosts.
+        allowed = set(self.config.allow_hosts) | {urlsplit(u).hostname for u in (self.config.listener_url, self.config.invite_url,
+                                                                                 self.config.whep_url) if u}
 
         def gate(route) -> None:
             url = route.request.url
             if urlsplit(url).path == BLANK_PATH:
                 route.fulfill(status=200, content_type="text/html", body="<!doctype html><title>voxload canary</title><body></body>")
-            elif url.startswith(("data:", "blob:")) or _netloc(url) in allowed:
+            elif url.startswith(("data:", "blob:")) or urlsplit(url).hostname in allowed:
                 route.continue_()
             else:
                 # No traffic leaves the machine (CDNs, fonts): refused, and recorded as the canary's doing.
@@ -291,7 +295,9 @@ class Canary:
             room_select.wait_for(state="attached", timeout=config.select_timeout_s * 1000)
         except Exception:
             raise CanaryError(f"the listener page at {_no_query(page.url)} has no room select (#room-select)") from None
-        room_select.select_option(label=config.room_name)
+        # force: pages restyle their selects (VoxBento's brutal-select hides the native one behind its own widget,
+        # which sets the native value and fires "change"); the native select gets the same events either way.
+        room_select.select_option(label=config.room_name, force=True)
         room_id = room_select.input_value()
         language_option = page.locator(f"#language-select option[data-language-code='{config.language}']")
         try:
@@ -307,7 +313,7 @@ class Canary:
             self._play_with_canary_player(page, whep_url, "the listener page offers no language to pick (no player code)")
             return
         value = language_option.first.get_attribute("value")
-        page.locator("#language-select").select_option(value=value)
+        page.locator("#language-select").select_option(value=value, force=True)
         self.event("player", player="page", detail="the page's own listener code plays the booth")
 
     def _whep_url_from_page(self, page, room_id: str) -> str | None:
@@ -326,7 +332,12 @@ class Canary:
     def _play_with_canary_player(self, page, whep_url: str, reason: str) -> None:
         self.player = "canary"
         self.event("player", player="canary", detail=reason)
-        status = page.evaluate(PLAYER_JS, whep_url)
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            status = page.evaluate(PLAYER_JS, whep_url)
+        except PlaywrightError as exc:
+            raise CanaryError(f"WHEP POST to {_no_query(whep_url)} failed in the page: {str(exc).splitlines()[0][:200]}") from None
         if status not in (200, 201):
             self.event("error", error=f"WHEP POST {_no_query(whep_url)} answered {status}")
 
@@ -370,8 +381,14 @@ class Canary:
 
 
 class InterpreterFlow:
-    """The canary interpreter: invite -> booth page -> go live (the page's own WHIP code, the fake microphone
-    playing ``audio_wav``) -> one scheduled handover through the page's own control."""
+    """The canary interpreter: invite -> (lobby) -> booth page -> live, publishing through the page's own WHIP
+    code from Chromium's fake microphone playing ``audio_wav`` -> one scheduled handover through the page.
+
+    Going live is the page's business: VoxBento's booth page joins the booth on load and publishes by itself once
+    its interpreter is active and a coordinator has unlocked the broadcast (contract 5.5); a page with a
+    ``go_live_label`` button gets it clicked. The canary is PUBLISHING once the page's outbound RTP counts up."""
+
+    ENTER_BOOTH = re.compile(r"enter booth", re.IGNORECASE)
 
     def __init__(self, canary: Canary) -> None:
         self.canary = canary
@@ -380,31 +397,39 @@ class InterpreterFlow:
         canary, config = self.canary, self.canary.config
         canary.page_start_epoch_s = time.time()
         canary._set_state(CanaryState.LOADING, _no_query(config.invite_url or ""))
+        if not config.invite_url:
+            raise CanaryError("the interpreter canary needs an invite URL")
         page.goto(config.invite_url)
         canary._set_state(CanaryState.JOINING, _no_query(page.url))
+        enter = page.get_by_role("link", name=self.ENTER_BOOTH)
+        if enter.count():
+            with page.expect_navigation():
+                enter.first.click()  # the lobby lists the booth the invite is for
         go_live = page.get_by_role("button", name=config.go_live_label)
-        try:
-            go_live.first.wait_for(state="visible", timeout=config.select_timeout_s * 1000)
-        except Exception:
-            raise CanaryError(f"the booth page at {_no_query(page.url)} shows no '{config.go_live_label}' button") from None
-        go_live.first.click()
-        canary._set_state(CanaryState.PUBLISHING)
+        if go_live.count():
+            go_live.first.click()
+        canary._set_state(CanaryState.WAITING_AUDIO, f"booth page {_no_query(page.url)}: waiting for it to publish")
+        sent = 0
         while not canary.stop_requested:
             canary.wait(TICK_S, page)
-            canary.tick(page)
+            record = canary.tick(page)
+            now_sent = record.get("packets_sent_total", 0)
+            if now_sent > sent and canary.state is CanaryState.WAITING_AUDIO:
+                canary._set_state(CanaryState.PUBLISHING)
+            sent = max(sent, now_sent)
             if (config.handover_at_epoch_s is not None and not canary.handover_done
                     and time.time() >= config.handover_at_epoch_s):
                 canary.handover_done = True
                 self._handover(page)
 
     def _handover(self, page) -> None:
-        button = page.get_by_role("button", name="Hand over")
+        button = page.locator(self.canary.config.handover_selector)
         started = time.time()
-        try:
-            button.first.click(timeout=5000)
-        except Exception as exc:
-            self.canary.event("handover", ok=False, error=f"no 'Hand over' control on the booth page: {str(exc).splitlines()[0][:200]}")
+        if not button.count() or not button.first.is_enabled():
+            self.canary.event("handover", ok=False, error=f"the booth page's handover control ({self.canary.config.handover_selector}) "
+                                                          "is missing or disabled")
             return
+        button.first.click()
         self.canary.event("handover", ok=True, at_epoch_s=round(started, 3))
 
 

@@ -59,6 +59,7 @@ class CanaryFleet:
         self._status: JsonLines | None = None
         self._schedules: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
+        self.closed = False  # after stop(): no new canary starts
 
     def status(self, kind: str, text: str, **fields) -> None:
         """One line for the run's log and the report (status.jsonl)."""
@@ -70,22 +71,25 @@ class CanaryFleet:
     def unavailable_reason() -> str | None:
         return chromium.unavailable_reason()
 
-    def start(self, name: str, config: dict) -> CanaryProcess:
-        self.dir.mkdir(parents=True, exist_ok=True)
+    def start(self, name: str, config: dict) -> CanaryProcess | None:
+        """Spawn one canary; None once the fleet is stopped (a late starter must not outlive the run)."""
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-        with open(self.dir / f"canary-{name}.log", "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "harness.browser.canary", "--run-dir", str(self.run_path), "--name", name],
-                                    stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env)
-        canary = CanaryProcess(name, config["role"], config.get("booth_id", ""), proc, time.time())
-        canary.send(config)
         with self._lock:
+            if self.closed:
+                return None
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with open(self.dir / f"canary-{name}.log", "ab") as log:
+                proc = subprocess.Popen([sys.executable, "-m", "harness.browser.canary", "--run-dir", str(self.run_path), "--name", name],
+                                        stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env)
+            canary = CanaryProcess(name, config["role"], config.get("booth_id", ""), proc, time.time())
             self.canaries.append(canary)
             known = list(self._schedules.get(canary.booth_id, []))
+        canary.send(config)
         for schedule in known:
             canary.send({"op": "schedule", "schedule": schedule})
-        self.status("started", f"browser canary {name} ({config['role']}) started for {canary.booth_id}", canary=name,
+        self.status("started", f"browser canary {name} ({canary.role}) started for {canary.booth_id}", canary=name, role=canary.role,
                     pid=proc.pid)
         return canary
 
@@ -104,7 +108,9 @@ class CanaryFleet:
         return [c for c in self.canaries if not c.stop_sent and c.proc.poll() is not None]
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        for canary in self.canaries:
+        with self._lock:
+            self.closed = True
+        for canary in list(self.canaries):
             if canary.proc.poll() is not None and not canary.stop_sent:
                 canary.exit_code = canary.proc.returncode
                 self.status("died", f"browser canary {canary.name} exited with code {canary.exit_code} before the end of "

@@ -1,6 +1,6 @@
 """What the target's pages get wrong, recorded per canary: console errors, uncaught exceptions, failed requests.
 
-Playwright page events (``console`` of type error, ``pageerror``, ``requestfailed``, and ``response`` with a
+Playwright page events (``console`` of type error or warning, ``pageerror``, ``requestfailed``, and ``response`` with a
 status >= 400) become records ``{kind, text, url, t_epoch_s}`` in the canary's ``page`` file. ``summarise``
 groups them by (kind, text) with a count and the first occurrence, which is what the report shows: a page
 that throws the same ReferenceError every 3 s is one line with a count, not thousands.
@@ -18,6 +18,9 @@ from collections.abc import Iterable
 
 class PageProblem(enum.Enum):
     CONSOLE_ERROR = "console_error"
+    # Pages catch exceptions and log them as warnings (VoxBento's listener page: its audio-delay refresh);
+    # a caught ReferenceError is still the page's bug.
+    CONSOLE_WARNING = "console_warning"
     UNCAUGHT_EXCEPTION = "uncaught_exception"
     FAILED_REQUEST = "failed_request"  # no response at all (network error, aborted)
     HTTP_ERROR = "http_error"  # a response with status >= 400
@@ -50,12 +53,17 @@ class PageLog:
 
     def record(self, kind: PageProblem, text: str, url: str | None = None) -> None:
         self.counts[kind] += 1
+        # No query strings: they carry join codes, tokens and cache busters.
+        url = url.removeprefix("at ").split("?", 1)[0] if url else None
         self._sink({"canary": self.canary, "kind": kind.value, "text": text[:2000], "url": url, "t_epoch_s": round(time.time(), 3)})
 
     def _on_console(self, message) -> None:
-        if message.type == "error":
+        if self._blocked_text in message.text:
+            return  # Chromium echoing the canary's own block
+        kind = {"error": PageProblem.CONSOLE_ERROR, "warning": PageProblem.CONSOLE_WARNING}.get(message.type)
+        if kind is not None:
             location = message.location or {}
-            self.record(PageProblem.CONSOLE_ERROR, message.text, location.get("url") or None)
+            self.record(kind, message.text, location.get("url") or None)
 
     def _on_pageerror(self, error) -> None:
         # Playwright gives an Error: "name: message" plus the stack; the first line is the finding.
@@ -70,7 +78,7 @@ class PageLog:
 
     def _on_response(self, response) -> None:
         if response.status >= 400:
-            self.record(PageProblem.HTTP_ERROR, f"{response.request.method} {response.status}", response.url.split("?")[0])
+            self.record(PageProblem.HTTP_ERROR, f"{response.request.method} {response.status}", response.url)
 
     def blocked(self, url: str) -> None:
         self.blocked_urls.add(url)

@@ -17,6 +17,7 @@ from typing import Any
 from .. import __version__
 from ..results import utc_now_iso
 from . import capacity, plots, series
+from .browser import BrowserSection, browser_section
 from .capacity import CapacityInputs, Recommendation, Statement
 from .errors import OutputNotWritable
 from .findings import Finding, read_findings
@@ -56,6 +57,7 @@ class Report:
     key_numbers: dict[str, float | None]
     scenario_name: str
     status: str
+    browser: BrowserSection | None = None  # Chromium canaries, when the run had any (or asked for them)
 
 
 def _fmt_stage(stage: dict[str, Any]) -> str:
@@ -187,6 +189,7 @@ def assemble(run: RunData) -> Report:
         key_numbers=_key_numbers(inputs),
         scenario_name=scenario_name,
         status=str((run.run_meta or {}).get("status", "unknown")),
+        browser=browser_section(run.path, run.listeners),
     )
 
 

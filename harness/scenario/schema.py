@@ -108,6 +108,9 @@ MEDIA = _object(
         "probe_listener_share": {"type": "number", "minimum": 0, "maximum": 1},
         "silence_threshold_ms": _POSITIVE_NUMBER,
         "engines": {"type": ["string", "integer"]},
+        # Headless Chromium canaries (harness/browser): each is a whole browser, hence the cap.
+        "browser_listeners": {"type": "integer", "minimum": 0, "maximum": 8},
+        "browser_interpreter": {"type": "boolean"},
     }
 )
 
