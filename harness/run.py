@@ -115,7 +115,7 @@ class ConferenceRun:
             self._start_media()
         self.started_epoch_s = self.started_epoch_s or time.time()
         if self.canaries is not None:
-            self.canaries.start(self.environment.host, self.event, self.booths_unlocked)
+            self.canaries.start(self.environment.host, self.event, self.booths_unlocked, self.started_epoch_s)
         self.ready.set()
 
     def _check_canaries(self) -> None:

@@ -12,7 +12,7 @@ import json
 import shutil
 
 import pytest
-from selectolax.parser import HTMLParser
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from conftest import REPO, run_locust
 from harness.browser.chromium import CHROMIUM_ENV_VAR, unavailable_reason

@@ -95,13 +95,18 @@ class RehearsalCanaries:
         self.fleet.add_schedule(booth_id, schedule)
         self.booth_live(booth_id)
 
-    def start(self, host: str, event, booths_unlocked: threading.Event) -> None:
+    def start(self, host: str, event, booths_unlocked: threading.Event, started_epoch_s: float) -> None:
         """Start one waiter per canary (daemon threads; greenlets inside Locust)."""
         if not self.plans:
             return
         for plan in self.plans:
             booth = event.booths[plan.booth_ref]
             config = self._config(plan, host, event, booth)
+            if plan.role == "interpreter" and self.scenario.handovers:
+                # The canary carries out the booth's first scheduled handover through the page.
+                due = self.scenario.handovers.for_booth(plan.booth_ref)
+                if due:
+                    config["handover_at_epoch_s"] = started_epoch_s + due[0]
             waiter = threading.Thread(target=self._start_when_live, args=(plan, booth.booth_id, config, booths_unlocked),
                                       name=f"canary-{plan.name}", daemon=True)
             waiter.start()
