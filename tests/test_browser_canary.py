@@ -92,6 +92,10 @@ def test_chromium_plays_a_booth_through_the_relay(relay, tmp_path):
     assert [e for e in events if e["event"] == "player"][0]["player"] == "canary"
     whep = [e for e in events if e["event"] == "whep_post"]
     assert [e["status"] for e in whep] == [201]
+    # A listener without microphone permission: its offer's host candidates are mDNS names only, and the relay
+    # still connected (ICE answered through the peer's actual address).
+    assert whep[0]["offer_candidates"]["host"] >= 1
+    assert whep[0]["offer_candidates"]["mdns"] == whep[0]["offer_candidates"]["host"], whep[0]
     first_audio = [e for e in events if e["event"] == "first_audio"]
     assert first_audio and 0 < first_audio[0]["page_to_first_audio_ms"] < 10_000
     assert [e["new"] for e in events if e["event"] == "state"] == ["loading", "waiting_audio", "playing", "stopped"]

@@ -16,22 +16,20 @@ import os
 import secrets
 import subprocess
 import time
-import wave
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
 from harness.browser import pagelog
 from harness.browser.chromium import unavailable_reason
 from harness.browser.files import read_canaries
 from harness.browser.fleet import CanaryFleet
+from harness.browser.micwav import write_mic_wav
 from harness.clients import AdminClient, BoothSocket, InterpreterClient, ListenerClient, PortalHttp
 from harness.clients.booth_api import BoothApi
 from harness.clients.identifiers import BoothRef
 from harness.media.bridge import MediaBridge
-from harness.media.markers import SAMPLE_RATE, marker_start_sample, marker_waveform
 from harness.refstack.stack import Stack, StackConfig, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,26 +160,6 @@ def test_listener_canary_plays_voxbentos_own_listener_page(voxbento, tmp_path):
         assert setup.join_code not in path.read_text(), path.name
 
 
-def _marker_wav(path: Path, seconds: float = 30.0) -> Path:
-    """Quiet noise with a timing marker every 500 ms: what the interpreter canary's fake microphone plays."""
-    n = int(seconds * SAMPLE_RATE)
-    rng = np.random.default_rng(7)
-    signal = 0.01 * rng.standard_normal(n)
-    slot = 0
-    while marker_start_sample(slot) + 1920 < n:
-        start = marker_start_sample(slot)
-        wave_ = marker_waveform(slot % 240)
-        signal[start:start + len(wave_)] += wave_
-        slot += 1
-    pcm = (np.clip(signal, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(pcm.tobytes())
-    return path
-
-
 def test_interpreter_canary_publishes_through_the_booth_pages_own_whip(voxbento, tmp_path):
     url, password, relay = voxbento
     admin, setup, slug, room = _event(url, password)
@@ -191,7 +169,7 @@ def test_interpreter_canary_publishes_through_the_booth_pages_own_whip(voxbento,
     opened = []
     try:
         canary = fleet.start("i0", {"role": "interpreter", "booth_id": booth.booth_id, "invite_url": f"{url}/join/{invite}",
-                                    "room_name": "Main Hall", "language": "es", "audio_wav": str(_marker_wav(tmp_path / "mic.wav"))})
+                                    "room_name": "Main Hall", "language": "es", "audio_wav": str(write_mic_wav(tmp_path / "mic.wav"))})
         # The coordinator's part: go live once the canary has joined the booth.
         coordinator = BoothSocket.for_portal(admin.http, booth.booth_id).connect()
         opened.append(coordinator)
@@ -201,6 +179,15 @@ def test_interpreter_canary_publishes_through_the_booth_pages_own_whip(voxbento,
             coordinator.set_broadcast_unlocked(True)
             time.sleep(1.0)
         publishing = _wait_playing(tmp_path, "i0", canary, seconds=5, state="publishing")
+        # A synthetic probe listener of the booth hears the file's timing markers: the page published the fake mic.
+        whep_url = ListenerClient(PortalHttp.for_url(url)).open_page(slug, code=setup.join_code).booth(room.room_id, "es").whep_url
+        heard = []
+        with MediaBridge(tmp_path / "media", engines=1, on_stats=heard.append) as bridge:
+            bridge.listen(whep_url, booth.booth_id, probe=True)
+            deadline = time.monotonic() + 30
+            while sum(g.get("markers", 0) for r in heard for g in r["groups"] if g["role"] == "probe") < 4:
+                assert time.monotonic() < deadline, heard[-3:]
+                time.sleep(0.5)
         fleet.stop()
     finally:
         fleet.stop()

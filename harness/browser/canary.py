@@ -354,7 +354,7 @@ class Canary:
             post["url"] = _no_query(post.get("url") or "")
             (self.whep_posts if post["kind"] == "whep" else self.whip_posts).append(post)
             self.event(f"{post['kind']}_post", status=post.get("status"), error=post.get("error"), url=post["url"],
-                       at_epoch_s=round(post["t_epoch_ms"] / 1000.0, 3))
+                       at_epoch_s=round(post["t_epoch_ms"] / 1000.0, 3), offer_candidates=post.get("offer_candidates"))
         if drained.get("tap_error"):
             self.event("error", error=f"audio tap: {drained['tap_error']}")
         first_audio = drained.get("first_audio_epoch_ms")

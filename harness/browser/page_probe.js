@@ -113,12 +113,18 @@
     const m = method === 'POST' && /\/(whep|whip)(\?|$)/.exec(url);
     if (!m) return nativeFetch.apply(this, arguments);
     const t = performance.now();
+    // Which host candidates the offer carried: a page without microphone permission hides its addresses
+    // behind mDNS ".local" names, which the media server must still answer.
+    const body = typeof (init && init.body) === 'string' ? init.body : '';
+    const hosts = body.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:') && / typ host/.test(l));
+    const offer_candidates = {host: hosts.length, mdns: hosts.filter((l) => /\.local /.test(l)).length};
     try {
       const response = await nativeFetch.apply(this, arguments);
-      state.signalling.push({kind: m[1], status: response.status, t_epoch_ms: epochMs(t), url});
+      state.signalling.push({kind: m[1], status: response.status, t_epoch_ms: epochMs(t), url, offer_candidates});
       return response;
     } catch (err) {
-      state.signalling.push({kind: m[1], status: null, error: String(err && err.message || err), t_epoch_ms: epochMs(t), url});
+      state.signalling.push({kind: m[1], status: null, error: String(err && err.message || err), t_epoch_ms: epochMs(t), url,
+                             offer_candidates});
       throw err;
     }
   };

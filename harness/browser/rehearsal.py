@@ -21,7 +21,9 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from ..slo import METRICS
+from .files import browser_dir
 from .fleet import CanaryFleet
+from .micwav import write_mic_wav
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +121,8 @@ class RehearsalCanaries:
             config.update(listener_url=f"{host.rstrip('/')}/listener/{event.slug}", join_code=event.join_code)
         else:
             invite = booth.invites[-1] if booth.invites else None  # a spare: the synthetic interpreters take the first ones
-            config.update(invite_url=f"{host.rstrip('/')}/join/{invite}" if invite else None)
+            config.update(invite_url=f"{host.rstrip('/')}/join/{invite}" if invite else None,
+                          audio_wav=str(write_mic_wav(browser_dir(self.fleet.run_path) / "mic.wav")))
         return config
 
     def _start_when_live(self, plan: CanaryPlan, booth_id: str, config: dict, booths_unlocked: threading.Event) -> None:
