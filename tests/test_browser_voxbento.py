@@ -197,3 +197,64 @@ def test_interpreter_canary_publishes_through_the_booth_pages_own_whip(voxbento,
     whip = [e for e in data["events"] if e["event"] == "whip_post"]
     assert whip and whip[0]["status"] in (200, 201), data["events"]
     assert publishing[-1].get("packets_sent_total", 0) > 100
+
+
+def _state_where(sock, predicate, what: str):
+    return sock.wait_for(lambda m: m.type == "booth:state" and predicate(m.payload["state"]), waiting_for=what)
+
+
+def test_interpreter_canary_hands_over_and_back_through_the_booth_page(voxbento, tmp_path):
+    """Handover away through the page's own control, then back: does the booth page publish again?"""
+    url, password, relay = voxbento
+    admin, setup, slug, room = _event(url, password)
+    booth = BoothRef(slug, room.room_id, "es")
+    invite = admin.create_invite(setup.event_id, room.room_id, room.booth_ids["es"], label="canary")
+    backup_client = InterpreterClient(PortalHttp.for_url(url))
+    backup_client.join_invite(admin.create_invite(setup.event_id, room.room_id, room.booth_ids["es"], label="backup"))
+    fleet = CanaryFleet(tmp_path)
+    opened = []
+    try:
+        canary = fleet.start("i0", {"role": "interpreter", "booth_id": booth.booth_id, "invite_url": f"{url}/join/{invite}",
+                                    "room_name": "Main Hall", "language": "es", "audio_wav": str(write_mic_wav(tmp_path / "mic.wav"))})
+        coordinator = BoothSocket.for_portal(admin.http, booth.booth_id).connect()
+        opened.append(coordinator)
+        deadline = time.monotonic() + DEADLINE_S
+        while not (coordinator.latest_state and coordinator.latest_state.participants):
+            assert time.monotonic() < deadline and canary.proc.poll() is None
+            coordinator.set_broadcast_unlocked(True)
+            time.sleep(1.0)
+        _wait_playing(tmp_path, "i0", canary, seconds=3, state="publishing")
+        backup = BoothSocket.for_portal(backup_client.http, booth.booth_id).connect()
+        opened.append(backup)
+        backup.join("Synthetic backup", "interpreter")
+        time.sleep(1.0)  # the page enables its handover control once it sees a partner
+        fleet.command("i0", {"op": "handover"})  # the canary offers the mic through the page
+        _state_where(backup, lambda s: s["handoff_state"] == "offered", "the page's offer")
+        backup.accept_handoff()
+        _wait_playing(tmp_path, "i0", canary, seconds=1, state="waiting_audio")
+        time.sleep(2.0)
+        backup.initiate_handoff()  # and back: the backup offers, the canary takes over through the page
+        time.sleep(1.0)
+        fleet.command("i0", {"op": "handover"})
+        _state_where(backup, lambda s: s["active_interpreter_id"] != backup.participant_id, "the canary active again")
+        deadline = time.monotonic() + 20
+        resumed = False
+        while time.monotonic() < deadline and not resumed:
+            time.sleep(1.0)
+            events = read_canaries(tmp_path)["i0"]["events"]
+            states = [e["new"] for e in events if e["event"] == "state"]
+            resumed = states.count("publishing") >= 2
+        fleet.stop()
+    finally:
+        fleet.stop()
+        for s in opened:
+            s.close()
+    data = read_canaries(tmp_path)["i0"]
+    events = data["events"]
+    # Both handovers went through the page's own control (VoxBento labels it PASS MIC, then TAKE OVER), the page
+    # stopped publishing when it lost the mic and published again, with a new WHIP session, when it took it back.
+    assert [e["control"] for e in events if e["event"] == "handover"] == ["PASS MIC", "TAKE OVER"]
+    states = [e["new"] for e in events if e["event"] == "state"]
+    assert states[states.index("publishing"):][:3] == ["publishing", "waiting_audio", "publishing"], states
+    assert [e["status"] for e in events if e["event"] == "whip_post"] == [201, 201]
+    assert resumed

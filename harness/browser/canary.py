@@ -159,6 +159,9 @@ class Canary:
         self.whip_posts: list[dict] = []
         self.player = "page"
         self.handover_done = False
+        self.handover_requested = False
+        self._sent_last: dict[tuple, int] = {}
+        self.packets_sent_total = 0
 
     # --- state ---
     def _set_state(self, new: CanaryState, detail: str | None = None) -> None:
@@ -182,6 +185,8 @@ class Canary:
                 self.stop_requested = True
             elif command.get("op") == "schedule":
                 self.schedules.add(PublisherSchedule.from_wire(command["schedule"]))
+            elif command.get("op") == "handover":
+                self.handover_requested = True  # the interpreter canary clicks the page's handover control
 
     def wait(self, seconds: float, page=None) -> None:
         """Sleep in small steps, answering commands; Playwright events are delivered while the page waits."""
@@ -232,6 +237,7 @@ class Canary:
             shutil.rmtree(user_data_dir, ignore_errors=True)
             self.event("end", whep_posts=len(self.whep_posts), whip_posts=len(self.whip_posts),
                        packets=self.inbound.packets_total, lost=self.inbound.lost_total, markers=self.markers.markers,
+                       packets_sent=self.packets_sent_total,
                        problems={k.value: v for k, v in self.pagelog.counts.items()})
             if self.state is not CanaryState.FAILED:
                 self._set_state(CanaryState.STOPPED)
@@ -374,8 +380,15 @@ class Canary:
                              "base_latency_ms": round(last.get("base_latency_ms") or 0, 2),
                              "device_after_play_ms": round(last["t_ear_ms"] - last["t_play_ms"], 2)}
         outbound = [s for s in drained["stats"] if s.get("type") == "outbound-rtp"]
-        if outbound:
-            record["packets_sent_total"] = int(sum(s.get("packetsSent", 0) for s in outbound))
+        if outbound or self.config.role == "interpreter":
+            # Per RTP stream, like the inbound deltas: a republish after a handover is a new stream from zero.
+            sent = 0
+            for row in outbound:
+                key = (row.get("pc"), row.get("ssrc"))
+                sent += max(0, int(row.get("packetsSent", 0)) - self._sent_last.get(key, 0))
+                self._sent_last[key] = int(row.get("packetsSent", 0))
+            self.packets_sent_total += sent
+            record.update(packets_sent=sent, packets_sent_total=self.packets_sent_total)
         self.seconds.write(record)
         return record
 
@@ -409,17 +422,19 @@ class InterpreterFlow:
         if go_live.count():
             go_live.first.click()
         canary._set_state(CanaryState.WAITING_AUDIO, f"booth page {_no_query(page.url)}: waiting for it to publish")
-        sent = 0
         while not canary.stop_requested:
             canary.wait(TICK_S, page)
-            record = canary.tick(page)
-            now_sent = record.get("packets_sent_total", 0)
-            if now_sent > sent and canary.state is CanaryState.WAITING_AUDIO:
+            sent = canary.tick(page).get("packets_sent", 0)
+            if sent > 0 and canary.state is CanaryState.WAITING_AUDIO:
                 canary._set_state(CanaryState.PUBLISHING)
-            sent = max(sent, now_sent)
-            if (config.handover_at_epoch_s is not None and not canary.handover_done
-                    and time.time() >= config.handover_at_epoch_s):
-                canary.handover_done = True
+            elif sent == 0 and canary.state is CanaryState.PUBLISHING:
+                # The page stopped sending (a handover away, or it lost its ingest): a finding when it never resumes.
+                canary._set_state(CanaryState.WAITING_AUDIO, "the booth page stopped publishing")
+            due = (config.handover_at_epoch_s is not None and not canary.handover_done
+                   and time.time() >= config.handover_at_epoch_s)
+            if due or canary.handover_requested:
+                canary.handover_done = canary.handover_done or due
+                canary.handover_requested = False
                 self._handover(page)
 
     def _handover(self, page) -> None:
@@ -429,8 +444,9 @@ class InterpreterFlow:
             self.canary.event("handover", ok=False, error=f"the booth page's handover control ({self.canary.config.handover_selector}) "
                                                           "is missing or disabled")
             return
+        label = (button.first.inner_text() or "").strip()
         button.first.click()
-        self.canary.event("handover", ok=True, at_epoch_s=round(started, 3))
+        self.canary.event("handover", ok=True, at_epoch_s=round(started, 3), control=label)
 
 
 class CanaryError(RuntimeError):

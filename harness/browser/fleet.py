@@ -103,6 +103,10 @@ class CanaryFleet:
         for canary in targets:
             canary.send({"op": "schedule", "schedule": schedule})
 
+    def command(self, name: str, message: dict) -> bool:
+        """Send one command (e.g. ``{"op": "handover"}``) to the canary called ``name``."""
+        return any(c.send(message) for c in self.canaries if c.name == name)
+
     def dead(self) -> list[CanaryProcess]:
         """Canaries that exited before they were asked to stop (their figures end there)."""
         return [c for c in self.canaries if not c.stop_sent and c.proc.poll() is not None]
