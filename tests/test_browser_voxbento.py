@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from harness.browser import pagelog
@@ -30,6 +31,7 @@ from harness.clients import AdminClient, BoothSocket, InterpreterClient, Listene
 from harness.clients.booth_api import BoothApi
 from harness.clients.identifiers import BoothRef
 from harness.media.bridge import MediaBridge
+from harness.report.browser import browser_section
 from harness.refstack.stack import Stack, StackConfig, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,6 +157,12 @@ def test_listener_canary_plays_voxbentos_own_listener_page(voxbento, tmp_path):
     every_s = (delay[0]["last_epoch_s"] - delay[0]["first_epoch_s"]) / (delay[0]["count"] - 1)
     assert 2.0 <= every_s <= 6.0, every_s  # the page's 3000 ms poll
     assert any(r["kind"] == "blocked" and r["url"] == "https://cdn.tailwindcss.com/" for r in rows)
+    # The report says it in plain words: what, how often, since when, where.
+    sentences = [p.sentence for p in browser_section(tmp_path, pd.DataFrame()).problems]
+    said = [t for t in sentences if "updateRoomDelayData is not defined" in t]
+    assert len(said) == 1 and said[0].startswith("The target's listener page logged a console warning "), sentences
+    assert "about every 3." in said[0] or "about every 2." in said[0] or "about every 4." in said[0], said[0]
+    assert "listener-event.js" in said[0]
     # The join code never reaches the canary's files or log.
     for path in (tmp_path / "browser").iterdir():
         assert setup.join_code not in path.read_text(), path.name
@@ -258,3 +266,5 @@ def test_interpreter_canary_hands_over_and_back_through_the_booth_page(voxbento,
     assert states[states.index("publishing"):][:3] == ["publishing", "waiting_audio", "publishing"], states
     assert [e["status"] for e in events if e["event"] == "whip_post"] == [201, 201]
     assert resumed
+    lines = browser_section(tmp_path, pd.DataFrame()).status_lines
+    assert any("through its own WHIP code in 2 WHIP session(s); handovers through the page: PASS MIC, TAKE OVER" in l for l in lines), lines

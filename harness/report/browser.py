@@ -58,6 +58,10 @@ class CanaryRow:
     cpu_pct_mean: float | None
     rss_mb_max: float | None
     error: str | None
+    packets_sent: int = 0  # interpreter canaries: RTP packets the page published
+    whip_posts: int = 0
+    handovers: tuple[str, ...] = ()  # the page controls clicked, e.g. ("PASS MIC", "TAKE OVER")
+    publish_stops: int = 0  # times the page stopped publishing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +146,10 @@ def _canary_row(name: str, data: dict) -> CanaryRow:
         cpu_pct_mean=float(np.mean([c for c in cpu if c is not None])) if any(c is not None for c in cpu) else None,
         rss_mb_max=max([r for r in rss if r is not None], default=None),
         error=next((e for e in errors if e), None),
+        packets_sent=int(sum(s.get("packets_sent", 0) for s in seconds)),
+        whip_posts=sum(1 for e in events if e.get("event") == "whip_post"),
+        handovers=tuple(e.get("control") or ("failed: " + (e.get("error") or "")) for e in events if e.get("event") == "handover"),
+        publish_stops=sum(1 for e in events if e.get("event") == "state" and e.get("old") == "publishing" and e.get("new") == "waiting_audio"),
     )
 
 
@@ -207,6 +215,16 @@ def browser_section(run_path: Path, listeners: pd.DataFrame) -> BrowserSection |
                          "the page's own player was not exercised")
         if r.error:
             lines.append(f"canary {r.name} stopped with an error: {r.error}")
+        if r.role == "interpreter":
+            line = (f"canary {r.name} (interpreter, {r.booth}): the booth page published {r.packets_sent} RTP packets "
+                    f"through its own WHIP code in {r.whip_posts} WHIP session(s)")
+            if r.handovers:
+                line += f"; handovers through the page: {', '.join(r.handovers)}"
+            if r.publish_stops:
+                line += f"; it stopped publishing {r.publish_stops} time(s) and ended {r.final_state.replace('_', ' ')}"
+            if not r.packets_sent:
+                line += ": it never published (a page without publishing code, or the booth never went live)"
+            lines.append(line)
     device = [(s.get("tap") or {}).get("device_after_play_ms") for data in canaries.values() for s in data["seconds"]]
     return BrowserSection(
         status_lines=lines,
