@@ -11,6 +11,7 @@ Needs Chromium and Playwright (harness/browser/chromium.py says why not, and the
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -60,6 +61,7 @@ def main() -> int:
                 fleet.stop()
     finally:
         stack.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"one canary listener: {len(tree)} processes ({chromium} Chromium), PSS {pss / 2**20:.0f} MiB "
           f"(RSS summed {rss / 2**20:.0f} MiB), CPU {100 * busy_s / elapsed_s:.1f} % of one core over {elapsed_s:.0f} s; "
           f"load average {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} CPUs")

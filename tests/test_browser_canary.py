@@ -7,6 +7,7 @@ Skips with one line when Chromium or Playwright is missing.
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -159,3 +160,34 @@ def test_page_problems_are_recorded_and_summarised(tmp_path):
     assert by_kind["blocked"]["url"] == "https://cdn.example.invalid/x.js"
     assert rows[-1]["kind"] == "blocked"  # the canary's own doing comes last
     assert "SECRET" not in (tmp_path / "browser" / "canary-l0.log").read_text()
+
+
+def test_a_booth_that_never_plays_counts_as_not_receiving_and_a_dead_canary_is_said(relay, tmp_path):
+    """Hostile cases: a WHEP URL the relay answers 404, and a canary killed mid-run. Neither reads as a pass."""
+    import signal
+
+    from harness.measures import browser_metrics
+
+    fleet = CanaryFleet(tmp_path)
+    lost = fleet.start("l0", {"role": "listener", "booth_id": "none-1-es", "whep_url": f"{relay.media_http_url}/no/such/path/whep"})
+    killed = fleet.start("l1", {"role": "listener", "booth_id": "none-1-es", "whep_url": f"{relay.media_http_url}/no/such/path/whep"})
+    deadline = time.monotonic() + START_DEADLINE_S
+    while not [e for e in read_canaries(tmp_path).get("l0", {}).get("events", []) if e["event"] == "whep_post"]:
+        assert time.monotonic() < deadline and lost.proc.poll() is None
+        time.sleep(0.5)
+    killed.proc.send_signal(signal.SIGKILL)
+    killed.proc.wait(timeout=30)
+    assert [c.name for c in fleet.dead()] == ["l1"]
+    fleet.stop()
+    assert not os.path.exists(killed.user_data_dir)  # its Chromium profile does not outlive it
+    assert lost.exit_code == 0
+    data = read_canaries(tmp_path)["l0"]
+    assert [e["status"] for e in data["events"] if e["event"] == "whep_post"] == [404]
+    assert any("answered 404" in (e.get("error") or "") for e in data["events"] if e["event"] == "error")
+    assert {s["state"] for s in data["seconds"]} == {"waiting_audio"}
+    metrics = browser_metrics(tmp_path)
+    assert list(metrics["browser_listeners_receiving_ratio"]) == [0.0]  # two started, none received
+    assert "browser_mouth_to_ear_latency_ms" not in metrics  # no sample rather than an invented one
+    died = [s for s in read_status(tmp_path) if s["kind"] == "died"]
+    assert len(died) == 1 and died[0]["canary"] == "l1" and "its figures end there" in died[0]["text"]
+    assert [e["status"] for e in data["events"] if e["event"] == "whep_post"]

@@ -80,6 +80,7 @@ class CanaryConfig:
     handover_selector: str = "#handover-btn"  # VoxBento's booth page: the mic handover button
     handover_at_epoch_s: float | None = None
     allow_hosts: tuple[str, ...] = ()  # host:port pairs the page may reach; anything else is blocked
+    user_data_dir: str | None = None  # a fresh, empty Chromium profile; made here when not given
     select_timeout_s: float = 10.0
     load_timeout_s: float = 30.0
 
@@ -205,7 +206,7 @@ class Canary:
         from playwright.sync_api import sync_playwright
 
         self.event("start", role=self.config.role, booth=self.config.booth_id, pid=os.getpid())
-        user_data_dir = tempfile.mkdtemp(prefix=f"voxload-canary-{self.name}-")
+        user_data_dir = self.config.user_data_dir or tempfile.mkdtemp(prefix=f"voxload-canary-{self.name}-")
         secure = sorted({_origin(u) for u in (self.config.listener_url, self.config.invite_url, self.config.whep_url) if u
                          and urlsplit(u).hostname not in ("127.0.0.1", "localhost", "::1")})
         try:

@@ -16,8 +16,10 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,6 +40,7 @@ class CanaryProcess:
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     stop_sent: bool = False
     exit_code: int | None = None
+    user_data_dir: str | None = None  # removed by the fleet even when the canary was killed
 
     def send(self, message: dict) -> bool:
         with self.lock:
@@ -80,10 +83,12 @@ class CanaryFleet:
             if self.closed:
                 return None
             self.dir.mkdir(parents=True, exist_ok=True)
+            config = {**config, "user_data_dir": tempfile.mkdtemp(prefix=f"voxload-canary-{name}-")}
             with open(self.dir / f"canary-{name}.log", "ab") as log:
                 proc = subprocess.Popen([sys.executable, "-m", "harness.browser.canary", "--run-dir", str(self.run_path), "--name", name],
                                         stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env)
-            canary = CanaryProcess(name, config["role"], config.get("booth_id", ""), proc, time.time())
+            canary = CanaryProcess(name, config["role"], config.get("booth_id", ""), proc, time.time(),
+                                   user_data_dir=config["user_data_dir"])
             self.canaries.append(canary)
             known = list(self._schedules.get(canary.booth_id, []))
         canary.send(config)
@@ -138,6 +143,8 @@ class CanaryFleet:
                     canary.proc.stdin.close()
                 except OSError:
                     pass
+            if canary.user_data_dir:
+                shutil.rmtree(canary.user_data_dir, ignore_errors=True)
         if self._status is not None:
             self._status.close()
             self._status = None
