@@ -98,7 +98,7 @@ def test_chromium_plays_a_booth_through_the_relay(relay, tmp_path):
     assert whep[0]["offer_candidates"]["host"] >= 1
     assert whep[0]["offer_candidates"]["mdns"] == whep[0]["offer_candidates"]["host"], whep[0]
     first_audio = [e for e in events if e["event"] == "first_audio"]
-    assert first_audio and 0 < first_audio[0]["page_to_first_audio_ms"] < 10_000
+    assert first_audio and 0 < first_audio[0]["pick_to_first_audio_ms"] <= first_audio[0]["page_to_first_audio_ms"] < 30_000
     assert [e["new"] for e in events if e["event"] == "state"] == ["loading", "waiting_audio", "playing", "stopped"]
     # Cost of one canary is measured every second.
     health = [s["health"] for s in seconds[1:]]

@@ -155,6 +155,7 @@ class Canary:
         self.state = CanaryState.STARTING
         self.stop_requested = False
         self.page_start_epoch_s: float | None = None
+        self.picked_epoch_s: float | None = None  # language picked (or the canary's player started): audio is due from here
         self.first_audio_reported = False
         self.whep_posts: list[dict] = []
         self.whip_posts: list[dict] = []
@@ -320,6 +321,7 @@ class Canary:
             self._play_with_canary_player(page, whep_url, "the listener page offers no language to pick (no player code)")
             return
         value = language_option.first.get_attribute("value")
+        self.picked_epoch_s = time.time()
         page.locator("#language-select").select_option(value=value, force=True)
         self.event("player", player="page", detail="the page's own listener code plays the booth")
 
@@ -338,6 +340,7 @@ class Canary:
 
     def _play_with_canary_player(self, page, whep_url: str, reason: str) -> None:
         self.player = "canary"
+        self.picked_epoch_s = time.time()
         self.event("player", player="canary", detail=reason)
         from playwright.sync_api import Error as PlaywrightError
 
@@ -367,7 +370,9 @@ class Canary:
         first_audio = drained.get("first_audio_epoch_ms")
         if first_audio is not None and not self.first_audio_reported and self.page_start_epoch_s is not None:
             self.first_audio_reported = True
+            picked = self.picked_epoch_s or self.page_start_epoch_s
             self.event("first_audio", page_to_first_audio_ms=round(first_audio - self.page_start_epoch_s * 1000.0, 1),
+                       pick_to_first_audio_ms=round(first_audio - picked * 1000.0, 1),
                        whep_posts=len(self.whep_posts), player=self.player)
         if self.config.role == "listener" and interval.packets > 0 and self.state is CanaryState.WAITING_AUDIO:
             self._set_state(CanaryState.PLAYING)

@@ -53,6 +53,7 @@ class CanaryRow:
     m2e_p95_ms: float | None
     markers: int
     page_to_first_audio_ms: float | None
+    pick_to_first_audio_ms: float | None  # from the language pick (or the canary player's start)
     whep_posts: int
     whep_failed: int
     cpu_pct_mean: float | None
@@ -141,6 +142,7 @@ def _canary_row(name: str, data: dict) -> CanaryRow:
         m2e_p95_ms=_p(latencies, 95),
         markers=max([s.get("markers_total", 0) for s in seconds] or [0]),
         page_to_first_audio_ms=first.get("page_to_first_audio_ms") if first else None,
+        pick_to_first_audio_ms=first.get("pick_to_first_audio_ms") if first else None,
         whep_posts=len(whep),
         whep_failed=sum(1 for e in whep if not (e.get("status") in (200, 201))),
         cpu_pct_mean=float(np.mean([c for c in cpu if c is not None])) if any(c is not None for c in cpu) else None,
