@@ -29,3 +29,18 @@ def test_canary_listeners_spread_over_booths_like_the_audience():
         ("i0", "interpreter", "Main Hall/es"),
     ]
     assert [p.booth_ref for p in plans[:3]] == [scenario.event.listener_booth(i).ref for i in range(3)]
+
+
+def test_canary_process_never_imports_locust_or_gevent_and_the_owner_never_imports_playwright():
+    import subprocess
+    import sys
+
+    probe = ("import sys, harness.browser.canary as c; "
+             "print(sorted(m for m in ('locust', 'gevent') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
+    assert done.stdout.strip() == "[]"
+    probe = ("import sys, harness.browser.rehearsal, harness.browser.fleet; "
+             "harness.browser.chromium.unavailable_reason(); "
+             "print(sorted(m for m in ('playwright', 'locust', 'gevent') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
+    assert done.stdout.strip() == "[]"

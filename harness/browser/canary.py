@@ -42,7 +42,7 @@ from ..media.schedule import BoothSchedules, PublisherSchedule
 from . import chromium
 from .files import JsonLines, canary_file
 from .pageaudio import EarMarkers, InboundDeltas
-from .pagelog import PageLog, PageProblem
+from .pagelog import PageLog
 
 logger = logging.getLogger("voxload.canary")
 

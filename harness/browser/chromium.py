@@ -8,6 +8,7 @@ Playwright, a binary that does not start), so a run can say so and carry on.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -48,9 +49,8 @@ def _probe(path: str) -> str | None:
     resolved = shutil.which(path) or (path if os.path.isfile(path) else None)
     if resolved is None:
         return f"Chromium not found at {path} (install Debian's chromium or set ${CHROMIUM_ENV_VAR})"
-    try:
-        import playwright  # noqa: F401  (only asks whether it is installed)
-    except ImportError:
+    # find_spec, not import: this runs in the Locust process, which must not load Playwright next to gevent.
+    if importlib.util.find_spec("playwright") is None:
         return "Playwright for Python is not installed (pip install playwright; no browser download needed)"
     try:
         done = subprocess.run([resolved, "--headless", "--no-sandbox", "--version"], capture_output=True, text=True, timeout=30)
