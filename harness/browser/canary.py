@@ -357,7 +357,17 @@ class Canary:
             self.tick(page)
 
     def tick(self, page) -> dict:
-        drained = page.evaluate("window.__voxload.drain()")
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            drained = page.evaluate("window.__voxload.drain()")
+        except PlaywrightError as exc:
+            # The page navigated or reloaded between two ticks (its own code did; the probe is injected again
+            # into the new document): this second has no figures, and says why.
+            if page.is_closed():
+                raise
+            self.event("page_reloaded", detail=str(exc).splitlines()[0][:200])
+            drained = {"stats": [], "chunks": [], "signalling": []}
         interval = self.inbound.take(drained["stats"])
         latencies = self.markers.push(drained["chunks"])
         for post in drained["signalling"]:
