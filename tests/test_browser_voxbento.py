@@ -205,6 +205,8 @@ def test_interpreter_canary_publishes_through_the_booth_pages_own_whip(voxbento,
     whip = [e for e in data["events"] if e["event"] == "whip_post"]
     assert whip and whip[0]["status"] in (200, 201), data["events"]
     assert publishing[-1].get("packets_sent_total", 0) > 100
+    for path in (tmp_path / "browser").iterdir():  # the invite is a credential: never in the canary's files
+        assert invite not in path.read_text(), path.name
 
 
 def _state_where(sock, predicate, what: str):

@@ -105,8 +105,12 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+_INVITE_PATH = re.compile(r"/join/[^/?#]+")
+
+
 def _no_query(url: str) -> str:
-    return url.split("?", 1)[0]
+    """A URL fit for logs and files: no query (join codes, tokens) and no invite token in the path."""
+    return _INVITE_PATH.sub("/join/<invite>", url.split("?", 1)[0])
 
 
 class ProcessTreeMeter:

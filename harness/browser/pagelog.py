@@ -54,7 +54,7 @@ class PageLog:
     def record(self, kind: PageProblem, text: str, url: str | None = None) -> None:
         self.counts[kind] += 1
         # No query strings: they carry join codes, tokens and cache busters.
-        url = url.removeprefix("at ").split("?", 1)[0] if url else None
+        url = re.sub(r"/join/[^/?#]+", "/join/<invite>", url.removeprefix("at ").split("?", 1)[0]) if url else None
         self._sink({"canary": self.canary, "kind": kind.value, "text": text[:2000], "url": url, "t_epoch_s": round(time.time(), 3)})
 
     def _on_console(self, message) -> None:
