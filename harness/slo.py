@@ -8,7 +8,12 @@ Owns (conventions item 9, modelled on k6 ``metrics/thresholds.go``):
 * ``parse_threshold``: ``"p95 < 400"`` -> ``Threshold``, which keeps its source text, file and line.
   Thresholds are parsed and validated when the scenario loads, i.e. before any load starts.
 * ``evaluate``: thresholds + observed samples -> ``SloResult`` rows in one of three states,
-  ``pass``, ``fail`` or ``no_data``. A threshold whose metric got no samples is ``no_data``, never a pass.
+  ``pass``, ``fail``, ``no_data`` or ``insufficient_data``. A threshold whose metric got no samples is
+  ``no_data``, never a pass.
+* The coverage rule (``COVERAGE_REQUIRED``): a media SLO (``Metric.needs_coverage``) holds only when its
+  samples cover at least 90 % of the listener-seconds the scenario expected over its steady state
+  (``harness.measures.media_coverage`` counts both). Below that it is ``insufficient_data`` whatever the
+  samples say: 18 good seconds out of 60 are not evidence that the other 42 were good.
 
 Input of ``evaluate``: a mapping ``metric name -> 1-D samples`` (list, numpy array or pandas Series).
 ``samples_from_frame`` turns a long DataFrame with ``metric`` and ``value`` columns (what
@@ -53,6 +58,13 @@ class SloState(enum.Enum):
     FAIL = "fail"
     # Conventions item 9: a threshold whose metric got no samples must not pass silently.
     NO_DATA = "no_data"
+    # Samples exist but cover too little of the steady state (COVERAGE_REQUIRED): not a pass either.
+    INSUFFICIENT = "insufficient_data"
+
+
+# The coverage rule, stated once: a media SLO needs samples for >= 90 % of the expected listener-seconds of the
+# steady window (and every handover heard by a listener present before it); below that it is insufficient data.
+COVERAGE_REQUIRED = 0.90
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +73,7 @@ class Metric:
     unit: str
     kind: MetricKind
     description: str
+    needs_coverage: bool = False  # judged only when its samples cover the steady state (COVERAGE_REQUIRED)
 
 
 def _metrics(*items: Metric) -> Mapping[str, Metric]:
@@ -70,13 +83,13 @@ def _metrics(*items: Metric) -> Mapping[str, Metric]:
 # The metric vocabulary. Producers (media engine, clients, Locust users) write samples under these names.
 METRICS: Mapping[str, Metric] = _metrics(
     Metric("mouth_to_ear_latency_ms", "ms", MetricKind.TREND,
-           "interpreter's send time of an audio packet to a listener's receipt of the same payload (media-design 4)"),
+           "interpreter's send time of an audio packet to a listener's receipt of the same payload (media-design 4)", needs_coverage=True),
     Metric("whep_time_to_first_audio_ms", "ms", MetricKind.TREND,
            "listener's WHEP POST start to the first RTP packet received (media-design 3)"),
     Metric("whip_setup_ms", "ms", MetricKind.TREND,
            "interpreter's WHIP POST start to ICE+DTLS connected"),
     Metric("handover_gap_ms", "ms", MetricKind.TREND,
-           "silence at a listener across a handover: last packet of the old active interpreter to first of the new"),
+           "silence at a listener across a handover: last packet of the old active interpreter to first of the new", needs_coverage=True),
     Metric("handover_duration_ms", "ms", MetricKind.TREND,
            "booth:initiate-handoff sent to the booth:state showing the new active interpreter (contract 5.3)"),
     Metric("handover_failure_rate", "ratio", MetricKind.RATE,
@@ -90,13 +103,13 @@ METRICS: Mapping[str, Metric] = _metrics(
     Metric("ws_connect_ms", "ms", MetricKind.TREND,
            "booth or captions WebSocket handshake time"),
     Metric("packet_loss_pct", "%", MetricKind.TREND,
-           "per listener and second: lost RTP packets / expected packets x 100 (media-design 6.7)"),
+           "per listener and second: lost RTP packets / expected packets x 100 (media-design 6.7)", needs_coverage=True),
     Metric("jitter_ms", "ms", MetricKind.TREND,
-           "RFC 3550 interarrival jitter per listener and second, in milliseconds"),
+           "RFC 3550 interarrival jitter per listener and second, in milliseconds", needs_coverage=True),
     Metric("audio_gap_ms", "ms", MetricKind.TREND,
-           "length of each silence longer than media.silence_threshold_ms at a receiving listener"),
+           "length of each silence longer than media.silence_threshold_ms at a receiving listener", needs_coverage=True),
     Metric("listeners_receiving_ratio", "ratio", MetricKind.GAUGE,
-           "listeners that received audio / listeners that were started, computed at the end of the run"),
+           "listeners that received audio / listeners that were started, computed at the end of the run", needs_coverage=True),
     Metric("captioned_booths_ratio", "ratio", MetricKind.GAUGE,
            "transcribed booths whose caption socket delivered at least one 'final' / transcribed booths"),
     Metric("transcription_start_rejected", "count", MetricKind.COUNTER,
@@ -165,7 +178,7 @@ class Threshold:
     aggregation: str  # normalised: "p95", "p99.9", "mean", "rate", ...
     op: str
     bound: float
-    # Not required = no_data is reported but does not make the run exit 2 (harness.results.exit_code).
+    # Not required = no_data or insufficient_data is reported but does not make the run exit 3 (harness.results.exit_code).
     required: bool = True
     file: str | None = None
     line: int | None = None
@@ -188,6 +201,7 @@ class SloResult:
     state: SloState
     observed: float | None  # the aggregate compared with the bound; None when there was no data
     sample_count: int
+    coverage: float | None = None  # share of the expected steady-state samples present (media SLOs only)
 
     def as_dict(self) -> dict[str, Any]:
         t = self.threshold
@@ -204,6 +218,7 @@ class SloResult:
             "state": self.state.value,
             "observed": self.observed,
             "sample_count": self.sample_count,
+            "coverage": self.coverage,
         }
 
 
@@ -285,18 +300,28 @@ def aggregate(threshold: Threshold, values: np.ndarray) -> float:
     return float({"min": np.min, "max": np.max, "mean": np.mean}[agg](values))
 
 
-def evaluate_one(threshold: Threshold, samples: Any | None) -> SloResult:
+def evaluate_one(threshold: Threshold, samples: Any | None, coverage: float | None = None) -> SloResult:
+    """`coverage`: share of the expected steady-state samples present, for metrics that need it (else None)."""
     values = _clean(samples if samples is not None else [])
+    if not METRICS[threshold.metric].needs_coverage:
+        coverage = None
     if values.size == 0:
-        return SloResult(threshold, SloState.NO_DATA, None, 0)
+        return SloResult(threshold, SloState.NO_DATA, None, 0, coverage)
     observed = aggregate(threshold, values)
+    if coverage is not None and coverage < COVERAGE_REQUIRED:
+        return SloResult(threshold, SloState.INSUFFICIENT, observed, int(values.size), coverage)
     ok = _OPERATORS[threshold.op](observed, threshold.bound)
-    return SloResult(threshold, SloState.PASS if ok else SloState.FAIL, observed, int(values.size))
+    return SloResult(threshold, SloState.PASS if ok else SloState.FAIL, observed, int(values.size), coverage)
 
 
-def evaluate(thresholds: Sequence[Threshold], samples: Mapping[str, Any]) -> tuple[SloResult, ...]:
-    """Evaluate every threshold against ``samples[metric]`` (missing metric = no data)."""
-    return tuple(evaluate_one(t, samples.get(t.metric)) for t in thresholds)
+def evaluate(thresholds: Sequence[Threshold], samples: Mapping[str, Any],
+             coverage: Mapping[str, float] | None = None) -> tuple[SloResult, ...]:
+    """Evaluate every threshold against ``samples[metric]`` (missing metric = no data).
+
+    `coverage`: ``{metric: share}`` from ``harness.measures.media_coverage``; a media metric absent from it is
+    judged on its samples alone (a caller that cannot know the expected samples, e.g. a unit test)."""
+    coverage = coverage or {}
+    return tuple(evaluate_one(t, samples.get(t.metric), coverage.get(t.metric)) for t in thresholds)
 
 
 def samples_from_frame(frame: Any, metric_column: str = "metric", value_column: str = "value") -> dict[str, np.ndarray]:

@@ -39,6 +39,9 @@ def _distinct_ip() -> str:
     return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
+RUN_READY_TIMEOUT_S = 300.0
+
+
 class ConferenceUser(HttpUser):
     abstract = True
 
@@ -47,7 +50,12 @@ class ConferenceUser(HttpUser):
         return self.environment.conference_run
 
     def on_start(self) -> None:
-        if not self.conference.ready.wait(timeout=300):
+        # A worker is "ready" for Locust's master as soon as it connects, so users may spawn while its init still
+        # waits for the master's scenario: they wait for the run to exist (or die with the process if refused).
+        deadline_s = time.monotonic() + RUN_READY_TIMEOUT_S
+        while getattr(self.environment, "conference_run", None) is None and time.monotonic() < deadline_s:
+            gevent.sleep(0.1)
+        if getattr(self.environment, "conference_run", None) is None or not self.conference.ready.wait(timeout=RUN_READY_TIMEOUT_S):
             raise RuntimeError("the run never became ready (see the log for the setup error)")
 
     def portal(self, **kwargs) -> PortalHttp:
@@ -173,7 +181,11 @@ class InterpreterUser(ConferenceUser):
 
     def on_stop(self) -> None:
         if self.publisher is not None:
-            self._unpublish()
+            try:
+                self._unpublish()
+            except ClientError as exc:
+                # The portal may be gone (a fault test, an outage): leaving is best effort, and said in one line.
+                logger.warning("interpreter leaving %s: %s: %s", self.booth.booth_id, type(exc).__name__, exc)
         if self.socket is not None:
             self.socket.close()
 

@@ -70,6 +70,7 @@ class RehearsalCanaries:
         self._threads: list[threading.Thread] = []
         self.unavailable: str | None = None
         self.stopped = False
+        self._started = False
 
     def check(self) -> str | None:
         """Before load: None if canaries can run (or none are asked for); else the one line the run prints.
@@ -98,9 +99,10 @@ class RehearsalCanaries:
         self.booth_live(booth_id)
 
     def start(self, host: str, event, booths_unlocked: threading.Event, started_epoch_s: float) -> None:
-        """Start one waiter per canary (daemon threads; greenlets inside Locust)."""
-        if not self.plans:
+        """Start one waiter per canary (daemon threads; greenlets inside Locust); once per run."""
+        if not self.plans or self._started:
             return
+        self._started = True
         for plan in self.plans:
             booth = event.booths[plan.booth_ref]
             config = self._config(plan, host, event, booth)

@@ -100,7 +100,8 @@ class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self._tmp: tempfile.TemporaryDirectory | None = None
-        self.data_dir = config.data_dir or Path(self._tmpdir())
+        # Absolute: the children run with the data folder as their working directory, and the SQLite URL is built from it.
+        self.data_dir = Path(os.path.abspath(config.data_dir or self._tmpdir()))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(config.portal_env)
         # Secrets: taken from the caller's environment when set, generated otherwise; never logged.
@@ -162,7 +163,7 @@ class Stack:
         return self
 
     def _log_file(self, name: str):
-        log_dir = self.config.log_dir or self.data_dir
+        log_dir = Path(os.path.abspath(self.config.log_dir)) if self.config.log_dir else self.data_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         return open(log_dir / f"{name}.log", "ab")
 

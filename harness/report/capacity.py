@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from .faults import Outage
 from .findings import Finding, Severity
 from .health import GeneratorHealthView
 from .rundata import RunData
@@ -39,6 +40,9 @@ def _slo_note(verdicts: Verdicts, metric_name: str) -> tuple[str, bool]:
     row = verdicts.row(metric_name)
     if row is None or row.state == "no_data":
         return "", True
+    if row.state == "insufficient_data":
+        return (f" — not judged against {row.threshold_text}: its samples cover {row.coverage_text} of the steady state, "
+                f"too little to be evidence"), False
     if row.state == "fail":
         return f" — does not meet the objective {row.threshold_text}", False
     return f" (objective {row.threshold_text}: met)", True
@@ -62,8 +66,13 @@ class CapacityInputs:
 
 
 def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health: GeneratorHealthView,
-               findings: list[Finding]) -> list[Statement]:
+               findings: list[Finding], outages: list[Outage] = ()) -> list[Statement]:
     out: list[Statement] = []
+    # What went wrong during the run comes first, in words with its time (the plots only show it).
+    for event in verdicts.events:
+        out.append(Statement("run", f"{str(event.get('text', '')).rstrip('.')}.", False))
+    for outage in outages:
+        out.append(Statement("outage", outage.describe(), False))
     shape = inputs.shape
     event = run.scenario.get("event") or {}
     rooms = len(event.get("rooms") or [])
@@ -107,6 +116,13 @@ def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health:
             worst = gaps.loc[gaps["gap_max_ms"].idxmax()]
             text += (f"; the longest silence a listener heard across one was {_ms(worst['gap_max_ms'])} "
                      f"({worst['booth']} at +{worst['t_s']:.0f} s){note}")
+        unheard = done[done["listeners"] == 0]
+        if not unheard.empty:
+            # Issue 10 item 9: a switch nobody was listening to measured nothing.
+            text += (f"; {len(unheard)} handover(s) had no listener present to hear them ("
+                     + ", ".join(f"{b} at +{t:.0f} s" for b, t in unheard[["booth", "t_s"]].itertuples(index=False))
+                     + "): no data, not a pass")
+            ok = False
         out.append(Statement("handovers", text + ".", ok and len(done) == len(handovers)))
     captions = inputs.captions
     transcribed = [ref for ref, b in ((run.event or {}).get("booths") or {}).items() if isinstance(b, dict) and b.get("transcribed")]
@@ -136,7 +152,7 @@ def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health:
     warning = health.warning()
     if warning:
         out.append(Statement("generator", warning, not health.saturated))
-    elif health.measured:
+    elif health.measured and not verdicts.events:
         out.append(Statement("generator", "The load generator kept up for the whole run (no saturated second in the media engines or the Locust hub).", True))
     for finding in findings:
         knee = f"; knee at {finding.knee.x_column} = {finding.knee.x:g} ({finding.method})" if finding.knee else f" ({finding.method}; no knee found)"
@@ -187,6 +203,12 @@ def recommendations(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, he
         if row.state == "no_data" and row.required:
             out.append(Recommendation(f"Measure {row.metric} before signing: the objective {row.threshold_text} got no samples, which is not a pass.",
                                       f"SLO {row.metric}: no data"))
+        elif row.state == "insufficient_data" and row.required:
+            out.append(Recommendation(f"Measure {row.metric} over the whole steady state before signing: its samples cover "
+                                      f"{row.coverage_text} of it, which is not a pass.", f"SLO {row.metric}: insufficient data"))
+    if verdicts.invalid_reasons:
+        out.append(Recommendation("Rerun before signing: this run is not valid evidence (" + "; ".join(verdicts.invalid_reasons) + ").",
+                                  "run validity"))
     if health.saturated:
         out.append(Recommendation(
             "Rerun with more generator capacity (scenario media.engines, more cores, or a second load machine) before signing: "

@@ -21,8 +21,9 @@ PAGE_IN = (8.27, 11.69)  # A4 portrait
 MARGIN = 0.06  # of the page
 LINE = 0.0155  # one 9 pt line, as a fraction of the page height
 CHARS_PER_LINE = 96  # 9 pt DejaVu Sans across the A4 text width
-_COLORS = {"pass": "#1b7a1f", "fail": "#b00020", "no_data": "#8a6d00"}
-_BANNER = {"passed": "#1b7a1f", "slo_failed": "#b00020", "error": "#a06800", "findings": "#2f5597"}
+_COLORS = {"pass": "#1b7a1f", "fail": "#b00020", "no_data": "#8a6d00", "insufficient_data": "#8a6d00"}
+_BANNER = {"passed": "#1b7a1f", "slo_failed": "#b00020", "error": "#a06800", "invalid": "#a06800", "interrupted": "#a06800",
+           "findings": "#2f5597"}
 
 
 class _TextPages:
@@ -103,7 +104,7 @@ def write_pdf(report: Report, path: Path) -> None:
             text.paragraph("Provisional: recomputed from partial data because summary.json is missing.", color="#a06800")
         text.row([(0.0, "Metric"), (0.33, "Measured"), (0.5, "Threshold"), (0.7, "Result"), (0.8, "Samples")], bold=True)
         for row in report.verdicts.rows:
-            text.row([(0.0, row.metric), (0.33, row.measured_text), (0.5, row.threshold_text), (0.7, STATE_WORDS[row.state]),
+            text.row([(0.0, row.metric), (0.33, row.measured_text), (0.5, row.threshold_text), (0.7, STATE_WORDS.get(row.state, row.state)),
                       (0.8, str(row.sample_count))], color=_COLORS.get(row.state, "#222"))
         text.heading("Generator health")
         health = report.health

@@ -46,6 +46,7 @@ SILENCE_DBFS = -45.0
 UNMARKED_TEXT = "unmarked speech"
 WHEP_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 3.0
 
 
 class CaptionerError(Exception):
@@ -132,8 +133,12 @@ async def transcribe(whep_url: str, *, chunk_s: float = CHUNK_S, connect_timeout
                     logger.warning("captioner: WHEP session not connected after %.0f s", connect_timeout_s)
                     return
                 try:
-                    frame = await asyncio.wait_for(track.recv(), timeout=chunk_s)
-                except asyncio.TimeoutError:
+                    # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that lands just as recv() completes
+                    # (gh-86296), so the worker ran on and transcription/stop, awaiting it under the registry lock,
+                    # hung, and every later stop with it. asyncio.timeout keeps the cancel.
+                    async with asyncio.timeout(chunk_s):
+                        frame = await track.recv()
+                except TimeoutError:
                     if pc.connectionState == "connected":
                         yield ""  # nothing received for a whole chunk: silence
                     continue
@@ -143,7 +148,9 @@ async def transcribe(whep_url: str, *, chunk_s: float = CHUNK_S, connect_timeout
                 for text in chunker.push(frame_to_mono_int16(frame)):
                     yield text
         finally:
+            # Bounded like VoxBento's stop (SIGTERM to ffmpeg, SIGKILL after 3 s, contract 7.1): a busy relay must
+            # not hold transcription/stop for the full WHEP timeout.
             if session_url is not None and pc.connectionState != "closed":
                 with contextlib.suppress(httpx.HTTPError):
-                    await http.delete(session_url)
+                    await http.delete(session_url, timeout=STOP_TIMEOUT_S)
             await pc.close()
