@@ -16,6 +16,7 @@ from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from conftest import REPO, run_locust
 from harness.browser.chromium import CHROMIUM_ENV_VAR, unavailable_reason
 from harness.browser.files import read_canaries, read_status
+from harness.errors import ExitCode
 
 BROWSER_METRICS = ("browser_mouth_to_ear_latency_ms", "browser_listeners_receiving_ratio")
 
@@ -67,16 +68,16 @@ def test_without_chromium_the_run_says_so_and_carries_on(tmp_path, monkeypatch):
     summary = json.loads((run / "summary.json").read_text())
     rows = {row["metric"]: row for row in summary["slos"]}
     assert rows["browser_mouth_to_ear_latency_ms"]["state"] == "no_data" and not rows["browser_mouth_to_ear_latency_ms"]["required"]
-    assert rows["listeners_receiving_ratio"]["state"] == "pass"
-    # Missing Chromium never fails the run: exit 0, unless this shared machine saturated the generator (exit 2, said so).
-    expected = 2 if summary["generator_health"]["saturated"] else 0
-    assert result.returncode == expected, result.stdout[-3000:] + result.stderr[-3000:]
+    assert rows["http_error_rate"]["state"] == "pass"
+    # Missing Chromium never fails the run: exit 0, unless this shared machine saturated the generator (exit 3, said so).
+    expected = ExitCode.INVALID_RUN if summary["generator_health"]["saturated"] else ExitCode.OK
+    assert result.returncode == summary["exit_code"] == expected, result.stdout[-3000:] + result.stderr[-3000:]
     assert "browser canaries skipped" in HTMLParser((run / "report.html").read_text()).css_first("#browser").text()
 
     required = tmp_path / "required.yaml"
     required.write_text(scenario.read_text().replace("required: false", "required: true"))
     result = run_locust(tmp_path, str(required), "required", timeout_s=120)
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.USAGE
     line = [l for l in result.stderr.splitlines() if l.startswith("voxload:")]
     assert len(line) == 1 and "required.yaml:" in line[0] and "browser_mouth_to_ear_latency_ms" in line[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
