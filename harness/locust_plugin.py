@@ -247,6 +247,14 @@ def _current_run():
     return getattr(_environment, "conference_run", None)
 
 
+@events.test_stopping.add_listener
+def _on_test_stopping(environment, **_kwargs) -> None:
+    # Before users stop: browser canaries must not record the interpreters leaving as the target's silence.
+    run = getattr(environment, "conference_run", None)
+    if run is not None:
+        run.stop_canaries()
+
+
 @events.test_start.add_listener
 def _on_test_start(environment, **_kwargs) -> None:
     run = getattr(environment, "conference_run", None)

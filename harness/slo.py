@@ -125,6 +125,16 @@ METRICS: Mapping[str, Metric] = _metrics(
            "CPU busy of each load-generator process (Locust and media engines), per second"),
     Metric("generator_loop_lag_ms", "ms", MetricKind.TREND,
            "event-loop (or gevent hub) lag of each load-generator process, per second"),
+    # Browser canaries (harness/browser): headless Chromium playing the target's own listener page.
+    Metric("browser_mouth_to_ear_latency_ms", "ms", MetricKind.TREND,
+           "interpreter's send time of a timing marker to Chromium handing the decoded marker over for playout "
+           "(markers detected in the audio the canary's page played; excludes the sound card)"),
+    Metric("browser_jitter_buffer_delay_ms", "ms", MetricKind.TREND,
+           "per canary listener and second: getStats() jitterBufferDelay / jitterBufferEmittedCount (NetEq), in ms"),
+    Metric("browser_concealed_pct", "%", MetricKind.TREND,
+           "per canary listener and second: getStats() concealedSamples / totalSamplesReceived x 100"),
+    Metric("browser_listeners_receiving_ratio", "ratio", MetricKind.GAUGE,
+           "canary listeners whose page received audio packets / canary listeners started, at the end of the run"),
 )
 
 _AGGREGATIONS_BY_KIND: Mapping[MetricKind, frozenset[str]] = {
