@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ExitCode, UserError
-from .inputs import absolute_path, results_dir_argument, run_id_argument, url_argument
+from .inputs import absolute_path, folder_argument, run_id_argument, url_argument
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,7 +92,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     up.add_argument("--media-port", type=_port, default=8889, metavar="PORT", help="WHIP/WHEP HTTP port (default 8889)")
     up.add_argument("--media-api-port", type=_port, default=9997, metavar="PORT", help="media control API port (default 9997)")
     up.add_argument("--no-media", action="store_true", help="start the portal only")
-    up.add_argument("--data-dir", type=absolute_path, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
+    up.add_argument("--data-dir", type=folder_argument, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
     up.add_argument("--set", dest="knobs", type=_knob, action="append", default=[], metavar="KEY=VALUE", help="set a portal knob (repeatable)")
     up.add_argument("--media-arg", dest="media_args", action="append", default=[], metavar="ARG", help="extra argument for the media relay (repeatable)")
     up.set_defaults(func=cmd_stack_up)
@@ -106,7 +106,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     rehearse.add_argument("--host", type=url_argument, metavar="URL",
                           help="a VoxBento deployment you own (admin password in $VOXLOAD_ADMIN_PASSWORD)")
     rehearse.add_argument("--run-id", type=run_id_argument, metavar="ID")
-    rehearse.add_argument("--results-dir", type=results_dir_argument, default="reports", metavar="DIR")
+    rehearse.add_argument("--results-dir", type=folder_argument, default="reports", metavar="DIR")
     rehearse.add_argument("--keep", action="store_true", help="keep the provisioned event on the target")
     rehearse.set_defaults(func=cmd_rehearse)
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..clients.errors import ClientError
-from ..inputs import results_dir_argument, run_id_argument, url_argument
+from ..inputs import folder_argument, run_id_argument, url_argument
 from ..media.errors import MediaError
 from ..results import EXIT_ERROR, EXIT_OK, ResultsError, RunDirectory, RunStatus
 from .registry import PROBES
@@ -57,7 +57,7 @@ def _common_arguments(parser: argparse.ArgumentParser, probe: type[Probe]) -> No
     target.add_argument("--restart-cmd", metavar="CMD", help="shell command that restarts the portal of --host (restart drills)")
     target.add_argument("--media-restart-cmd", metavar="CMD", help="shell command that restarts the media server of --host")
     results = parser.add_argument_group("results")
-    results.add_argument("--results-dir", type=results_dir_argument, default="reports", metavar="DIR",
+    results.add_argument("--results-dir", type=folder_argument, default="reports", metavar="DIR",
                          help="where run folders go (default reports)")
     results.add_argument("--run-id", type=run_id_argument, metavar="ID", help="run folder name (default: UTC time plus random suffix)")
     results.add_argument("--max-duration-s", type=_positive_seconds, default=probe.default_budget_s, metavar="SECONDS",
