@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 import sys
@@ -43,8 +44,8 @@ def _positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be > 0 seconds")
+    if not value > 0 or value == math.inf:  # `not >` also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number of seconds > 0")
     return value
 
 
