@@ -128,7 +128,9 @@ class InterpreterUser(ConferenceUser):
                                              event_slug=self.booth.booth.event_slug)
         self.socket.connect()
         # Contract 5.5: whoever joins first is active; the others are backups.
-        self.socket.join(f"Interpreter {ref} #{index}", "interpreter", language=self.booth.language)
+        # As the page's JS sends it (contract 5.2 step 6): the page's channel, and its room when it has one.
+        self.socket.join(f"Interpreter {ref} #{index}", "interpreter", language=self.booth.language,
+                         channel_id=self.page.default_channel, room_id=self.page.room_id)
         self.participant_id = self.socket.participant_id
         self.duty = HandoverDuty(self.socket)
 

@@ -324,7 +324,8 @@ async def _start(request: Request, event_slug: str, room_id: int | None, languag
     async with request.app.state.db.get_session() as session:
         booth = (await session.scalars(query)).first()
     if booth is None or not booth.transcription_enabled:
-        return {"status": "disabled", "booth_id": booth_id, "message": "Transcription is disabled for this booth."}
+        # VoxBento's exact body (portal/routers/api.py).
+        return {"status": "disabled", "message": "Transcription is not enabled for this booth."}
     try:
         await request.app.state.workers.start(
             booth_id,
