@@ -49,7 +49,6 @@ def test_smoke_rehearsal_meets_every_slo_that_does_not_need_captions(smoke):
     # Caption data is missing, which is never a pass: the run is not signable, and says so by its exit code.
     assert slos["caption_delay_ms"]["state"] == "no_data"
     assert done.returncode == v["exit_code"] != ExitCode.OK, explain(done, cwd, "smoke")
-    assert "Traceback" not in done.stderr.split("Error report")[0]
 
 
 @pytest.mark.xfail(strict=True, reason=NO_CAPTIONS)
