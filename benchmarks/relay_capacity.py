@@ -1,8 +1,9 @@
-"""Relay CPU per reader: one publisher fanned out to N WHEP readers through the reference media relay.
+"""Relay CPU per reader: one publisher fanned out to N WHEP (or RTSP) readers through the reference media relay.
 
 Run from the repository root::
 
     python3 -m benchmarks.relay_capacity --readers 50,100,200 --settle-s 3 --window-s 10
+    python3 -m benchmarks.relay_capacity --protocol rtsp --readers 10,50,100   # RTSP/TCP readers, as VoxBento's workers
 
 For each reader count it starts a fresh relay process, one pre-encoded Opus publisher (50 packets/s) and N
 loopback readers (RTP tap, no decoding) in this process, waits ``--settle-s``, then measures over
@@ -28,13 +29,34 @@ import httpx
 import psutil
 
 from harness.media.audio import load_loop
-from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber
+from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber, RtspClient
 from harness.refstack.stack import Stack, StackConfig
 
 CONNECT_BATCH = 20  # readers set up concurrently (media-design 3: ~150-200 setups/s on loopback)
 
 
-async def _measure(stack: Stack, readers: int, settle_s: float, window_s: float, payloads) -> dict:
+class _RtspReader:
+    """An RTSP/TCP reader with the WHEP subscriber's interface here: start, packet_count, close."""
+
+    def __init__(self, stack: Stack, path: str) -> None:
+        self._url = f"{stack.media_rtsp_url}/{path}"
+        self._client: RtspClient | None = None
+
+    async def start(self) -> _RtspReader:
+        self._client = await RtspClient.connect(self._url, record=False)
+        await self._client.play(self._url)
+        return self
+
+    @property
+    def packet_count(self) -> int:
+        return self._client.frame_count if self._client is not None else 0
+
+    async def close(self, delete: bool = False) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+async def _measure(stack: Stack, readers: int, settle_s: float, window_s: float, payloads, protocol: str = "whep") -> dict:
     relay_proc = psutil.Process(stack.media_proc.pid)
     own_proc = psutil.Process()
     limits = httpx.Limits(max_connections=CONNECT_BATCH * 2)
@@ -44,7 +66,8 @@ async def _measure(stack: Stack, readers: int, settle_s: float, window_s: float,
         setup_t0 = time.monotonic()
         try:
             for start in range(0, readers, CONNECT_BATCH):
-                batch = [RecordingSubscriber(http, stack.media_http_url, "bench/1/es", record=False) for _ in range(start, min(readers, start + CONNECT_BATCH))]
+                batch = [RecordingSubscriber(http, stack.media_http_url, "bench/1/es", record=False) if protocol == "whep"
+                         else _RtspReader(stack, "bench/1/es") for _ in range(start, min(readers, start + CONNECT_BATCH))]
                 await asyncio.gather(*(s.start() for s in batch))
                 subscribers.extend(batch)
             setup_s = time.monotonic() - setup_t0
@@ -62,6 +85,7 @@ async def _measure(stack: Stack, readers: int, settle_s: float, window_s: float,
     own_pct = 100.0 * ((own1.user - own0.user) + (own1.system - own0.system)) / wall_s
     rates = [(c1 - c0) / wall_s for c0, c1 in zip(counts0, counts1)]
     return {
+        "protocol": protocol,
         "readers": readers,
         "setup_s": round(setup_s, 2),
         "relay_cpu_pct": round(relay_pct, 1),
@@ -77,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readers", default="50,100,200", help="comma-separated reader counts (default 50,100,200)")
     parser.add_argument("--settle-s", type=float, default=3.0, metavar="S", help="seconds after setup before measuring")
     parser.add_argument("--window-s", type=float, default=10.0, metavar="S", help="measurement window in seconds")
+    parser.add_argument("--protocol", choices=["whep", "rtsp"], default="whep", help="how readers read (default whep)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     try:
@@ -97,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             stack = Stack(StackConfig.ephemeral(with_media=True, data_dir=Path(tmp), media_args=["--log-level", "WARNING"]))
             stack.start_media()
             try:
-                r = asyncio.run(_measure(stack, readers, args.settle_s, args.window_s, payloads))
+                r = asyncio.run(_measure(stack, readers, args.settle_s, args.window_s, payloads, args.protocol))
             finally:
                 stack.stop()
         results.append(r)

@@ -1,7 +1,9 @@
 """The `voxload` command line: argument parsing, one-line user errors and exit codes.
 
-Exit codes (shared by every subcommand, see also the README): 0 success / all SLOs met, 1 an SLO breached,
-2 a usage, input, target or harness error. User errors print one line on stderr and never a traceback.
+Exit codes are ``harness.errors.ExitCode`` (shared by every subcommand and the locustfile; README "Exit codes",
+``voxload rehearse --help``). User errors print one line on stderr and never a traceback; they exit 2 before anything
+starts. Paths are made absolute where they enter (``harness.inputs``): the children (Locust, the embedded stack) run
+in other working directories.
 """
 
 from __future__ import annotations
@@ -16,21 +18,18 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .errors import ExitCode, UserError, exit_codes_help
+from .inputs import absolute_path, results_dir_argument, run_id_argument, url_argument
 
-EXIT_OK = 0
-EXIT_SLO_BREACHED = 1
-EXIT_ERROR = 2
-
-
-class UserError(Exception):
-    """Bad input from the operator: printed as one line, exit code 2."""
+# A second Ctrl-C asks Locust to stop at once; if it has not exited this long after, its process group is killed.
+HARD_STOP_GRACE_S = 10.0
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage block) and exit code 2."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(EXIT_ERROR, f"{self.prog}: {message} (see --help)\n")
+        self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see --help)\n")
 
 
 def _port(text: str) -> int:
@@ -96,8 +95,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     up.add_argument("--portal-port", type=_port, default=8000, metavar="PORT", help="portal HTTP port (default 8000)")
     up.add_argument("--media-port", type=_port, default=8889, metavar="PORT", help="WHIP/WHEP HTTP port (default 8889)")
     up.add_argument("--media-api-port", type=_port, default=9997, metavar="PORT", help="media control API port (default 9997)")
+    up.add_argument("--media-rtsp-port", type=_port, default=8554, metavar="PORT",
+                    help="media RTSP port, where transcription workers read booths (MEDIAMTX_RTSP_BASE; default 8554)")
     up.add_argument("--no-media", action="store_true", help="start the portal only")
-    up.add_argument("--data-dir", type=Path, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
+    up.add_argument("--data-dir", type=absolute_path, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
     up.add_argument("--set", dest="knobs", type=_knob, action="append", default=[], metavar="KEY=VALUE", help="set a portal knob (repeatable)")
     up.add_argument("--media-arg", dest="media_args", action="append", default=[], metavar="ARG", help="extra argument for the media relay (repeatable)")
     up.add_argument("--voxbento", type=Path, metavar="DIR",
@@ -108,13 +109,18 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     rehearse = sub.add_parser(
         "rehearse",
         help="run a rehearsal: the scenario's load against --host, or against the embedded reference stack",
-        description="Runs `locust -f scenarios/conference.py --headless` for SCENARIO and leaves results in RESULTS_DIR/<run-id>/.",
+        description="Runs `locust -f scenarios/conference.py --headless` for SCENARIO and leaves results in RESULTS_DIR/<run-id>/. "
+                    "Ctrl-C stops the users in order and still writes the summary, JUnit and report (exit 130); "
+                    "a second Ctrl-C stops at once and leaves a partial report.",
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rehearse.add_argument("scenario", nargs="?", default="conference", metavar="SCENARIO",
                           help="scenario name (scenarios/NAME.yaml) or YAML file (default conference)")
-    rehearse.add_argument("--host", metavar="URL", help="a VoxBento deployment you own (admin password in $VOXLOAD_ADMIN_PASSWORD)")
-    rehearse.add_argument("--run-id", metavar="ID")
-    rehearse.add_argument("--results-dir", default="reports", metavar="DIR")
+    rehearse.add_argument("--host", type=url_argument, metavar="URL",
+                          help="a VoxBento deployment you own (admin password in $VOXLOAD_ADMIN_PASSWORD)")
+    rehearse.add_argument("--run-id", type=run_id_argument, metavar="ID")
+    rehearse.add_argument("--results-dir", type=results_dir_argument, default="reports", metavar="DIR")
     rehearse.add_argument("--keep", action="store_true", help="keep the provisioned event on the target")
     rehearse.set_defaults(func=cmd_rehearse)
 
@@ -138,26 +144,92 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
-    import subprocess
-
+    from .clients.tokens import ADMIN_PASSWORD_ENV_VAR
+    from .results import new_run_id
     from .scenario import ScenarioError, load_scenario
 
     try:
-        load_scenario(args.scenario)  # fail fast, one line, before Locust starts
+        scenario = load_scenario(args.scenario)  # fail fast, one line, before Locust starts
     except ScenarioError as exc:
         raise UserError(str(exc)) from None
+    host = args.host or scenario.target.host
+    if host and not os.environ.get(ADMIN_PASSWORD_ENV_VAR):
+        raise UserError(f"--host {host} needs the target's admin password in ${ADMIN_PASSWORD_ENV_VAR}")
+    if args.run_id and (Path(args.results_dir) / args.run_id).exists():
+        raise UserError(f"run directory {Path(args.results_dir) / args.run_id} already exists: choose another run id")
     locustfile = Path(__file__).resolve().parents[1] / "scenarios" / "conference.py"
     if not locustfile.exists():
         raise UserError(f"{locustfile} not found (run voxload from a checkout: pip install -e .)")
+    # The run id is chosen here so that this process knows the folder if it has to finish it after a hard stop.
+    # Absolute paths: Locust resolves them again in its own process, and the stack's children elsewhere.
+    run_id = args.run_id or new_run_id()
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
-           "--scenario", args.scenario, "--results-dir", args.results_dir]
+           "--scenario", str(absolute_path(scenario.source_path)), "--results-dir", args.results_dir, "--run-id", run_id]
     if args.host:
         cmd += ["--host", args.host]
-    if args.run_id:
-        cmd += ["--run-id", args.run_id]
     if args.keep:
         cmd.append("--keep")
-    return subprocess.call(cmd)
+    return _run_locust(cmd, Path(args.results_dir) / run_id)
+
+
+def _run_locust(cmd: list[str], run_path: Path) -> int:
+    """Run Locust as a child and forward Ctrl-C to it, instead of subprocess.call's SIGKILL after 0.25 s.
+
+    The child gets its own process group, so a terminal's Ctrl-C reaches Locust once, through us: the first
+    one makes it stop its users in order and judge what was measured (exit 130); the second one makes it stop
+    at once, and this process then writes the partial report (killing the group if Locust does not exit)."""
+    import subprocess
+
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    interrupts = 0
+    hard_stop_at: float | None = None
+
+    def forward(signum, _frame) -> None:
+        nonlocal interrupts, hard_stop_at
+        if signum == signal.SIGINT:
+            interrupts += 1
+            if interrupts == 2:
+                hard_stop_at = time.monotonic() + HARD_STOP_GRACE_S
+        try:
+            os.kill(proc.pid, signum)  # SIGTERM too: Locust stops in order and the run is judged partial (exit 3)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if hard_stop_at is not None and time.monotonic() > hard_stop_at:
+                    os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if interrupts and not ((run_path / "summary.json").exists() and (run_path / "report.html").exists()):
+        # A second Ctrl-C, or Locust died before its orderly end (e.g. Ctrl-C while it was still importing).
+        _finish_hard_stopped(run_path)
+    return ExitCode.INTERRUPTED if interrupts else code
+
+
+def _finish_hard_stopped(run_path: Path) -> None:
+    """After a second Ctrl-C: the folder says interrupted and gets a report that says it is partial."""
+    from .report import ReportError, build_report
+    from .results import InvalidTransition, RunDirectory, RunStatus
+
+    if not (run_path / "run.json").exists():
+        return
+    try:
+        RunDirectory.open(run_path).finish(RunStatus.INTERRUPTED, exit_code=ExitCode.INTERRUPTED,
+                                           error="stopped at once by a second Ctrl-C")
+    except (InvalidTransition, OSError, ValueError):
+        pass  # Locust marked it already
+    try:
+        paths = build_report(run_path)
+        print(f"voxload report (partial): {paths.html}", file=sys.stderr, flush=True)
+    except ReportError as exc:
+        print(f"voxload: partial report not built: {exc}", file=sys.stderr, flush=True)
 
 
 def cmd_stack_up(args: argparse.Namespace) -> int:
@@ -176,6 +248,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         portal_port=args.portal_port,
         media_http_port=args.media_port,
         media_api_port=args.media_api_port,
+        media_rtsp_port=args.media_rtsp_port,
         with_media=not args.no_media,
         data_dir=args.data_dir,
         portal_env=dict(args.knobs),
@@ -201,6 +274,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         if config.with_media:
             print(f"  WHIP/WHEP       {stack.media_http_url}")
             print(f"  media API       {stack.media_api_url}")
+            print(f"  RTSP            {stack.media_rtsp_url}")
         print(f"  admin password  {password_note}")
         print(f"  data and logs   {stack.data_dir}")
         print("Ctrl-C or SIGTERM stops it.", flush=True)
@@ -233,7 +307,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"voxload: {problem}", file=sys.stderr)
     print("voxload reference stack stopped.", flush=True)
-    return EXIT_ERROR if problems else EXIT_OK
+    return ExitCode.USAGE if problems else ExitCode.OK
 
 
 def cmd_stack_up_voxbento(args: argparse.Namespace) -> int:
@@ -257,7 +331,8 @@ def cmd_stack_up_voxbento(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or Path(tmp.name)
     settings = {k: os.environ[k] for k in OPERATOR_SETTINGS if os.environ.get(k)}
     stack = VoxBentoStack(layout, data_dir, portal_port=args.portal_port, media_port=args.media_port,
-                          media_api_port=args.media_api_port, settings=settings, media_args=list(args.media_args))
+                          media_api_port=args.media_api_port, rtsp_port=args.media_rtsp_port, settings=settings,
+                          media_args=list(args.media_args))
     stopping = threading.Event()
     # SIGTERM and Ctrl-C both end the wait below; the stack is then stopped in order (portal, then relay).
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -273,6 +348,7 @@ def cmd_stack_up_voxbento(args: argparse.Namespace) -> int:
         print(f"  portal          {stack.portal_url}   (admin: {stack.portal_url}/admin/login)  VoxBento from {layout.app_dir}, {mode}")
         print(f"  WHIP/WHEP       {stack.media_url}   (our relay as MediaMTX)")
         print(f"  media API       {stack.media_api_url}")
+        print(f"  RTSP            rtsp://{stack.host}:{stack.rtsp_port}   (VoxBento's MEDIAMTX_RTSP_BASE)")
         print(f"  admin password  {password_note}")
         print(f"  data and logs   {stack.data_dir}")
         print("Ctrl-C or SIGTERM stops it.", flush=True)
@@ -298,10 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UserError as exc:
         print(f"voxload: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         print("voxload: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

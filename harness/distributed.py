@@ -6,6 +6,8 @@ complete line to the master once a second (``voxload:lines``), so what reached t
 crashed stays in the one results folder. Messages, all JSON-able dicts:
 
 =====================  =========  =========================================================================
+``voxload:scenario``    both      ``{}`` / ``{file, text}``: a worker asks at init, the master answers at once with
+                                  the scenario's content (workers need only ``-f`` and ``--worker``)
 ``voxload:hello``       w -> m    ``{worker, t_worker_s}``; the master answers ``voxload:setup`` when provisioned
 ``voxload:setup``       m -> w    event (with invites), host, credentials, run start, ``t_master_s`` (clock offset)
 ``voxload:seat``        both      request ``{worker, req}`` / answer ``{req, seat}`` (``None`` when none are left)
@@ -15,9 +17,14 @@ crashed stays in the one results folder. Messages, all JSON-able dicts:
 ``voxload:schedule``    both      a publisher's send schedule, re-based to each worker's clock by the master's offsets
 ``voxload:lines``       w -> m    ``{worker, file, data}``: new complete lines of one file of the worker's folder
 ``voxload:clock``       both      ``{t_worker_s}`` / ``{t_worker_s, t_master_s}`` answered at once (clock offset)
+``voxload:start``       m -> w    ``{started_epoch_s}``: the load started (master's test_start); workers' clock
 ``voxload:finish``      m -> w    the test ends: stop users, stop engines, forward the last lines, say done
 ``voxload:done``        w -> m    ``{worker, listener_users, captioned_booths}`` after its last lines
 =====================  =========  =========================================================================
+
+Scenario: as Locust sends its locustfile, the master sends the scenario's text, not a path (the worker may run
+elsewhere). A worker started with its own ``--scenario`` checks it against the master's and refuses to run a
+different one (one line, exit 2): its users would look for booths the master never provisioned.
 
 Clock offsets: ``offset = master clock - worker clock``, estimated NTP-style from ``voxload:clock`` round
 trips (the sample with the shortest round trip wins). Schedules are moved into each receiving worker's clock, so payload-hash and marker
@@ -26,6 +33,7 @@ latencies are corrected; the offsets and round trips are reported with the resul
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import os
@@ -39,6 +47,17 @@ logger = logging.getLogger(__name__)
 
 FORWARD_INTERVAL_S = 1.0
 DONE_TIMEOUT_S = 20.0
+SCENARIO_TIMEOUT_S = 60.0  # the master answers hello at once; only its setup waits for provisioning
+SCENARIO_RETRY_S = 1.0
+SEAT_TIMEOUT_S = 30.0
+
+
+class WorkerLinkError(RuntimeError):
+    """The master did not answer in time, or sent something this worker must refuse (one line)."""
+
+
+def scenario_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def worker_name(runner) -> str:
@@ -89,6 +108,7 @@ class WorkerLink:
         self.runner = runner
         self.name = "w?"  # known once the master acknowledged us (Locust assigns worker indexes)
         self.setup: AsyncResult = AsyncResult()
+        self.scenario: AsyncResult = AsyncResult()  # {file, text} from the master
         self._seat_replies: dict[int, AsyncResult] = {}
         self._req = itertools.count(1)
         self.offset_s = 0.0
@@ -96,14 +116,17 @@ class WorkerLink:
         self._hello_sent_s = None
         self._tailer: LineTailer | None = None
         self._forwarder = None
-        for name, handler in (("voxload:setup", self._on_setup), ("voxload:seat", self._on_seat),
+        for name, handler in (("voxload:setup", self._on_setup), ("voxload:scenario", self._on_scenario),
+                              ("voxload:seat", self._on_seat),
                               ("voxload:unlocked", self._on_unlocked), ("voxload:order", self._on_order),
                               ("voxload:schedule", self._on_schedule), ("voxload:clock", self._on_clock),
-                              ("voxload:finish", self._on_finish)):
+                              ("voxload:finish", self._on_finish), ("voxload:start", self._on_start)):
             runner.register_message(name, handler)
         self._clock_samples: list[tuple[float, float]] = []  # (rtt_s, offset_s)
 
     def measure_clock(self, rounds: int = 5) -> None:
+        if self._clock_samples:
+            return  # measured already
         for _ in range(rounds):
             self.runner.send_message("voxload:clock", {"t_worker_s": time.time()})
             gevent.sleep(0.05)
@@ -121,11 +144,18 @@ class WorkerLink:
     def _on_finish(self, environment, msg, **_kw) -> None:
         gevent.spawn(self._finish)
 
+    def _on_start(self, environment, msg, **_kw) -> None:
+        # The master's load start, moved into this worker's clock: handovers count from the same moment everywhere.
+        self.run.mark_load_started(msg.data["started_epoch_s"] - self.offset_s)
+
     def _finish(self) -> None:
         self.runner.stop()  # users leave (publishers and listeners close), then engines stop
-        self.run.finish_worker()
+        if self.run is not None:  # None while this worker still waits for the scenario
+            self.run.finish_worker()
 
     def hello(self, timeout_s: float = 60.0) -> None:
+        if self._hello_sent_s is not None:
+            return  # said already: a second hello would get a second setup
         deadline = time.monotonic() + timeout_s
         while getattr(self.runner, "worker_index", -1) < 0 and time.monotonic() < deadline:
             gevent.sleep(0.05)  # the master's ack carries our index
@@ -135,6 +165,35 @@ class WorkerLink:
 
     def _on_setup(self, environment, msg, **_kw) -> None:
         self.setup.set(msg.data)
+
+    def _on_scenario(self, environment, msg, **_kw) -> None:
+        self.scenario.set(msg.data)
+
+    def receive_scenario(self, own: str | None, timeout_s: float = SCENARIO_TIMEOUT_S):
+        """The master's scenario (a ``Scenario``); ``WorkerLinkError`` when it differs from our own ``--scenario``."""
+        from .scenario import ScenarioError, parse_scenario
+
+        # Not a hello: a worker that refuses the scenario must not count as one of the run's workers.
+        # Asked again each second: a worker can connect before the master's init has registered its handlers,
+        # and Locust drops a custom message nobody listens to.
+        deadline_s = time.monotonic() + timeout_s
+        while True:
+            self.runner.send_message("voxload:scenario", {})
+            try:
+                data = self.scenario.get(timeout=min(SCENARIO_RETRY_S, max(0.0, deadline_s - time.monotonic())))
+                break
+            except gevent.Timeout:  # a BaseException: `except Exception` would let it through as a traceback
+                if time.monotonic() >= deadline_s:
+                    raise WorkerLinkError(f"no scenario from the master within {timeout_s:.0f} s") from None
+        if own is not None:
+            mine = Path(own)
+            if scenario_digest(mine.read_text(encoding="utf-8")) != scenario_digest(data["text"]):
+                raise WorkerLinkError(f"--scenario {mine} differs from the master's scenario {data['file']}: "
+                                      "start workers with only -f and --worker, they run the master's scenario")
+        try:
+            return parse_scenario(data["text"], f"master:{data['file']}", Path(data["file"]))
+        except ScenarioError as exc:  # the master validated it; a different harness version might not
+            raise WorkerLinkError(str(exc)) from None
 
     def start_forwarding(self, root: Path) -> None:
         self._tailer = LineTailer(root)
@@ -151,11 +210,15 @@ class WorkerLink:
         for relative, data in self._tailer.read_new():
             self.runner.send_message("voxload:lines", {"worker": self.name, "file": relative, "data": data})
 
-    def take_seat(self, timeout_s: float = 30.0):
+    def take_seat(self, timeout_s: float = SEAT_TIMEOUT_S):
         req = next(self._req)
         reply = self._seat_replies[req] = AsyncResult()
         self.runner.send_message("voxload:seat", {"worker": self.name, "req": req})
-        seat = reply.get(timeout=timeout_s)
+        try:
+            seat = reply.get(timeout=timeout_s)
+        except gevent.Timeout:  # a BaseException: it would escape the user's error handling as a traceback
+            self._seat_replies.pop(req, None)
+            raise WorkerLinkError(f"no seat from the master within {timeout_s:.0f} s") from None
         return tuple(seat) if seat is not None else None
 
     def _on_seat(self, environment, msg, **_kw) -> None:
@@ -208,7 +271,10 @@ class MasterHub:
         self.runner = runner
         self.workers: dict[str, dict] = {}  # name -> {client_id, joined_at, lost_at, done, clock_offset_ms, rtt_ms}
         self._files: dict[str, object] = {}
-        for name, handler in (("voxload:hello", self._on_hello), ("voxload:seat", self._on_seat),
+        # Read once at start: what every worker runs, whatever happens to the file during the run.
+        self.scenario_message = {"file": str(run.scenario.source_path),
+                                 "text": Path(run.scenario.source_path).read_text(encoding="utf-8")}
+        for name, handler in (("voxload:hello", self._on_hello), ("voxload:scenario", self._on_scenario_request), ("voxload:seat", self._on_seat),
                               ("voxload:unlocked", self._on_unlocked), ("voxload:order", self._on_order),
                               ("voxload:handover", self._on_handover), ("voxload:schedule", self._on_schedule),
                               ("voxload:lines", self._on_lines), ("voxload:done", self._on_done),
@@ -221,9 +287,15 @@ class MasterHub:
         self.workers.setdefault(name, {"client_id": msg.node_id, "joined_at": time.time(), "lost_at": None, "done": False})
         gevent.spawn(self._send_setup, msg.node_id)
 
+    def _on_scenario_request(self, environment, msg, **_kw) -> None:
+        self._reply(msg, "voxload:scenario", self.scenario_message)
+
     def _send_setup(self, client_id: str) -> None:
         self.run.ready.wait()  # set once the master has provisioned the event
         self.runner.send_message("voxload:setup", {**self.run.setup_for_workers(), "t_master_s": time.time()}, client_id=client_id)
+
+    def announce_start(self, started_epoch_s: float) -> None:
+        self.runner.send_message("voxload:start", {"started_epoch_s": started_epoch_s})
 
     def _on_clock(self, environment, msg, **_kw) -> None:
         self._reply(msg, "voxload:clock", {"t_worker_s": msg.data["t_worker_s"], "t_master_s": time.time()})
@@ -304,6 +376,13 @@ class MasterHub:
 
     def worker_report(self) -> list[dict]:
         return [{"worker": name, **{k: v for k, v in info.items() if k != "client_id"}} for name, info in sorted(self.workers.items())]
+
+
+def leave(runner) -> None:
+    """Tell the master this worker quits (what Locust's worker sends on its own `quitting`)."""
+    from locust.rpc import Message
+
+    runner.client.send(Message("quit", None, runner.client_id))
 
 
 def is_master(runner) -> bool:

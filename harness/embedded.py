@@ -16,6 +16,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from .stack_control import KNOBS_ENV_VAR
+
 
 class EmbeddedTargetError(RuntimeError):
     """The embedded stack did not start, or did not do what it was asked (one line)."""
@@ -23,7 +25,7 @@ class EmbeddedTargetError(RuntimeError):
 
 class EmbeddedTarget:
     def __init__(self, data_dir: Path, knobs: Mapping[str, str] | None = None, startup_timeout_s: float = 60.0) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(os.path.abspath(data_dir))  # the child runs elsewhere: never a relative path
         self.knobs = dict(knobs or {})
         self.startup_timeout_s = startup_timeout_s
         self.admin_password = secrets.token_urlsafe(12)
@@ -40,12 +42,16 @@ class EmbeddedTarget:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "harness.stack_control", "--data-dir", str(self.data_dir),
                "--startup-timeout-s", str(self.startup_timeout_s)]
-        for key, value in self.knobs.items():
-            cmd += ["--set", f"{key}={value}"]
-        env = {**os.environ, "ADMIN_PASSWORD": self.admin_password, "SECRET_KEY": self.secret_key}
+        # Knobs travel in the environment, never on the command line: BOOTH_ACCESS_TOKEN is a secret, and a
+        # command line is visible to every user of the machine (`ps`).
+        env = {**os.environ, "ADMIN_PASSWORD": self.admin_password, "SECRET_KEY": self.secret_key,
+               KNOBS_ENV_VAR: json.dumps(self.knobs)}
         env.pop("JWT_SECRET", None)
         self._log = open(self.data_dir / "stack-control.log", "w")
-        self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        # Own session: a terminal's Ctrl-C goes to Locust, which judges the run and then stops the stack (the
+        # teardown needs the portal); the stack still stops when Locust dies (its stdin closes).
+        self._proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
+                                      start_new_session=True)
         ready = self._read_reply()
         if "error" in ready:
             self.stop()

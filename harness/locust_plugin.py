@@ -2,21 +2,33 @@
 
 Importing this module (the locustfile does) registers, through Locust's events only:
 ``init_command_line_parser`` (our flags), ``init`` (scenario, target, provisioning, media engines; a setup
-error prints one line and exits 2), ``request`` (HTTP/WS samples for the SLOs), and ``quitting`` (teardown,
-verdicts, summary, JUnit, exit code).
+error prints one line and exits 2), ``test_start`` (the run's clock: handovers and run.json count from the moment
+the load starts, headless or from the web UI), ``request`` (HTTP/WS samples for the SLOs), and ``quitting``
+(orderly stop of the users if they still run, teardown, verdicts, summary, JUnit, exit code).
+
+Ctrl-C: the first SIGINT stops the users in order and judges what was measured (status ``interrupted``,
+exit 130); a second one stops at once (``ConferenceRun.stop_at_once``). A user's exception from our own
+code (``harness.*``) or the network is logged as one line with its class instead of Locust's traceback.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sys
 import time
 
 import gevent
 from locust import between, events
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
-from .results import RunDirectory, ResultsError
+from .errors import ExitCode
+from .inputs import results_dir_argument, run_id_argument, scenario_argument, url_argument
+from .results import RunDirectory, ResultsError, RunStatus
 from . import distributed
 from .run import ConferenceRun, Role, RunSetupError, load_run_scenario, results_root
+from .scenario import DEFAULT_SCENARIO
 from .shape import ScenarioShape
 from .users import AdminUser, CoordinatorUser, InterpreterUser
 
@@ -24,13 +36,28 @@ HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 HUB_LAG_PROBE_INTERVAL_S = 0.1
 
 
+def _usage_error(message: str) -> None:
+    # One line and exit 2 for every command-line error, before Locust's logging starts (it starts after parsing).
+    print(f"voxload: {message} (see --help)", file=sys.stderr, flush=True)
+    sys.exit(ExitCode.USAGE)
+
+
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser, **_kwargs) -> None:
+    # Input is checked while Locust parses its command line, so a bad value is the only line printed.
+    parser.error = _usage_error
+    for action in parser._actions:
+        if "--host" in action.option_strings:
+            action.type = url_argument
     group = parser.add_argument_group("voxload")
-    group.add_argument("--scenario", default="conference", metavar="NAME_OR_FILE", env_var="VOXLOAD_SCENARIO",
-                       help="scenario name (scenarios/NAME.yaml) or YAML file; default conference")
-    group.add_argument("--run-id", default=None, metavar="ID", env_var="VOXLOAD_RUN_ID", help="results go to RESULTS_DIR/ID")
-    group.add_argument("--results-dir", default="reports", metavar="DIR", env_var="VOXLOAD_RESULTS_DIR", help="default reports")
+    # Default None: a worker without --scenario runs the master's (sent over Locust's channel, distributed.py).
+    group.add_argument("--scenario", default=None, type=scenario_argument, metavar="NAME_OR_FILE", env_var="VOXLOAD_SCENARIO",
+                       help=f"scenario name (scenarios/NAME.yaml) or YAML file; default {DEFAULT_SCENARIO}; "
+                            "workers get the master's")
+    group.add_argument("--run-id", default=None, type=run_id_argument, metavar="ID", env_var="VOXLOAD_RUN_ID",
+                       help="results go to RESULTS_DIR/ID")
+    group.add_argument("--results-dir", default="reports", type=results_dir_argument, metavar="DIR",
+                       env_var="VOXLOAD_RESULTS_DIR", help="default reports")
     group.add_argument("--keep", action="store_true", default=False, env_var="VOXLOAD_KEEP",
                        help="keep the provisioned event on the target after the run")
 
@@ -38,10 +65,25 @@ def _add_arguments(parser, **_kwargs) -> None:
 class ConferenceShape(ScenarioShape):
     scenario_option = "scenario"
 
+    def resolved_scenario(self):
+        # The run's scenario as loaded at init (on a master: the one its workers receive).
+        run = getattr(getattr(self.runner, "environment", None), "conference_run", None)
+        return run.scenario if run is not None else super().resolved_scenario()
 
-def _fail_setup(message: str) -> None:
+    def tick(self):
+        target = super().tick()
+        if target is None:
+            run = _current_run()
+            if run is not None:
+                run.load_complete = True  # the load reached its planned end (else the run is partial)
+        return target
+
+
+def _fail_setup(message: str, runner=None) -> None:
     print(f"voxload: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    if runner is not None and distributed.is_worker(runner):
+        distributed.leave(runner)  # the master drops it at once instead of waiting for missed heartbeats
+    sys.exit(ExitCode.USAGE)
 
 
 @events.init.add_listener
@@ -49,14 +91,20 @@ def _on_init(environment, **_kwargs) -> None:
     options = environment.parsed_options
     if options is None:  # library use without the CLI
         return
-    try:
-        scenario = load_run_scenario(options.scenario)
-    except RunSetupError as exc:
-        _fail_setup(str(exc))
-    if scenario.target.host and not environment.host:
-        environment.host = scenario.target.host
     runner = environment.runner
     role = Role.MASTER if distributed.is_master(runner) else Role.WORKER if distributed.is_worker(runner) else Role.LOCAL
+    link = None
+    try:
+        if role is Role.WORKER:
+            # Locust's convention: a worker needs only -f and --worker; the scenario comes from the master.
+            link = distributed.WorkerLink(None, runner)
+            scenario = link.receive_scenario(own=options.scenario)
+        else:
+            scenario = load_run_scenario(options.scenario or DEFAULT_SCENARIO)
+    except (RunSetupError, distributed.WorkerLinkError) as exc:
+        _fail_setup(str(exc), runner)
+    if scenario.target.host and not environment.host:
+        environment.host = scenario.target.host
     # A worker keeps its files in a private folder and forwards them; only the master (or a lone process) has the run folder.
     root = distributed.private_folder() if role is Role.WORKER else results_root(options)
     try:
@@ -74,16 +122,58 @@ def _on_init(environment, **_kwargs) -> None:
     if role is Role.MASTER:
         run.hub = distributed.MasterHub(run, runner)
     elif role is Role.WORKER:
-        run.link = distributed.WorkerLink(run, runner)
+        run.link = link
+        link.run = run
     environment.conference_run = run
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         run.setup()
     except RunSetupError as exc:
         run.finish_failed(str(exc))
         _fail_setup(str(exc))
+    except KeyboardInterrupt:
+        # Ctrl-C while the stack, provisioning or engines start: stop what started, nothing was measured.
+        run.finish_failed("interrupted by Ctrl-C during setup", RunStatus.INTERRUPTED, ExitCode.INTERRUPTED)
+        print("voxload: interrupted during setup; nothing was measured", file=sys.stderr, flush=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
     gevent.spawn(_probe_hub_lag, run)
     if role is not Role.WORKER:
         gevent.spawn(_write_stats_history, environment, run)
+    for name in ("locust.user.task", "locust.user.users"):  # task errors, on_start errors
+        logging.getLogger(name).addFilter(_one_line_user_errors)
+
+
+def _on_sigint(signum, frame) -> None:
+    """First Ctrl-C: Locust's own path (KeyboardInterrupt -> shutdown -> quitting), marked as interrupted.
+    Second: stop at once, leaving a readable folder."""
+    run = _current_run()
+    if run is not None and run.interrupted_by_user:
+        print("voxload: second Ctrl-C: stopping at once (results are partial)", file=sys.stderr, flush=True)
+        run.stop_at_once()
+        os._exit(int(ExitCode.INTERRUPTED))
+    if run is not None:
+        run.interrupted_by_user = True
+        print("voxload: Ctrl-C: stopping the users and judging what was measured (Ctrl-C again stops at once)",
+              file=sys.stderr, flush=True)
+    # What Python's default handler does (KeyboardInterrupt in the main greenlet, where Locust expects it), but
+    # thrown from the hub's next callback: raised here it could land in the hub or a user's greenlet, and gevent
+    # prints a traceback for it before passing it on.
+    hub = gevent.get_hub()
+    hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
+
+
+def _is_known_error(exc: BaseException) -> bool:
+    # Our clients' and engines' typed errors and network errors say everything in their class and message.
+    return type(exc).__module__.startswith("harness.") or isinstance(exc, OSError)
+
+
+def _one_line_user_errors(record: logging.LogRecord) -> bool:
+    """Locust logs a user's exception as "%s\n%s" (message, traceback): keep one line with the class."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    if len(args) == 2 and isinstance(args[0], BaseException) and _is_known_error(args[0]):
+        exc = args[0]
+        record.msg, record.args = "user error %s: %s", (type(exc).__name__, exc)
+    return True
 
 
 def _probe_hub_lag(run: ConferenceRun) -> None:
@@ -91,6 +181,8 @@ def _probe_hub_lag(run: ConferenceRun) -> None:
     while not run.stopping:
         t0 = time.perf_counter()
         gevent.sleep(HUB_LAG_PROBE_INTERVAL_S)
+        if run.stopping:
+            break  # the run closed its sample streams while we slept
         run.record_hub_lag(max(0.0, (time.perf_counter() - t0 - HUB_LAG_PROBE_INTERVAL_S) * 1000.0))
 
 
@@ -126,9 +218,20 @@ def _on_request(request_type, name, response_time, exception, **kwargs) -> None:
         return
     if request_type in HTTP_METHODS:
         run.samples.write("http_req_duration_ms", response_time, name=name)
-        run.samples.write("http_error_rate", 1.0 if exception else 0.0, name=name)
+        if exception:
+            # The failure's class (and HTTP status) travel with the sample, so a report can say what failed and when.
+            run.samples.write("http_error_rate", 1.0, name=name, method=request_type, error=_error_text(exception))
+        else:
+            run.samples.write("http_error_rate", 0.0, name=name, method=request_type)
     elif request_type == "WSCONNECT" and exception is None:
         run.samples.write("ws_connect_ms", response_time, name=name)
+
+
+def _error_text(exception) -> str:
+    """The failure's class, plus the status for an HTTP answer (``UnexpectedStatus: 502``): few distinct values,
+    so a report can count them (the URL and the library's wording stay in Locust's failure table)."""
+    status = getattr(exception, "status", None) or getattr(exception, "status_code", None)
+    return f"{type(exception).__name__}: {status}" if isinstance(status, int) else type(exception).__name__
 
 
 _environment = None
@@ -142,6 +245,28 @@ def _remember_environment(environment, **_kwargs) -> None:
 
 def _current_run():
     return getattr(_environment, "conference_run", None)
+
+
+@events.test_stopping.add_listener
+def _on_test_stopping(environment, **_kwargs) -> None:
+    # Before users stop: browser canaries must not record the interpreters leaving as the target's silence.
+    run = getattr(environment, "conference_run", None)
+    if run is not None:
+        run.stop_canaries()
+
+
+@events.test_start.add_listener
+def _on_test_start(environment, **_kwargs) -> None:
+    run = getattr(environment, "conference_run", None)
+    if run is None:
+        return
+    if run.role is Role.WORKER:
+        if run.started_epoch_s is None:
+            run.mark_load_started()  # until the master's moment arrives (voxload:start)
+        return
+    run.mark_load_started()
+    if run.hub is not None:
+        run.hub.announce_start(run.started_epoch_s)
 
 
 @events.test_stop.add_listener
@@ -161,8 +286,12 @@ def _on_quitting(environment, **_kwargs) -> None:
     if run is not None and run.role is Role.WORKER:
         run.finish_worker()
     elif run is not None:
+        runner = environment.runner
+        if runner is not None and runner.state not in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
+            # Ctrl-C or SIGTERM mid-run: users leave in order (publishers and listeners close) before judging.
+            runner.stop()
         _write_locust_csvs(environment, run.run_dir.path / "locust")
-        environment.process_exit_code = run.finish()
+        environment.process_exit_code = int(run.finish())
 
 
 def _write_locust_csvs(environment, prefix) -> None:

@@ -11,10 +11,12 @@ Owns ``reports/<run-id>/`` and everything the harness writes into it itself::
                         (harness.junit) and plots read
       junit.xml         written by harness.junit from summary.json
 
-Exit codes (conventions item 9, README "Exit codes"): 0 every SLO passed; 1 an SLO failed; 2 a harness or
-input error, a saturated load generator, or a *required* SLO with no data. 2 wins over 1: when the harness
-broke or could not measure what was asked, a breach next to it is not a trustworthy verdict. An SLO marked
-``required: false`` with no data is reported but does not change the exit code.
+Exit codes: ``harness.errors.ExitCode`` (README "Exit codes"). :func:`exit_code` decides a finished run's:
+130 when Ctrl-C stopped it; else 3 when the run is not valid evidence (a harness error, a saturated generator,
+a media engine or Locust worker that died, a run that stopped before its end, or a *required* SLO with no or
+insufficient data); else 1 when an SLO failed; else 0. 3 wins over 1: when the harness broke or could not
+measure what was asked, a breach next to it is not a trustworthy verdict. An SLO marked ``required: false``
+without enough data is reported but does not change the exit code.
 """
 
 from __future__ import annotations
@@ -43,18 +45,16 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from . import __version__
+from .errors import EXIT_CODE_MEANINGS, ExitCode
 from .slo import SloResult, SloState
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_SLO_FAILED = 1
-EXIT_ERROR = 2
 
 RUN_SCHEMA_VERSION = 1
 SUMMARY_SCHEMA_VERSION = 1
 DEFAULT_REPORTS_DIR = Path("reports")
 RUN_JSON = "run.json"
+EVENTS_JSONL = "events.jsonl"
 SUMMARY_JSON = "summary.json"
 JUNIT_XML = "junit.xml"
 SAMPLES_DIR = "samples"
@@ -96,9 +96,17 @@ _ALLOWED_STATUS = {
 
 
 class Verdict(enum.Enum):
-    PASSED = "passed"
-    SLO_FAILED = "slo_failed"
-    ERROR = "error"
+    """The one word for each exit code (summary.json, verdict.json, JUnit)."""
+
+    PASSED = "passed"  # 0
+    SLO_FAILED = "slo_failed"  # 1
+    ERROR = "error"  # 2: usage or input error, nothing ran
+    INVALID = "invalid"  # 3: not valid evidence
+    INTERRUPTED = "interrupted"  # 130: Ctrl-C
+
+
+_VERDICT_OF_CODE = {ExitCode.OK: Verdict.PASSED, ExitCode.SLO_BREACHED: Verdict.SLO_FAILED, ExitCode.USAGE: Verdict.ERROR,
+                    ExitCode.INVALID_RUN: Verdict.INVALID, ExitCode.INTERRUPTED: Verdict.INTERRUPTED}
 
 
 # When a run's own load generators are too busy to be trusted (shared by the Locust layer and the report).
@@ -109,7 +117,7 @@ SATURATED_SHARE_TOLERATED = 0.05  # ... and than this share of engine-seconds ma
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorHealth:
-    """How the load generators fared; `saturated` makes the run exit 2 (its numbers measure the harness)."""
+    """How the load generators fared; `saturated` makes the run exit 3 (its numbers measure the harness)."""
 
     saturated: bool
     cpu_pct_max: float | None = None
@@ -120,19 +128,34 @@ class GeneratorHealth:
         return {**dataclasses.asdict(self), "notes": list(self.notes)}
 
 
-def exit_code(results: Sequence[SloResult], *, harness_error: bool = False, saturated: bool = False) -> int:
-    """The process exit code for a finished run (see the module docstring for the precedence)."""
-    if harness_error or saturated:
-        return EXIT_ERROR
-    if any(r.state is SloState.NO_DATA and r.threshold.required for r in results):
-        return EXIT_ERROR
+def exit_code(results: Sequence[SloResult], *, harness_error: bool = False, saturated: bool = False,
+              invalid: bool = False, interrupted: bool = False) -> ExitCode:
+    """The process exit code for a run that got as far as its verdicts (precedence: module docstring).
+
+    `invalid`: an event made the run invalid evidence (engine or worker died, the run stopped before its end)."""
+    if interrupted:
+        return ExitCode.INTERRUPTED
+    if harness_error or saturated or invalid:
+        return ExitCode.INVALID_RUN
+    if any(r.state in (SloState.NO_DATA, SloState.INSUFFICIENT) and r.threshold.required for r in results):
+        return ExitCode.INVALID_RUN
     if any(r.state is SloState.FAIL for r in results):
-        return EXIT_SLO_FAILED
-    return EXIT_OK
+        return ExitCode.SLO_BREACHED
+    return ExitCode.OK
 
 
 def verdict_for(code: int) -> Verdict:
-    return {EXIT_OK: Verdict.PASSED, EXIT_SLO_FAILED: Verdict.SLO_FAILED}.get(code, Verdict.ERROR)
+    try:
+        return _VERDICT_OF_CODE[ExitCode(code)]
+    except ValueError:
+        return Verdict.INVALID
+
+
+def exit_code_meaning(code: int) -> str:
+    try:
+        return EXIT_CODE_MEANINGS[ExitCode(code)]
+    except ValueError:
+        return f"unknown exit code {code}"
 
 
 # --- small helpers ---
@@ -310,7 +333,8 @@ class SampleWriter:
 
 
 @atexit.register
-def _close_open_writers() -> None:
+def close_open_writers() -> None:
+    """Flush and close every open sample stream (at exit, and before a hard stop's os._exit)."""
     for writer in list(_OPEN_WRITERS):
         writer.close()
 
@@ -410,6 +434,7 @@ class RunDirectory:
             "started_at": utc_now_iso(now),
             "ended_at": None,
             "exit_code": None,
+            "exit_code_meaning": None,
             "scenario": dict(scenario) if scenario is not None else None,
             "target": {"url": public_url(target_url), "version": None},
             "harness": harness_info(),
@@ -457,6 +482,22 @@ class RunDirectory:
             self._metadata["target"]["version"] = version
             self._save()
 
+    def mark_started(self, now: float | None = None) -> None:
+        """The load started (Locust's test_start): run.json times count from here, not from process start."""
+        with self._lock:
+            self._metadata["started_at"] = utc_now_iso(now)
+            self._save()
+
+    def record_event(self, kind: str, text: str, *, t: float | None = None, **details: Any) -> dict[str, Any]:
+        """Append one run event (an engine died, a worker was lost, Ctrl-C) to events.jsonl, at once and durably."""
+        record = {"t": time.time() if t is None else t, "kind": kind, "text": text, **details}
+        with self._lock:
+            with open(self.path / EVENTS_JSONL, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        return record
+
     def set_target_url(self, url: str | None) -> None:
         """For runs whose target is only known after start (the embedded stack's free ports)."""
         with self._lock:
@@ -477,6 +518,7 @@ class RunDirectory:
             writer.close()
         with self._lock:
             self._set_status(status)
+            self._metadata["exit_code_meaning"] = exit_code_meaning(exit_code)
             self._metadata["ended_at"] = utc_now_iso(now)
             self._metadata["exit_code"] = exit_code
             self._metadata["generator_health"] = generator_health.as_dict() if generator_health else None
@@ -529,10 +571,17 @@ def build_summary(
     harness_error: str | None = None,
     generator_health: GeneratorHealth | None = None,
     counts: Mapping[str, int | float] | None = None,
+    events: Sequence[Mapping[str, Any]] = (),
+    invalid_reasons: Sequence[str] = (),
+    interrupted: bool = False,
 ) -> dict[str, Any]:
-    """The summary.json document (validated by SUMMARY_SCHEMA in tests)."""
+    """The summary.json document (validated by SUMMARY_SCHEMA in tests).
+
+    `events`: what happened to the run (run events with ``kind``, ``t``, ``offset_s``, ``text``); `invalid_reasons`:
+    one sentence per reason the run is not valid evidence (exit 3); `interrupted`: stopped by Ctrl-C (exit 130)."""
     saturated = bool(generator_health and generator_health.saturated)
-    code = exit_code(results, harness_error=harness_error is not None, saturated=saturated)
+    code = exit_code(results, harness_error=harness_error is not None, saturated=saturated,
+                     invalid=bool(invalid_reasons), interrupted=interrupted)
     states = [r.state for r in results]
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
@@ -540,7 +589,10 @@ def build_summary(
         "scenario": scenario_name,
         "status": status.value,
         "verdict": verdict_for(code).value,
-        "exit_code": code,
+        "exit_code": int(code),
+        "exit_code_meaning": exit_code_meaning(code),
+        "invalid_reasons": list(invalid_reasons),
+        "events": [dict(e) for e in events],
         "timing": {"started_at": started_at, "ended_at": ended_at, "duration_s": duration_s},
         "slo_counts": {state.value: states.count(state) for state in SloState},
         "slos": [r.as_dict() for r in results],
@@ -576,6 +628,7 @@ _SLO_ROW = {
         "state": {"enum": [s.value for s in SloState]},
         "observed": _NUMBER_OR_NULL,
         "sample_count": {"type": "integer", "minimum": 0},
+        "coverage": _NUMBER_OR_NULL,
     },
 }
 SUMMARY_SCHEMA: dict[str, Any] = {
@@ -590,7 +643,12 @@ SUMMARY_SCHEMA: dict[str, Any] = {
         "scenario": {"type": "string"},
         "status": {"enum": [s.value for s in RunStatus]},
         "verdict": {"enum": [v.value for v in Verdict]},
-        "exit_code": {"enum": [EXIT_OK, EXIT_SLO_FAILED, EXIT_ERROR]},
+        "exit_code": {"enum": [int(c) for c in ExitCode]},
+        "exit_code_meaning": {"type": "string"},
+        "invalid_reasons": {"type": "array", "items": {"type": "string"}},
+        "events": {"type": "array", "items": {"type": "object", "required": ["t", "kind", "text"],
+                                              "properties": {"t": {"type": "number"}, "kind": {"type": "string"},
+                                                             "text": {"type": "string"}}}},
         "timing": {
             "type": "object",
             "required": ["started_at", "ended_at", "duration_s"],

@@ -19,9 +19,11 @@ import threading
 import time
 from pathlib import Path
 
+import gevent
 import numpy as np
 
 from . import measures, slo
+from .errors import ExitCode
 from .clients.admin import AdminClient
 from .clients.booth_api import BoothApi
 from .clients.errors import ClientError
@@ -32,6 +34,7 @@ from .handover import HandoverOrder, HandoverRecord
 from .junit import write_junit
 from .report import ReportError, build_report
 from .media.bridge import MediaBridge
+from .browser.rehearsal import BrowserRequirementError, RehearsalCanaries
 from .media.errors import MediaError
 from .provision import ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
 from .results import (
@@ -99,17 +102,40 @@ class ConferenceRun:
         self.captioned_booths: set[str] = set()
         self.problems: list[str] = []
         self._stopping = threading.Event()
+        # Browser canaries run beside the process that owns the run (local or master), never on a worker.
+        self.canaries = RehearsalCanaries(scenario, run_dir.path, lambda: self.stopping) if role is not Role.WORKER else None
+        self.load_complete = False  # the load shape reached its end (set by the shape's last tick)
+        self.interrupted_by_user = False  # Ctrl-C (SIGINT): exit 130
 
     # --- set-up ---
     def setup(self) -> None:
+        if self.canaries is not None:
+            self._check_canaries()  # before anything is provisioned: a scenario that needs them and cannot have them stops here
         if self.role is Role.WORKER:
             self._setup_worker()
         else:
             self._setup_target()
         if self.role is not Role.MASTER:
             self._start_media()
-        self.started_epoch_s = self.started_epoch_s or time.time()
         self.ready.set()
+
+    def mark_load_started(self, started_epoch_s: float | None = None) -> None:
+        """Locust's test_start (headless at once, web UI on START): the handover schedule and run.json times
+        count from here, not from process start (issue 10 item 9). Workers take the master's moment."""
+        self.started_epoch_s = started_epoch_s if started_epoch_s is not None else time.time()
+        if self.role is not Role.WORKER:
+            self.run_dir.mark_started(self.started_epoch_s)
+        if self.canaries is not None and self.event is not None:
+            # Canaries start with the load (each waits for its booth to be live); handover times count from here.
+            self.canaries.start(self.environment.host, self.event, self.booths_unlocked, self.started_epoch_s)
+
+    def _check_canaries(self) -> None:
+        try:
+            line = self.canaries.check()
+        except BrowserRequirementError as exc:
+            raise RunSetupError(str(exc)) from None
+        if line:
+            print(f"voxload: {line}", flush=True)
 
     def _setup_worker(self, timeout_s: float = 300.0) -> None:
         """A worker waits for the master's provisioned event; it never provisions or judges."""
@@ -117,14 +143,15 @@ class ConferenceRun:
         self.link.measure_clock()
         try:
             data = self.link.setup.get(timeout=timeout_s)
-        except Exception as exc:
-            raise RunSetupError(f"no setup from the master within {timeout_s:.0f} s") from exc
+        except gevent.Timeout:  # a BaseException: `except Exception` let it escape as a traceback
+            raise RunSetupError(f"no setup from the master within {timeout_s:.0f} s") from None
         self.environment.host = data["host"]
         self.admin_password = data["admin_password"]
         self._jwt_secret = data.get("jwt_secret")
         self.minter = TokenMinter(self._jwt_secret) if self._jwt_secret else None
         self.event = ProvisionedEvent.from_wire(data["event"])
-        self.started_epoch_s = data["started_epoch_s"] - self.link.offset_s  # into this worker's clock
+        if data.get("started_epoch_s") is not None:  # the load already started on the master
+            self.started_epoch_s = data["started_epoch_s"] - self.link.offset_s  # into this worker's clock
         self.link.start_forwarding(self.run_dir.path)
 
     def setup_for_workers(self) -> dict:
@@ -171,7 +198,6 @@ class ConferenceRun:
         for ref, booth in self.event.booths.items():
             for seat in range(booth.interpreters):
                 self.seats.put((ref, seat))
-        self.started_epoch_s = time.time()
 
     def _start_media(self) -> None:
         self.bridge = MediaBridge(
@@ -254,6 +280,8 @@ class ConferenceRun:
 
     def add_publisher_schedule(self, booth_id: str, schedule: dict) -> None:
         self.publisher_schedules.setdefault(booth_id, []).append(schedule)
+        if self.canaries is not None:
+            self.canaries.add_schedule(booth_id, schedule)
         if self.role is Role.WORKER:
             self.link.send_schedule(booth_id, schedule)  # listeners of this booth may be on other workers
 
@@ -261,23 +289,33 @@ class ConferenceRun:
         if schedule in self.publisher_schedules.get(booth_id, []):
             return  # our own, echoed back by the master
         self.publisher_schedules.setdefault(booth_id, []).append(schedule)
+        if self.canaries is not None:
+            self.canaries.add_schedule(booth_id, schedule)
         if self.bridge is not None:
             self.bridge.add_schedule(booth_id, schedule)
+
+    def stop_canaries(self) -> None:
+        """At the end of load, before users leave; safe to call again."""
+        if self.canaries is not None and not self.canaries.stopped:
+            self.problems += self.canaries.dead()  # before stop: a canary asked to stop is not dead
+            self.canaries.stop()
 
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
     # --- the end ---
-    def finish_failed(self, error: str) -> None:
-        """Setup failed: stop what was started and leave a readable run.json with the one-line error."""
+    def finish_failed(self, error: str, status: RunStatus = RunStatus.FAILED, code: ExitCode = ExitCode.USAGE) -> None:
+        """Setup failed (or Ctrl-C during it): stop what was started and leave a readable run.json with the one-line error."""
         self._stopping.set()
+        if self.canaries is not None:
+            self.canaries.stop()
         if self.bridge is not None:
             self.bridge.stop()
         if self.stack is not None:
             self.stack.stop()
         self.samples.close()
-        self.run_dir.finish(RunStatus.FAILED, exit_code=2, error=error)
+        self.run_dir.finish(status, exit_code=code, error=error)
 
     def finish_worker(self) -> None:
         """A worker's end: engines stopped (files closed), the last lines and counts sent to the master."""
@@ -294,8 +332,11 @@ class ConferenceRun:
         if self._stopping.is_set():
             return self.environment.process_exit_code or 0
         self._stopping.set()
+        ended = time.time()
+        started = self.started_epoch_s
         if self.hub is not None:
             self.hub.wait_for_workers()
+        self.stop_canaries()
         if self.bridge is not None:
             self.bridge.stop()
         if self.event is not None and not self.options.keep and self.environment.host:
@@ -311,18 +352,20 @@ class ConferenceRun:
                 # Nobody could carry it out (no backup joined, or the initiator's worker was lost).
                 self.record_handover(HandoverRecord(order.booth_id, order.ordered_epoch_s, False, None,
                                                     "no interpreter initiated the handover", order.order_id))
-        if self.scenario.handovers and self.event and self.started_epoch_s:
-            ran_s = time.time() - self.started_epoch_s
+        if self.scenario.handovers and self.event and started:
+            ran_s = ended - started
             for due in self.scenario.handovers.schedule:
                 if due.at_s <= ran_s and (due.booth, due.at_s) not in self._ordered:
                     # The schedule asked for it and no coordinator ordered it (e.g. its worker was lost).
-                    self.record_handover(HandoverRecord(self.event.booths[due.booth].booth_id, self.started_epoch_s + due.at_s,
+                    self.record_handover(HandoverRecord(self.event.booths[due.booth].booth_id, started + due.at_s,
                                                         False, None, "no coordinator ordered the scheduled handover"))
         self.samples.close()
         write_json_atomic(self.run_dir.path / "handovers.json", [dataclasses.asdict(h) for h in self.handovers])
+        t0 = started or ended
         transcribed = [b.booth_id for b in self.event.booths.values() if b.transcribed] if self.event else []
         metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths, self.listener_users)
-        results = slo.evaluate(self.scenario.slos, metrics)
+        media_coverage, heard = measures.media_coverage_of_run(self.run_dir.path, self.scenario, t0, ended, self.handovers)
+        results = slo.evaluate(self.scenario.slos, metrics, measures.coverage_by_metric(media_coverage, heard))
         # Hub lag of every Locust process (workers' samples were forwarded into samples/).
         hub_lag = load_metric_samples(self.run_dir.path, ["generator_loop_lag_ms"]).get("generator_loop_lag_ms")
         lag_p99 = float(np.percentile(hub_lag, 99)) if hub_lag is not None and len(hub_lag) else None
@@ -336,34 +379,53 @@ class ConferenceRun:
             self.problems.append(f"media engines saturated for {saturated_s} of {engine_s} engine-seconds (tolerated)")
         if lag_p99 is not None and lag_p99 > HUB_LAG_SATURATED_MS:
             saturation.append(f"Locust hub lag p99 {lag_p99:.1f} ms > {HUB_LAG_SATURATED_MS:.0f} ms")
-        lost = []
+        events = measures.engine_death_events(self.run_dir.path, t0, ended)
         if self.hub is not None:
             workers = self.hub.worker_report()
             write_json_atomic(self.run_dir.path / "workers.json", workers)
-            lost = [f"worker {w['worker']} lost at {utc_now_iso(w['lost_at'])}: its results end there"
-                    for w in workers if w.get("lost_at")]
+            events += [measures.worker_lost_event(w["worker"], w["lost_at"], t0) for w in workers if w.get("lost_at")]
+        invalid = [e["text"] for e in events]
+        interrupted = self.interrupted_by_user or not self.load_complete
+        if started is None:
+            invalid.append("the load never started (no test_start): nothing was measured")
+        elif not self.load_complete:
+            planned_s = self.scenario.load.total_duration_s
+            stopped = f"the run stopped at +{ended - started:.0f} s of its {planned_s:.0f} s load"
+            if self.interrupted_by_user:
+                events.append({"t": ended, "kind": "interrupted", "offset_s": round(ended - started, 1),
+                               "text": f"{stopped}: interrupted by Ctrl-C, the results are partial"})
+            else:
+                invalid.append(f"{stopped}, before the end of its load: the results are partial")
+        for event in events:
+            self.run_dir.record_event(event["kind"], event["text"], t=event["t"])
         health = GeneratorHealth(
             saturated=bool(saturation),
             cpu_pct_max=float(max(engine_cpu)) if engine_cpu is not None and len(engine_cpu) else None,
             loop_lag_p99_ms=lag_p99,
-            notes=tuple(saturation + lost + self.problems),
+            notes=tuple(saturation + invalid + self.problems),
         )
-        ended = time.time()
+        status = RunStatus.INTERRUPTED if interrupted else RunStatus.FINISHED
         summary = build_summary(
             run_id=self.run_dir.run_id,
             scenario_name=self.scenario.name,
             results=results,
-            started_at=utc_now_iso(self.started_epoch_s or ended),
+            started_at=utc_now_iso(t0),
             ended_at=utc_now_iso(ended),
-            duration_s=round(ended - (self.started_epoch_s or ended), 3),
-            status=RunStatus.FINISHED,
+            duration_s=round(ended - t0, 3),
+            status=status,
             generator_health=health,
-            counts=measures.counts(self.run_dir.path, self.handovers),
+            counts={**measures.counts(self.run_dir.path, self.handovers),
+                    "expected_listener_s": media_coverage.expected_listener_s,
+                    "measured_listener_s": media_coverage.measured_listener_s},
+            events=events,
+            invalid_reasons=saturation + invalid,
+            interrupted=self.interrupted_by_user,
         )
         code = summary["exit_code"]
         self.run_dir.write_summary(summary)
         write_junit(summary, self.run_dir.junit_xml)
-        self.run_dir.finish(RunStatus.FINISHED, exit_code=code, generator_health=health)
+        self.run_dir.finish(status, exit_code=code, generator_health=health,
+                            error="interrupted by Ctrl-C" if self.interrupted_by_user else None)
         try:
             paths = build_report(self.run_dir.path)
             print(f"voxload report: {paths.html}", flush=True)
@@ -374,6 +436,27 @@ class ConferenceRun:
             self.stack.stop()
         _print_verdicts(self.run_dir, summary)
         return code
+
+    def stop_at_once(self) -> None:
+        """A second Ctrl-C: kill what this process started, mark the folder interrupted, flush the samples.
+        The report is left to `voxload rehearse` (or `voxload report RUN_DIR`): it says partial."""
+        import psutil
+
+        from .results import InvalidTransition, close_open_writers
+
+        if self.bridge is not None:
+            self.bridge.expect_exit()
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        close_open_writers()
+        try:
+            self.run_dir.record_event("interrupted", "stopped at once by a second Ctrl-C: the results are partial")
+            self.run_dir.finish(RunStatus.INTERRUPTED, exit_code=ExitCode.INTERRUPTED, error="stopped at once by a second Ctrl-C")
+        except (InvalidTransition, OSError):
+            pass  # the orderly stop had already finished the folder
 
 
 class MediaLoss(Exception):
@@ -386,7 +469,9 @@ def _print_verdicts(run_dir: RunDirectory, summary: dict) -> None:
         observed = row.get("observed")
         shown = "no data" if observed is None else f"{observed:.4g}"
         print(f"  {row['state'].upper():8} {row['metric']} {row['source']}  (observed {shown})")
-    print(f"  exit code {summary.get('exit_code')}", flush=True)
+    for reason in summary.get("invalid_reasons", []):
+        print(f"  INVALID  {reason}")
+    print(f"  exit code {summary.get('exit_code')}: {summary.get('exit_code_meaning')}", flush=True)
 
 
 def load_run_scenario(path_or_name: str) -> Scenario:

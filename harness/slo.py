@@ -8,7 +8,12 @@ Owns (conventions item 9, modelled on k6 ``metrics/thresholds.go``):
 * ``parse_threshold``: ``"p95 < 400"`` -> ``Threshold``, which keeps its source text, file and line.
   Thresholds are parsed and validated when the scenario loads, i.e. before any load starts.
 * ``evaluate``: thresholds + observed samples -> ``SloResult`` rows in one of three states,
-  ``pass``, ``fail`` or ``no_data``. A threshold whose metric got no samples is ``no_data``, never a pass.
+  ``pass``, ``fail``, ``no_data`` or ``insufficient_data``. A threshold whose metric got no samples is
+  ``no_data``, never a pass.
+* The coverage rule (``COVERAGE_REQUIRED``): a media SLO (``Metric.needs_coverage``) holds only when its
+  samples cover at least 90 % of the listener-seconds the scenario expected over its steady state
+  (``harness.measures.media_coverage`` counts both). Below that it is ``insufficient_data`` whatever the
+  samples say: 18 good seconds out of 60 are not evidence that the other 42 were good.
 
 Input of ``evaluate``: a mapping ``metric name -> 1-D samples`` (list, numpy array or pandas Series).
 ``samples_from_frame`` turns a long DataFrame with ``metric`` and ``value`` columns (what
@@ -53,6 +58,13 @@ class SloState(enum.Enum):
     FAIL = "fail"
     # Conventions item 9: a threshold whose metric got no samples must not pass silently.
     NO_DATA = "no_data"
+    # Samples exist but cover too little of the steady state (COVERAGE_REQUIRED): not a pass either.
+    INSUFFICIENT = "insufficient_data"
+
+
+# The coverage rule, stated once: a media SLO needs samples for >= 90 % of the expected listener-seconds of the
+# steady window (and every handover heard by a listener present before it); below that it is insufficient data.
+COVERAGE_REQUIRED = 0.90
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +73,7 @@ class Metric:
     unit: str
     kind: MetricKind
     description: str
+    needs_coverage: bool = False  # judged only when its samples cover the steady state (COVERAGE_REQUIRED)
 
 
 def _metrics(*items: Metric) -> Mapping[str, Metric]:
@@ -70,19 +83,26 @@ def _metrics(*items: Metric) -> Mapping[str, Metric]:
 # The metric vocabulary. Producers (media engine, clients, Locust users) write samples under these names.
 METRICS: Mapping[str, Metric] = _metrics(
     Metric("mouth_to_ear_latency_ms", "ms", MetricKind.TREND,
-           "interpreter's send time of an audio packet to a listener's receipt of the same payload (media-design 4)"),
+           "interpreter's send time of an audio packet to a listener's receipt of the same payload (media-design 4)", needs_coverage=True),
     Metric("whep_time_to_first_audio_ms", "ms", MetricKind.TREND,
            "listener's WHEP POST start to the first RTP packet received (media-design 3)"),
     Metric("whip_setup_ms", "ms", MetricKind.TREND,
            "interpreter's WHIP POST start to ICE+DTLS connected"),
     Metric("handover_gap_ms", "ms", MetricKind.TREND,
-           "silence at a listener across a handover: last packet of the old active interpreter to first of the new"),
+           "silence at a listener across a handover: last packet of the old active interpreter to first of the new", needs_coverage=True),
     Metric("handover_duration_ms", "ms", MetricKind.TREND,
            "booth:initiate-handoff sent to the booth:state showing the new active interpreter (contract 5.3)"),
     Metric("handover_failure_rate", "ratio", MetricKind.RATE,
            "1 per scheduled handover that was refused by booth:error or did not complete, else 0 (contract 5.3, 14.15)"),
     Metric("caption_delay_ms", "ms", MetricKind.TREND,
-           "audio sent to the caption 'final' message carrying it on /ws/captions (contract 6.3)"),
+           "end of an utterance's audio (speech corpus; or a timing marker's send, marker stand-in) to the caption "
+           "'final' message carrying it on /ws/captions (contract 6.3; harness/media/captions_match.py)"),
+    Metric("caption_first_partial_delay_ms", "ms", MetricKind.TREND,
+           "end of an utterance's audio (or a marker's send) to the first caption of any status carrying it: when a "
+           "listener first sees it; negative when shown before the speaker finished"),
+    Metric("caption_word_error_rate", "ratio", MetricKind.TREND,
+           "word error rate of a listener's caption finals against the transcript of what the booth's publishers "
+           "said (jiwer), one sample per listener of a booth with a speech recogniser"),
     Metric("http_req_duration_ms", "ms", MetricKind.TREND,
            "HTTP round trip of every portal request (page, form, JSON API, audio-delay poll)"),
     Metric("http_error_rate", "ratio", MetricKind.RATE,
@@ -90,13 +110,13 @@ METRICS: Mapping[str, Metric] = _metrics(
     Metric("ws_connect_ms", "ms", MetricKind.TREND,
            "booth or captions WebSocket handshake time"),
     Metric("packet_loss_pct", "%", MetricKind.TREND,
-           "per listener and second: lost RTP packets / expected packets x 100 (media-design 6.7)"),
+           "per listener and second: lost RTP packets / expected packets x 100 (media-design 6.7)", needs_coverage=True),
     Metric("jitter_ms", "ms", MetricKind.TREND,
-           "RFC 3550 interarrival jitter per listener and second, in milliseconds"),
+           "RFC 3550 interarrival jitter per listener and second, in milliseconds", needs_coverage=True),
     Metric("audio_gap_ms", "ms", MetricKind.TREND,
-           "length of each silence longer than media.silence_threshold_ms at a receiving listener"),
+           "length of each silence longer than media.silence_threshold_ms at a receiving listener", needs_coverage=True),
     Metric("listeners_receiving_ratio", "ratio", MetricKind.GAUGE,
-           "listeners that received audio / listeners that were started, computed at the end of the run"),
+           "listeners that received audio / listeners that were started, computed at the end of the run", needs_coverage=True),
     Metric("captioned_booths_ratio", "ratio", MetricKind.GAUGE,
            "transcribed booths whose caption socket delivered at least one 'final' / transcribed booths"),
     Metric("transcription_start_rejected", "count", MetricKind.COUNTER,
@@ -105,6 +125,16 @@ METRICS: Mapping[str, Metric] = _metrics(
            "CPU busy of each load-generator process (Locust and media engines), per second"),
     Metric("generator_loop_lag_ms", "ms", MetricKind.TREND,
            "event-loop (or gevent hub) lag of each load-generator process, per second"),
+    # Browser canaries (harness/browser): headless Chromium playing the target's own listener page.
+    Metric("browser_mouth_to_ear_latency_ms", "ms", MetricKind.TREND,
+           "interpreter's send time of a timing marker to Chromium handing the decoded marker over for playout "
+           "(markers detected in the audio the canary's page played; excludes the sound card)"),
+    Metric("browser_jitter_buffer_delay_ms", "ms", MetricKind.TREND,
+           "per canary listener and second: getStats() jitterBufferDelay / jitterBufferEmittedCount (NetEq), in ms"),
+    Metric("browser_concealed_pct", "%", MetricKind.TREND,
+           "per canary listener and second: getStats() concealedSamples / totalSamplesReceived x 100"),
+    Metric("browser_listeners_receiving_ratio", "ratio", MetricKind.GAUGE,
+           "canary listeners whose page received audio packets / canary listeners started, at the end of the run"),
 )
 
 _AGGREGATIONS_BY_KIND: Mapping[MetricKind, frozenset[str]] = {
@@ -155,7 +185,7 @@ class Threshold:
     aggregation: str  # normalised: "p95", "p99.9", "mean", "rate", ...
     op: str
     bound: float
-    # Not required = no_data is reported but does not make the run exit 2 (harness.results.exit_code).
+    # Not required = no_data or insufficient_data is reported but does not make the run exit 3 (harness.results.exit_code).
     required: bool = True
     file: str | None = None
     line: int | None = None
@@ -178,6 +208,7 @@ class SloResult:
     state: SloState
     observed: float | None  # the aggregate compared with the bound; None when there was no data
     sample_count: int
+    coverage: float | None = None  # share of the expected steady-state samples present (media SLOs only)
 
     def as_dict(self) -> dict[str, Any]:
         t = self.threshold
@@ -194,6 +225,7 @@ class SloResult:
             "state": self.state.value,
             "observed": self.observed,
             "sample_count": self.sample_count,
+            "coverage": self.coverage,
         }
 
 
@@ -275,18 +307,28 @@ def aggregate(threshold: Threshold, values: np.ndarray) -> float:
     return float({"min": np.min, "max": np.max, "mean": np.mean}[agg](values))
 
 
-def evaluate_one(threshold: Threshold, samples: Any | None) -> SloResult:
+def evaluate_one(threshold: Threshold, samples: Any | None, coverage: float | None = None) -> SloResult:
+    """`coverage`: share of the expected steady-state samples present, for metrics that need it (else None)."""
     values = _clean(samples if samples is not None else [])
+    if not METRICS[threshold.metric].needs_coverage:
+        coverage = None
     if values.size == 0:
-        return SloResult(threshold, SloState.NO_DATA, None, 0)
+        return SloResult(threshold, SloState.NO_DATA, None, 0, coverage)
     observed = aggregate(threshold, values)
+    if coverage is not None and coverage < COVERAGE_REQUIRED:
+        return SloResult(threshold, SloState.INSUFFICIENT, observed, int(values.size), coverage)
     ok = _OPERATORS[threshold.op](observed, threshold.bound)
-    return SloResult(threshold, SloState.PASS if ok else SloState.FAIL, observed, int(values.size))
+    return SloResult(threshold, SloState.PASS if ok else SloState.FAIL, observed, int(values.size), coverage)
 
 
-def evaluate(thresholds: Sequence[Threshold], samples: Mapping[str, Any]) -> tuple[SloResult, ...]:
-    """Evaluate every threshold against ``samples[metric]`` (missing metric = no data)."""
-    return tuple(evaluate_one(t, samples.get(t.metric)) for t in thresholds)
+def evaluate(thresholds: Sequence[Threshold], samples: Mapping[str, Any],
+             coverage: Mapping[str, float] | None = None) -> tuple[SloResult, ...]:
+    """Evaluate every threshold against ``samples[metric]`` (missing metric = no data).
+
+    `coverage`: ``{metric: share}`` from ``harness.measures.media_coverage``; a media metric absent from it is
+    judged on its samples alone (a caller that cannot know the expected samples, e.g. a unit test)."""
+    coverage = coverage or {}
+    return tuple(evaluate_one(t, samples.get(t.metric), coverage.get(t.metric)) for t in thresholds)
 
 
 def samples_from_frame(frame: Any, metric_column: str = "metric", value_column: str = "value") -> dict[str, np.ndarray]:

@@ -1,6 +1,7 @@
 """Child process that runs the embedded reference stack for the harness and restarts its parts on command.
 
-``python -m harness.stack_control --data-dir DIR [--set KEY=VALUE ...]`` starts the portal and the
+``python -m harness.stack_control --data-dir DIR`` (knobs as a JSON object in ``$VOXLOAD_STACK_KNOBS``, so
+secrets such as ``BOOTH_ACCESS_TOKEN`` never appear on a command line) starts the portal and the
 media relay on free loopback ports (``harness.refstack.stack.Stack``, the same supervisor `voxload stack
 up` uses), prints one JSON line ``{"ready": true, "portal_url": ..., "media_url": ..., "media_api_url": ...}``
 and then obeys one command per stdin line, answering each with one JSON line:
@@ -24,6 +25,8 @@ import signal
 import sys
 from pathlib import Path
 
+# The knobs as a JSON object in the environment (harness.embedded sets it): secrets stay out of `ps`.
+KNOBS_ENV_VAR = "VOXLOAD_STACK_KNOBS"
 RESTART_PORTAL = "restart-portal"
 RESTART_MEDIA = "restart-media"
 STOP = "stop"
@@ -34,28 +37,27 @@ def _say(**message: object) -> None:
     sys.stdout.flush()
 
 
-def _knob(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
-    return key, value
-
-
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.stack_control")
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--set", dest="knobs", type=_knob, action="append", default=[])
+    parser.add_argument("--data-dir", type=lambda text: Path(os.path.abspath(text)), required=True)
     parser.add_argument("--startup-timeout-s", type=float, default=30.0)
     args = parser.parse_args(argv)
 
     from harness.refstack.portal.config import KNOBS, ConfigError, Settings
     from harness.refstack.stack import Stack, StackConfig, StackError
 
-    knobs = dict(args.knobs)
+    try:
+        knobs = json.loads(os.environ.pop(KNOBS_ENV_VAR, "{}"))
+    except ValueError:
+        _say(error=f"${KNOBS_ENV_VAR} is not a JSON object")
+        return 2
+    if not isinstance(knobs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in knobs.items()):
+        _say(error=f"${KNOBS_ENV_VAR} must map knob names to strings")
+        return 2
     unknown = sorted(set(knobs) - set(KNOBS))
     if unknown:
         _say(error=f"unknown knob {unknown[0]!r} (see `voxload stack up --help`)")

@@ -22,8 +22,9 @@ from harness.media.bridge import MediaBridge
 from harness.media.errors import EngineCrashed, FirstPacketTimeout, HttpStatusError, SignalingError
 from harness.refstack.stack import Stack
 
-# Short timeouts keep failure-path tests fast.
-ENGINE_ARGS = ["--first-packet-timeout-s", "1.5", "--connect-timeout-s", "5", "--post-timeout-s", "5"]
+# Short timeouts keep failure-path tests fast. The synthetic loop: a marker every 500 ms, which the marker-latency
+# checks here count on (the speech corpus has markers only between utterances: test_speech_corpus.py).
+ENGINE_ARGS = ["--first-packet-timeout-s", "1.5", "--connect-timeout-s", "5", "--post-timeout-s", "5", "--audio", "synthetic"]
 
 
 REPO_ROOT = str(Path(__file__).resolve().parents[1])
@@ -218,6 +219,7 @@ def test_killed_engine_gives_a_typed_error_promptly(relay, tmp_path):
         caller = threading.Thread(target=hanging_call)
         caller.start()
         time.sleep(2.2)  # at least one sample flush
+        killed_at = time.time()
         os.kill(victim.proc.pid, signal.SIGKILL)
         caller.join(timeout=10)
         assert not caller.is_alive(), "a call in flight hung after the engine died"
@@ -237,3 +239,8 @@ def test_killed_engine_gives_a_typed_error_promptly(relay, tmp_path):
     assert rows and rows[0]["handle"] == listener.handle and int(rows[-1]["packets"]) > 0
     seconds = (tmp_path / f"media-{victim.name}-seconds.jsonl").read_text().splitlines()
     assert json.loads(seconds[0])["engine"] == victim.name
+    # The death is recorded with its time for the run's verdict; the orderly stop of the survivor is not a death.
+    (death,) = [json.loads(line) for line in (tmp_path / f"media-{victim.name}-exit.jsonl").read_text().splitlines()]
+    assert death["engine"] == victim.name and death["exit_code"] == -signal.SIGKILL
+    assert killed_at <= death["t_epoch_s"] < killed_at + 2.0
+    assert sorted(p.name for p in tmp_path.glob("media-*-exit.jsonl")) == [f"media-{victim.name}-exit.jsonl"]

@@ -13,10 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from harness.errors import EXIT_CODE_MEANINGS, ExitCode
 from harness.results import (
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_SLO_FAILED,
     SUMMARY_SCHEMA,
     GeneratorHealth,
     InvalidRunId,
@@ -59,12 +57,12 @@ def test_run_json_is_updated_and_status_moves_once(tmp_path):
     run.set_target_version("0c0ddc3")
     assert json.loads(run.run_json.read_text())["target"]["version"] == "0c0ddc3"
     health = GeneratorHealth(saturated=False, cpu_pct_max=61.5, loop_lag_p99_ms=4.0)
-    run.finish(RunStatus.FINISHED, exit_code=EXIT_OK, generator_health=health)
+    run.finish(RunStatus.FINISHED, exit_code=ExitCode.OK, generator_health=health)
     meta = json.loads(run.run_json.read_text())
     assert (meta["status"], meta["exit_code"]) == ("finished", 0)
     assert meta["generator_health"]["cpu_pct_max"] == 61.5 and meta["ended_at"].endswith("Z")
     with pytest.raises(InvalidTransition):
-        run.finish(RunStatus.INTERRUPTED, exit_code=EXIT_ERROR)
+        run.finish(RunStatus.INTERRUPTED, exit_code=ExitCode.INTERRUPTED)
     assert RunDirectory.open(run.path).status is RunStatus.FINISHED
 
 
@@ -110,19 +108,40 @@ def test_background_flusher_writes_out_a_pause(tmp_path):
         assert json.loads((tmp_path / "s.jsonl").read_text())["value"] == 1.0
 
 
-def test_exit_code_mapping():
+def test_exit_code_precedence():
     fail = evaluate([parse_threshold("jitter_ms", "max < 1")], {"jitter_ms": [5]})
     ok = evaluate([parse_threshold("jitter_ms", "max < 10")], {"jitter_ms": [5]})
     no_data_required = evaluate([parse_threshold("caption_delay_ms", "p95 < 1")], {})
     no_data_optional = evaluate([parse_threshold("caption_delay_ms", "p95 < 1", required=False)], {})
-    assert exit_code(ok) == EXIT_OK
-    assert exit_code(ok + no_data_optional) == EXIT_OK
-    assert exit_code(ok + fail) == EXIT_SLO_FAILED
-    assert exit_code(ok + no_data_required) == EXIT_ERROR
-    assert exit_code(fail + no_data_required) == EXIT_ERROR  # an incomplete verdict is not trusted
-    assert exit_code(ok, saturated=True) == EXIT_ERROR
-    assert exit_code(ok, harness_error=True) == EXIT_ERROR
-    assert exit_code(()) == EXIT_OK
+    thin_required = evaluate([parse_threshold("jitter_ms", "max < 10")], {"jitter_ms": [5]}, {"jitter_ms": 0.3})
+    thin_optional = evaluate([parse_threshold("jitter_ms", "max < 10", required=False)], {"jitter_ms": [5]}, {"jitter_ms": 0.3})
+    assert exit_code(ok) == ExitCode.OK == 0
+    assert exit_code(ok + no_data_optional + thin_optional) == ExitCode.OK
+    assert exit_code(ok + fail) == ExitCode.SLO_BREACHED == 1
+    assert exit_code(ok + no_data_required) == ExitCode.INVALID_RUN == 3
+    assert exit_code(ok + thin_required) == ExitCode.INVALID_RUN
+    assert exit_code(fail + no_data_required) == ExitCode.INVALID_RUN  # an incomplete verdict is not trusted
+    assert exit_code(fail + thin_required) == ExitCode.INVALID_RUN
+    assert exit_code(fail, saturated=True) == ExitCode.INVALID_RUN
+    assert exit_code(fail, harness_error=True) == ExitCode.INVALID_RUN
+    assert exit_code(fail, invalid=True) == ExitCode.INVALID_RUN  # an engine died: its breach is no verdict
+    assert exit_code(fail + no_data_required, invalid=True, saturated=True, interrupted=True) == ExitCode.INTERRUPTED == 130
+    assert exit_code(()) == ExitCode.OK
+
+
+def test_summary_states_invalid_run_with_its_reasons_and_the_shared_wording():
+    ok = evaluate([parse_threshold("jitter_ms", "max < 10")], {"jitter_ms": [5]})
+    event = {"t": 1.0e9, "kind": "engine_died", "text": "media engine e0 died at +25 s (exit code -9); audio measured for 18 of 60 s"}
+    summary = build_summary(run_id="r", scenario_name="s", results=ok, started_at="x", ended_at="y", duration_s=60.0,
+                            status=RunStatus.FINISHED, events=[event], invalid_reasons=[event["text"]])
+    jsonschema.validate(summary, SUMMARY_SCHEMA)
+    assert (summary["verdict"], summary["exit_code"]) == ("invalid", 3)
+    assert summary["exit_code_meaning"] == EXIT_CODE_MEANINGS[ExitCode.INVALID_RUN]
+    assert summary["events"] == [event]
+    interrupted = build_summary(run_id="r", scenario_name="s", results=ok, started_at="x", ended_at="y", duration_s=9.0,
+                                status=RunStatus.INTERRUPTED, interrupted=True)
+    jsonschema.validate(interrupted, SUMMARY_SCHEMA)
+    assert (interrupted["verdict"], interrupted["exit_code"], interrupted["status"]) == ("interrupted", 130, "interrupted")
 
 
 def test_summary_is_schema_valid_and_round_trips(tmp_path):
@@ -147,8 +166,8 @@ def test_summary_is_schema_valid_and_round_trips(tmp_path):
     assert by_metric["mouth_to_ear_latency_ms"]["state"] == "pass" and by_metric["mouth_to_ear_latency_ms"]["sample_count"] == 100
     assert by_metric["jitter_ms"]["state"] == "no_data" and by_metric["jitter_ms"]["observed"] is None
     assert by_metric["mouth_to_ear_latency_ms"]["line"] == scenario.slos[0].line
-    assert loaded["slo_counts"] == {"pass": 2, "fail": 0, "no_data": len(scenario.slos) - 2}
-    assert (loaded["verdict"], loaded["exit_code"]) == ("error", EXIT_ERROR)
+    assert loaded["slo_counts"] == {"pass": 2, "fail": 0, "no_data": len(scenario.slos) - 2, "insufficient_data": 0}
+    assert (loaded["verdict"], loaded["exit_code"]) == ("invalid", ExitCode.INVALID_RUN)
 
 
 # --- crash survival: a child writes samples and run.json updates, then is killed mid-run ---

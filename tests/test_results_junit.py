@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from harness.errors import EXIT_CODE_MEANINGS, ExitCode
 from harness.junit import junit_xml, write_junit
 from harness.results import RunStatus, build_summary
 from harness.slo import evaluate, parse_threshold
@@ -77,7 +78,8 @@ def test_one_testcase_per_slo_with_the_right_states(tmp_path):
     assert no_data.find("error").attrib["type"] == "NoData" and no_data.find("failure") is None
     assert optional.find("skipped") is not None and optional.find("error") is None
     props = {p.attrib["name"]: p.attrib["value"] for p in suite.iter("property")}
-    assert props == {"run_id": "r1", "scenario": "smoke", "verdict": "error", "exit_code": "2", "status": "finished"}
+    assert props == {"run_id": "r1", "scenario": "smoke", "verdict": "invalid", "exit_code": "3", "status": "finished",
+                     "exit_code_meaning": EXIT_CODE_MEANINGS[ExitCode.INVALID_RUN]}
 
 
 def test_harness_error_becomes_an_extra_error_case():
@@ -98,3 +100,23 @@ def test_all_pass_has_no_outcome_elements():
     assert_junit10_structure(root)
     assert root.find("testsuite").attrib["failures"] == "0" and root.find("testsuite").attrib["errors"] == "0"
     assert [el.tag for el in root.iter() if el.tag in ("failure", "error", "skipped")] == []
+
+
+def test_invalid_run_and_insufficient_data_are_errors_that_state_why():
+    thresholds = [parse_threshold("jitter_ms", "p95 < 60"), parse_threshold("http_error_rate", "rate < 0.1")]
+    results = evaluate(thresholds, {"jitter_ms": [3, 4], "http_error_rate": [0, 0]}, {"jitter_ms": 0.3})
+    death = "media engine e0 died at +25 s (exit code -9); audio measured for 18 of 60 s"
+    summary = build_summary(run_id="r2", scenario_name="smoke", results=results, started_at="2026-11-26T11:41:49.123Z",
+                            ended_at="x", duration_s=60.0, status=RunStatus.FINISHED,
+                            events=[{"t": 1.0, "kind": "engine_died", "text": death}], invalid_reasons=[death])
+    root = ET.fromstring(junit_xml(summary, hostname="h"))
+    assert_junit10_structure(root)
+    suite = root.find("testsuite")
+    cases = {c.attrib["name"]: c for c in suite.findall("testcase")}
+    thin = cases["jitter_ms: p95 < 60"].find("error")
+    assert thin.attrib["type"] == "InsufficientData" and "30 %" in thin.attrib["message"] and "90 %" in thin.attrib["message"]
+    validity = cases["run validity"].find("error")
+    assert validity.attrib["type"] == "InvalidRun"
+    assert validity.attrib["message"] == f"exit 3: {EXIT_CODE_MEANINGS[ExitCode.INVALID_RUN]}"
+    assert death in validity.text
+    assert (suite.attrib["tests"], suite.attrib["errors"], suite.attrib["failures"]) == ("3", "2", "0")

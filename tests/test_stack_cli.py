@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,10 +17,11 @@ from harness.refstack.stack import free_port
 
 
 def _start(*extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, dict[str, str]]:
-    ports = {"portal": free_port(), "media": free_port(), "api": free_port()}
+    ports = {"portal": free_port(), "media": free_port(), "api": free_port(), "rtsp": free_port()}
     cmd = [
         sys.executable, "-m", "harness", "stack", "up",
         "--portal-port", str(ports["portal"]), "--media-port", str(ports["media"]), "--media-api-port", str(ports["api"]),
+        "--media-rtsp-port", str(ports["rtsp"]),
         *extra,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
@@ -50,6 +52,11 @@ def test_stack_up_serves_and_stops_on_sigterm():
         assert login.status_code == 303 and "admin_token" in login.cookies
         paths = httpx.get(f"http://127.0.0.1:{info['api']}/v3/paths/list", timeout=5)
         assert paths.status_code == 200
+        # Transcription workers read booths over RTSP there (contract 7.1): the relay answers RTSP on the given port.
+        assert f"rtsp://127.0.0.1:{info['rtsp']}" in info["out"]
+        with socket.create_connection(("127.0.0.1", int(info["rtsp"])), timeout=5) as rtsp:
+            rtsp.sendall(f"OPTIONS rtsp://127.0.0.1:{info['rtsp']}/ RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode())
+            assert rtsp.recv(64).startswith(b"RTSP/1.0 200 OK")
     finally:
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=20)

@@ -5,7 +5,9 @@ the JSON-lines RPC (rpc.py), routing (``publish``/``listen`` to the least-loaded
 the engine named in the handle), forwarding each publisher's schedule to every engine so listeners in any
 engine can compute payload-hash latency (schedule.py), delivering pushed per-second aggregates to plain
 callables, and turning an engine's death into ``EngineCrashed`` (name and exit code) for every waiting and
-later call, promptly.
+later call, promptly. An engine that dies while not asked to stop leaves ``media-<name>-exit.jsonl`` (one line:
+engine, time, exit code) next to its sample files, so the run's verdict knows when its instrument died
+(``harness.measures.engine_deaths``); distributed workers forward it with their other media files.
 
 gevent: this module never imports gevent or locust. It uses ``socket``, ``threading`` and ``subprocess``
 through their modules at call time, so after ``gevent.monkey.patch_all()`` reads and waits yield to the hub
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import logging
 import os
 import shutil
@@ -72,6 +75,8 @@ class EngineProcess:
         self._pending_lock = threading.Lock()
         self._ids = itertools.count(1)
         self.dead: EngineCrashed | None = None
+        self.died_at_epoch_s: float | None = None  # set when it died unasked
+        self._stopping = False
         self.sessions = 0  # open sessions routed here (routing weight)
         self._reader: threading.Thread | None = None
 
@@ -85,7 +90,11 @@ class EngineProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            # Its own session: a terminal's Ctrl-C reaches the load generator, which stops users and then engines
+            # in order; an engine killed by the same keystroke would read as a death mid-run. It still exits when
+            # this process goes away (the socket closes).
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                         start_new_session=True)
 
     def connect(self, deadline_s: float) -> None:
         while True:
@@ -106,6 +115,18 @@ class EngineProcess:
         self._reader = threading.Thread(target=self._read_loop, name=f"media-bridge-{self.name}", daemon=True)
         self._reader.start()
 
+    @property
+    def exit_path(self) -> Path:
+        return self.results_dir / f"media-{self.name}-exit.jsonl"
+
+    def _record_exit(self, t_epoch_s: float, code: int | None) -> None:
+        line = json.dumps({"engine": self.name, "t_epoch_s": round(t_epoch_s, 3), "exit_code": code}) + "\n"
+        try:
+            with open(self.exit_path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+        except OSError as exc:
+            logger.error("media engine %s died and its exit could not be recorded: %s", self.name, exc)
+
     def _log_tail(self) -> str:
         try:
             lines = self.log_path.read_text(errors="replace").strip().splitlines()
@@ -114,6 +135,7 @@ class EngineProcess:
         return lines[-1] if lines else ""
 
     def stop(self, timeout_s: float) -> None:
+        self._stopping = True
         if self.dead is None and self._sock is not None:
             try:
                 self.call("shutdown", {}, timeout_s)
@@ -192,6 +214,7 @@ class EngineProcess:
     def _declare_dead(self) -> None:
         if self.dead is not None:
             return
+        died_at_epoch_s = time.time()
         code = None
         if self.proc is not None:
             try:
@@ -199,6 +222,9 @@ class EngineProcess:
             except subprocess.TimeoutExpired:
                 code = None
         self.dead = EngineCrashed(self.name, code, f"see {self.log_path}")
+        if not self._stopping:
+            self.died_at_epoch_s = died_at_epoch_s
+            self._record_exit(died_at_epoch_s, code)
         with self._pending_lock:
             pending, self._pending = list(self._pending.values()), {}
         for call in pending:
@@ -268,6 +294,11 @@ class MediaBridge:
             raise
         return self
 
+    def expect_exit(self) -> None:
+        """The engines are about to be killed on purpose (a hard stop): their exits are not deaths mid-run."""
+        for engine in self.engines.values():
+            engine._stopping = True
+
     def stop(self, timeout_s: float = 10.0) -> None:
         for engine in self.engines.values():
             engine.stop(timeout_s)
@@ -321,11 +352,15 @@ class MediaBridge:
             raise UnknownHandle(f"no media engine {name!r} for handle {handle}")
         return engine
 
-    def publish(self, whip_url: str, booth_key: str, engine: str | None = None) -> MediaHandle:
-        """Start a publisher; returns once its first packet is sent. ``engine`` forces the placement."""
+    def publish(self, whip_url: str, booth_key: str, engine: str | None = None, language: str | None = None) -> MediaHandle:
+        """Start a publisher; returns once its first packet is sent. ``engine`` forces the placement; ``language``
+        (the booth's) picks what it says when engines play the speech corpus."""
         picked = self._pick_engine(engine)
+        params = {"whip_url": whip_url, "booth": booth_key}
+        if language is not None:
+            params["language"] = language
         try:
-            result = picked.call("publish", {"whip_url": whip_url, "booth": booth_key}, self.call_timeout_s)
+            result = picked.call("publish", params, self.call_timeout_s)
         except BaseException:
             self._release(picked)
             raise

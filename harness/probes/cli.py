@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 
 from ..clients.errors import ClientError
+from ..inputs import results_dir_argument, run_id_argument, url_argument
 from ..media.errors import MediaError
-from ..results import EXIT_ERROR, EXIT_OK, ResultsError, RunDirectory, RunStatus
+from ..errors import ExitCode
+from ..results import ResultsError, RunDirectory, RunStatus
 from .registry import PROBES
 from .base import Probe, ProbeContext, ProbeError
 from .finding import PROBES_DIR, FindingError
@@ -49,15 +51,16 @@ def _positive_seconds(text: str) -> float:
 
 def _common_arguments(parser: argparse.ArgumentParser, probe: type[Probe]) -> None:
     target = parser.add_argument_group("target")
-    target.add_argument("--host", metavar="URL",
+    target.add_argument("--host", type=url_argument, metavar="URL",
                         help=f"a VoxBento deployment you own (admin password in ${ADMIN_PASSWORD_ENV}); default: the embedded reference stack")
     target.add_argument("--set", dest="knobs", type=_knob, action="append", default=[], metavar="KEY=VALUE",
                         help="a knob of the embedded reference stack (repeatable; see `voxload stack up --help`)")
     target.add_argument("--restart-cmd", metavar="CMD", help="shell command that restarts the portal of --host (restart drills)")
     target.add_argument("--media-restart-cmd", metavar="CMD", help="shell command that restarts the media server of --host")
     results = parser.add_argument_group("results")
-    results.add_argument("--results-dir", type=Path, default=Path("reports"), metavar="DIR", help="where run folders go (default reports)")
-    results.add_argument("--run-id", metavar="ID", help="run folder name (default: UTC time plus random suffix)")
+    results.add_argument("--results-dir", type=results_dir_argument, default="reports", metavar="DIR",
+                         help="where run folders go (default reports)")
+    results.add_argument("--run-id", type=run_id_argument, metavar="ID", help="run folder name (default: UTC time plus random suffix)")
     results.add_argument("--max-duration-s", type=_positive_seconds, default=probe.default_budget_s, metavar="SECONDS",
                          help=f"time budget; the probe stops by itself (default {probe.default_budget_s:.0f})")
 
@@ -85,8 +88,6 @@ def _target(args: argparse.Namespace, probe_dir: Path | None, user_error, probe:
         password = os.environ.get(ADMIN_PASSWORD_ENV, "")
         if not password:
             raise user_error(f"--host needs the target's admin password in ${ADMIN_PASSWORD_ENV}")
-        if not re.match(r"^https?://[^/\s]+", args.host):
-            raise user_error(f"--host {args.host!r}: expected an http:// or https:// URL")
         return RemoteTarget(args.host, password, restart_cmd=args.restart_cmd, media_restart_cmd=args.media_restart_cmd,
                             media_api_url=getattr(args, "media_api_url", None))
     assert probe_dir is not None
@@ -128,17 +129,17 @@ def run(args: argparse.Namespace, user_error) -> int:
     except (TargetError, ProbeError, ClientError, MediaError, FindingError) as exc:
         if ctx is not None:
             ctx.close()
-        run_dir.finish(RunStatus.FAILED, exit_code=EXIT_ERROR, error=str(exc))
+        run_dir.finish(RunStatus.FAILED, exit_code=ExitCode.USAGE, error=str(exc))
         raise user_error(f"probe {probe_cls.name}: {exc} (partial data in {probe_dir})") from None
     except KeyboardInterrupt:
         if ctx is not None:
             ctx.close()
-        run_dir.finish(RunStatus.INTERRUPTED, exit_code=130, error="interrupted")
+        run_dir.finish(RunStatus.INTERRUPTED, exit_code=ExitCode.INTERRUPTED, error="interrupted")
         raise
     finally:
         if target is not None:
             target.close()
-    run_dir.finish(RunStatus.FINISHED, exit_code=EXIT_OK)
+    run_dir.finish(RunStatus.FINISHED, exit_code=ExitCode.OK)
     print(finding.paragraph)
     print(f"finding: {path}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK

@@ -14,7 +14,7 @@ import secrets
 
 from ..clients.admin import AdminClient
 from ..clients.booth_api import BoothApi
-from ..clients.errors import ClientError
+from ..clients.errors import ClientError, RequestTimeout
 from ..clients.identifiers import BoothRef
 from .target import ProbeTarget
 
@@ -59,9 +59,15 @@ class ProbeEvent:
         """Best effort; returns one line per step that failed (the probe reports them, the run goes on)."""
         problems: list[str] = []
         api = self.booth_api()
-        for booth in self.booths:
+        for index, booth in enumerate(self.booths):
             try:
                 api.transcription_stop(self.slug, self.room_id, booth.language)
+            except RequestTimeout as exc:
+                # The target serialises stops (one registry lock): after one timed out, the others would each wait
+                # the full client timeout too. Teardown stays bounded; the event delete below still runs.
+                skipped = len(self.booths) - index - 1
+                problems.append(f"stop transcription of {booth.booth_id}: {exc}; {skipped} further stops skipped")
+                break
             except ClientError as exc:
                 problems.append(f"stop transcription of {booth.booth_id}: {exc}")
         try:

@@ -10,6 +10,7 @@ environment; a remote one comes from ``$VOXLOAD_ADMIN_PASSWORD``; neither is eve
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Mapping
@@ -119,6 +120,8 @@ class RemoteTarget(ProbeTarget):
         super().__init__(portal_url, admin_password, media_api_url=media_api_url)
         self._restart_cmd = restart_cmd
         self._media_restart_cmd = media_restart_cmd
+        # The commands run where the operator typed them, whatever directory the process is in by then.
+        self._cwd = os.getcwd()
         http = self.http(timeout_s=connect_timeout_s)
         try:
             healthz(http)
@@ -133,7 +136,7 @@ class RemoteTarget(ProbeTarget):
         if not cmd:
             raise RestartUnavailable(f"a restart drill against --host needs {flag} \"...\"")
         t0 = time.monotonic()
-        done = subprocess.run(cmd, shell=True, timeout=RESTART_TIMEOUT_S, capture_output=True, text=True)
+        done = subprocess.run(cmd, shell=True, timeout=RESTART_TIMEOUT_S, capture_output=True, text=True, cwd=self._cwd)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()
             raise TargetError(f"{flag} exited with code {done.returncode}: {tail[-1] if tail else ''}")

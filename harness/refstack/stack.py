@@ -28,10 +28,11 @@ from .portal.config import Settings
 LOOPBACK = "127.0.0.1"
 # The directory holding the `harness` package: children import from this checkout even when it is not installed.
 CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
-# VoxBento's default ports (contract section 0): portal 8000, WHIP/WHEP 8889, MediaMTX control API 9997.
+# VoxBento's default ports (contract section 0): portal 8000, WHIP/WHEP 8889, MediaMTX control API 9997, RTSP 8554.
 DEFAULT_PORTAL_PORT = 8000
 DEFAULT_MEDIA_HTTP_PORT = 8889
 DEFAULT_MEDIA_API_PORT = 9997
+DEFAULT_MEDIA_RTSP_PORT = 8554
 
 
 class StackError(RuntimeError):
@@ -78,6 +79,7 @@ class StackConfig:
     portal_port: int = DEFAULT_PORTAL_PORT
     media_http_port: int = DEFAULT_MEDIA_HTTP_PORT
     media_api_port: int = DEFAULT_MEDIA_API_PORT
+    media_rtsp_port: int = DEFAULT_MEDIA_RTSP_PORT
     with_media: bool = True
     data_dir: Path | None = None
     # Extra environment for the portal (VoxBento names and REFSTACK_* knobs, see portal/config.py).
@@ -93,6 +95,7 @@ class StackConfig:
         kwargs.setdefault("portal_port", free_port())
         kwargs.setdefault("media_http_port", free_port())
         kwargs.setdefault("media_api_port", free_port())
+        kwargs.setdefault("media_rtsp_port", free_port())
         return cls(**kwargs)
 
 
@@ -100,7 +103,8 @@ class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self._tmp: tempfile.TemporaryDirectory | None = None
-        self.data_dir = config.data_dir or Path(self._tmpdir())
+        # Absolute: the children run with the data folder as their working directory, and the SQLite URL is built from it.
+        self.data_dir = Path(os.path.abspath(config.data_dir or self._tmpdir()))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(config.portal_env)
         # Secrets: taken from the caller's environment when set, generated otherwise; never logged.
@@ -112,7 +116,7 @@ class Stack:
         env.setdefault("PUBLIC_BASE_URL", self.portal_url)
         env.setdefault("MEDIAMTX_WHIP_BASE", self.media_http_url)
         env.setdefault("MEDIAMTX_API_BASE", self.media_api_url)
-        env.setdefault("MEDIAMTX_RTSP_BASE", f"rtsp://{config.host}:8554")
+        env.setdefault("MEDIAMTX_RTSP_BASE", self.media_rtsp_url)
         env["PYTHONPATH"] = child_pythonpath(env.get("PYTHONPATH", os.environ.get("PYTHONPATH")))
         self.portal_env = env
         # Validated here (ConfigError, one line) rather than in the child's log; uvicorn's flags come from it.
@@ -137,11 +141,17 @@ class Stack:
     def media_api_url(self) -> str:
         return f"http://{self.config.host}:{self.config.media_api_port}"
 
+    @property
+    def media_rtsp_url(self) -> str:
+        """MEDIAMTX_RTSP_BASE: transcription workers read ``{this}/{path}`` (contract 7.1)."""
+        return f"rtsp://{self.config.host}:{self.config.media_rtsp_port}"
+
     # --- lifecycle ---
     def check_ports(self) -> None:
         ports = [("portal", self.config.portal_port)]
         if self.config.with_media:
-            ports += [("media WHIP/WHEP", self.config.media_http_port), ("media API", self.config.media_api_port)]
+            ports += [("media WHIP/WHEP", self.config.media_http_port), ("media API", self.config.media_api_port),
+                      ("media RTSP", self.config.media_rtsp_port)]
         for name, port in ports:
             if _port_in_use(self.config.host, port):
                 raise StackError(f"{name} port {self.config.host}:{port} is already in use (choose another with the port flags)")
@@ -162,7 +172,7 @@ class Stack:
         return self
 
     def _log_file(self, name: str):
-        log_dir = self.config.log_dir or self.data_dir
+        log_dir = Path(os.path.abspath(self.config.log_dir)) if self.config.log_dir else self.data_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         return open(log_dir / f"{name}.log", "ab")
 
@@ -225,6 +235,7 @@ class Stack:
             "--host", self.config.host,
             "--http-port", str(self.config.media_http_port),
             "--api-port", str(self.config.media_api_port),
+            "--rtsp-port", str(self.config.media_rtsp_port),
             *self.config.media_args,
         ]
         env = {**os.environ, "PYTHONPATH": child_pythonpath(os.environ.get("PYTHONPATH"))}

@@ -17,8 +17,10 @@ from typing import Any
 from .. import __version__
 from ..results import utc_now_iso
 from . import capacity, plots, series
+from .browser import BrowserSection, browser_section
 from .capacity import CapacityInputs, Recommendation, Statement
 from .errors import OutputNotWritable
+from .faults import Outage, outages
 from .findings import Finding, read_findings
 from .health import GeneratorHealthView, generator_health
 from .rundata import RunData, load_run
@@ -56,6 +58,8 @@ class Report:
     key_numbers: dict[str, float | None]
     scenario_name: str
     status: str
+    outages: list[Outage] = dataclasses.field(default_factory=list)
+    browser: BrowserSection | None = None  # Chromium canaries, when the run had any (or asked for them)
 
 
 def _fmt_stage(stage: dict[str, Any]) -> str:
@@ -140,6 +144,14 @@ def assemble(run: RunData) -> Report:
     bin_s = series.bin_width_s(duration_s)
     judged = verdicts(run)
     health = generator_health(run, t0)
+    faults = outages(run, t0)
+    # What the instrument did not see is missing data, said with its time.
+    for event in judged.events:
+        if event.get("kind") in ("engine_died", "worker_lost"):
+            missing.append(f"{event.get('text')}: nothing it measured exists after that")
+    if not run.is_probe_run and (run.summary is None or (run.run_meta or {}).get("status") == "interrupted"):
+        missing.append(f"the run did not reach its end (status {(run.run_meta or {}).get('status', 'unknown')}): "
+                       "every number here is partial")
     http = series.metric(run, "http_req_duration_ms")
     errors = series.metric(run, "http_error_rate")
     timeline = series.load_timeline(run, t0, bin_s)
@@ -152,6 +164,7 @@ def assemble(run: RunData) -> Report:
         setups=series.media_setups(run),
         handovers=series.handovers(run, t0),
         captions=series.caption_delays(run, t0),
+        caption_booths=series.caption_booths(run),
         refusals=series.transcription_refusals(run),
         http=series.percentiles(http["value"]) if not http.empty else None,
         http_peak_rps=float(timeline["rps"].max()) if "rps" in timeline and timeline["rps"].notna().any() else None,
@@ -179,7 +192,7 @@ def assemble(run: RunData) -> Report:
         overview=overview(run),
         verdicts=judged,
         health=health,
-        statements=capacity.statements(run, inputs, judged, health, findings),
+        statements=capacity.statements(run, inputs, judged, health, findings, faults),
         recommendations=capacity.recommendations(run, inputs, judged, health, findings),
         findings=findings,
         plots=[plot for _, plot in figures if plot is not None],
@@ -187,6 +200,8 @@ def assemble(run: RunData) -> Report:
         key_numbers=_key_numbers(inputs),
         scenario_name=scenario_name,
         status=str((run.run_meta or {}).get("status", "unknown")),
+        outages=faults,
+        browser=browser_section(run.path, run.listeners),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from .faults import Outage
 from .findings import Finding, Severity
 from .health import GeneratorHealthView
 from .rundata import RunData
@@ -20,7 +21,7 @@ from .verdicts import Verdicts
 
 @dataclasses.dataclass(frozen=True)
 class Statement:
-    topic: str  # audience, audio, first audio, handovers, captions, portal, generator, probe:<name>
+    topic: str  # audience, audio, first audio, handovers, captions, captions:<booth>, portal, generator, probe:<name>
     text: str
     ok: bool  # False when it states a breach, a refusal or a limit that was reached
 
@@ -39,6 +40,9 @@ def _slo_note(verdicts: Verdicts, metric_name: str) -> tuple[str, bool]:
     row = verdicts.row(metric_name)
     if row is None or row.state == "no_data":
         return "", True
+    if row.state == "insufficient_data":
+        return (f" — not judged against {row.threshold_text}: its samples cover {row.coverage_text} of the steady state, "
+                f"too little to be evidence"), False
     if row.state == "fail":
         return f" — does not meet the objective {row.threshold_text}", False
     return f" (objective {row.threshold_text}: met)", True
@@ -59,11 +63,34 @@ class CapacityInputs:
     http: dict[str, float] | None
     http_peak_rps: float | None
     http_error_pct: float | None
+    # One row per captioned booth (series.caption_booths): recogniser, delays, word error rate.
+    caption_booths: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+
+
+_RECOGNISER_TEXT = {"speech": "a speech recogniser", "stand-in": "the marker stand-in (no speech recognition)"}
+
+
+def _caption_booth_text(row) -> str:
+    def sec(ms) -> str:
+        return "n/a" if ms is None or pd.isna(ms) else f"{ms / 1000:.1f} s"
+
+    who = " and ".join(_RECOGNISER_TEXT.get(r.strip(), r.strip()) for r in str(row.recogniser).split(","))
+    text = (f"Booth {row.booth}, captioned by {who}: final p50 {sec(row.final_p50_ms)} / p95 {sec(row.final_p95_ms)} "
+            f"after the audio ({row.final_count} samples), first caption p50 {sec(row.first_partial_p50_ms)} / "
+            f"p95 {sec(row.first_partial_p95_ms)}")
+    if row.word_error_rate is not None and not pd.isna(row.word_error_rate):
+        text += f", word error rate {100 * row.word_error_rate:.0f} %"
+    return text + "."
 
 
 def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health: GeneratorHealthView,
-               findings: list[Finding]) -> list[Statement]:
+               findings: list[Finding], outages: list[Outage] = ()) -> list[Statement]:
     out: list[Statement] = []
+    # What went wrong during the run comes first, in words with its time (the plots only show it).
+    for event in verdicts.events:
+        out.append(Statement("run", f"{str(event.get('text', '')).rstrip('.')}.", False))
+    for outage in outages:
+        out.append(Statement("outage", outage.describe(), False))
     shape = inputs.shape
     event = run.scenario.get("event") or {}
     rooms = len(event.get("rooms") or [])
@@ -107,6 +134,13 @@ def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health:
             worst = gaps.loc[gaps["gap_max_ms"].idxmax()]
             text += (f"; the longest silence a listener heard across one was {_ms(worst['gap_max_ms'])} "
                      f"({worst['booth']} at +{worst['t_s']:.0f} s){note}")
+        unheard = done[done["listeners"] == 0]
+        if not unheard.empty:
+            # Issue 10 item 9: a switch nobody was listening to measured nothing.
+            text += (f"; {len(unheard)} handover(s) had no listener present to hear them ("
+                     + ", ".join(f"{b} at +{t:.0f} s" for b, t in unheard[["booth", "t_s"]].itertuples(index=False))
+                     + "): no data, not a pass")
+            ok = False
         out.append(Statement("handovers", text + ".", ok and len(done) == len(handovers)))
     captions = inputs.captions
     transcribed = [ref for ref, b in ((run.event or {}).get("booths") or {}).items() if isinstance(b, dict) and b.get("transcribed")]
@@ -116,7 +150,9 @@ def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health:
         out.append(Statement("captions", (
             f"Captions of {booths} transcribed booth{'s' if booths != 1 else ''} arrived p95 {captions['ms'].quantile(0.95) / 1000:.1f} s "
             f"after the audio (p50 {captions['ms'].median() / 1000:.1f} s, {len(captions)} caption samples){note}."), ok))
-    elif transcribed:
+    for row in inputs.caption_booths.itertuples(index=False):
+        out.append(Statement(f"captions:{row.booth}", _caption_booth_text(row), row.final_count > 0))
+    if captions.empty and transcribed:
         out.append(Statement("captions", f"No caption arrived for the {len(transcribed)} transcribed booth(s) ({', '.join(transcribed)}).", False))
     if not inputs.refusals.empty:
         refused = len(inputs.refusals)
@@ -136,7 +172,7 @@ def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health:
     warning = health.warning()
     if warning:
         out.append(Statement("generator", warning, not health.saturated))
-    elif health.measured:
+    elif health.measured and not verdicts.events:
         out.append(Statement("generator", "The load generator kept up for the whole run (no saturated second in the media engines or the Locust hub).", True))
     for finding in findings:
         knee = f"; knee at {finding.knee.x_column} = {finding.knee.x:g} ({finding.method})" if finding.knee else f" ({finding.method}; no knee found)"
@@ -187,6 +223,12 @@ def recommendations(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, he
         if row.state == "no_data" and row.required:
             out.append(Recommendation(f"Measure {row.metric} before signing: the objective {row.threshold_text} got no samples, which is not a pass.",
                                       f"SLO {row.metric}: no data"))
+        elif row.state == "insufficient_data" and row.required:
+            out.append(Recommendation(f"Measure {row.metric} over the whole steady state before signing: its samples cover "
+                                      f"{row.coverage_text} of it, which is not a pass.", f"SLO {row.metric}: insufficient data"))
+    if verdicts.invalid_reasons:
+        out.append(Recommendation("Rerun before signing: this run is not valid evidence (" + "; ".join(verdicts.invalid_reasons) + ").",
+                                  "run validity"))
     if health.saturated:
         out.append(Recommendation(
             "Rerun with more generator capacity (scenario media.engines, more cores, or a second load machine) before signing: "

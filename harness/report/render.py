@@ -4,7 +4,10 @@ Owns the file formats. The HTML embeds every figure as base64 PNG and all CSS in
 network. verdict.json is for machines; its shape is ``VERDICT_SCHEMA_VERSION`` 1::
 
     {"schema_version", "run_id", "scenario", "status", "verdict" (passed | slo_failed | error, as in
-     summary.json; findings for a probe run), "exit_code", "provisional", "reason",
+     summary.json: passed | slo_failed | error | invalid | interrupted; findings for a probe run), "exit_code",
+     "exit_code_meaning" (harness.errors.EXIT_CODE_MEANINGS), "provisional", "reason", "invalid_reasons",
+     "events": [{t, kind, text, ...}] (engine died, worker lost, Ctrl-C), "outages": [{start_s, end_s,
+     recovered_s, failed, requests, errors, text}],
      "slos": [{metric, source, aggregation, op, bound, unit, required, state, observed, sample_count,
                file, line, measured, threshold}],
      "capacity": [{"topic", "text", "ok"}], "recommendations": [{"text", "because"}],
@@ -22,15 +25,20 @@ from typing import Any
 
 import jinja2
 
-from ..results import write_json_atomic
+from ..errors import EXIT_CODE_MEANINGS, ExitCode
+from ..results import exit_code_meaning, write_json_atomic
 from .build import Report
 from .capacity import as_dicts
 
 VERDICT_SCHEMA_VERSION = 1
-VERDICT_WORDS = {"passed": "PASSED — every SLO met", "slo_failed": "FAILED — an SLO was breached",
-                 "error": "NOT SIGNABLE — harness error, saturated generator, missing data or unfinished run",
+# The words after the dash are the exit code's meaning, as README, --help and JUnit say it.
+VERDICT_WORDS = {"passed": f"PASSED — {EXIT_CODE_MEANINGS[ExitCode.OK]}",
+                 "slo_failed": f"FAILED — {EXIT_CODE_MEANINGS[ExitCode.SLO_BREACHED]}",
+                 "error": f"NOT SIGNABLE — {EXIT_CODE_MEANINGS[ExitCode.USAGE]}",
+                 "invalid": f"NOT VALID EVIDENCE — {EXIT_CODE_MEANINGS[ExitCode.INVALID_RUN]}",
+                 "interrupted": f"INTERRUPTED — {EXIT_CODE_MEANINGS[ExitCode.INTERRUPTED]}; the results are partial",
                  "findings": "PROBE FINDINGS — a limit probe states what it found (no SLOs judged)"}
-STATE_WORDS = {"pass": "pass", "fail": "FAIL", "no_data": "no data"}
+STATE_WORDS = {"pass": "pass", "fail": "FAIL", "no_data": "no data", "insufficient_data": "insufficient data"}
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("harness.report", "templates"),
@@ -73,8 +81,12 @@ def verdict_document(report: Report) -> dict[str, Any]:
         "status": report.status,
         "verdict": report.verdicts.verdict,
         "exit_code": report.verdicts.exit_code,
+        "exit_code_meaning": exit_code_meaning(report.verdicts.exit_code),
         "provisional": report.verdicts.provisional,
         "reason": report.verdicts.reason,
+        "invalid_reasons": list(report.verdicts.invalid_reasons),
+        "events": [dict(e) for e in report.verdicts.events],
+        "outages": [o.as_dict() for o in report.outages],
         "slos": [row.as_dict() for row in report.verdicts.rows],
         "capacity": as_dicts(report.statements),
         "recommendations": as_dicts(report.recommendations),

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..measures import HANDOVER_GAP_WINDOW_S, LISTENER_ROLES
+from ..measures import HANDOVER_GAP_WINDOW_S, HANDOVER_PRESENT_BEFORE_S, LISTENER_ROLES
 from .rundata import RunData
 
 MAX_POINTS = 600
@@ -136,8 +136,9 @@ def handovers(run: RunData, t0: float) -> pd.DataFrame:
 
     Handovers are rebuilt from the ``handover_failure_rate`` (one per handover) and ``handover_duration_ms``
     samples, both written when the handover ended; the start is the end minus the duration. The gap is the
-    one ``harness.measures.handover_gaps_ms`` judges: per listener, the longest packet-free stretch in the
-    ``HANDOVER_GAP_WINDOW_S`` after the start. Windows are found by binary search in each booth's rows sorted
+    one ``harness.measures.heard_handovers`` judges: per listener that was receiving before the handover, the
+    longest packet-free stretch in the ``HANDOVER_GAP_WINDOW_S`` after the start (a listener that joined after
+    the switch heard no handover; a handover nobody heard has no gap). Windows are found by binary search in each booth's rows sorted
     by time, so a one-hour run with thousands of handovers does not rescan the listener table per handover.
     """
     outcomes = metric(run, "handover_failure_rate")
@@ -150,23 +151,27 @@ def handovers(run: RunData, t0: float) -> pd.DataFrame:
     matched = pd.merge_asof(ends, durations[["t", "value", "booth"]].sort_values("t").rename(columns={"value": "duration_ms"}),
                             on="t", by="booth", direction="nearest", tolerance=0.5)
     matched["at_epoch_s"] = matched["t"] - matched["duration_ms"].fillna(0.0) / 1000.0
-    by_booth: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]] = {}
+    by_booth: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = {}
     if not run.listeners.empty:
         rows = run.listeners[run.listeners["role"].isin(LISTENER_ROLES)]
         for booth, group in rows.groupby(rows["booth"].astype(str), sort=False):
             group = group.sort_values("t_epoch_s")
             codes, uniques = pd.factorize(group["handle"])
-            by_booth[booth] = (group["t_epoch_s"].to_numpy(float), codes, group["max_interarrival_ms"].to_numpy(float), len(uniques))
+            by_booth[booth] = (group["t_epoch_s"].to_numpy(float), codes, group["max_interarrival_ms"].to_numpy(float),
+                               group["packets"].to_numpy(float), len(uniques))
     out = []
     for booth, at, ok_value, duration_ms in matched[["booth", "at_epoch_s", "value", "duration_ms"]].itertuples(index=False):
         ok = ok_value == 0.0
         gaps = np.array([])
         if ok and str(booth) in by_booth:
-            t, codes, interarrival, n_handles = by_booth[str(booth)]
+            t, codes, interarrival, packets, n_handles = by_booth[str(booth)]
+            before_lo, before_hi = np.searchsorted(t, [at - HANDOVER_PRESENT_BEFORE_S, at + 0.5], side="right")
+            present = np.zeros(n_handles, dtype=bool)
+            present[codes[before_lo:before_hi][packets[before_lo:before_hi] > 0]] = True
             lo, hi = np.searchsorted(t, [at, at + HANDOVER_GAP_WINDOW_S], side="right")
             worst = np.full(n_handles, -np.inf)
             np.fmax.at(worst, codes[lo:hi], interarrival[lo:hi])  # fmax: a NaN interval does not hide the others
-            gaps = worst[np.isfinite(worst)]
+            gaps = worst[np.isfinite(worst) & present]
         out.append({"booth": run.label(booth), "t_s": at - t0, "ok": ok, "duration_ms": None if pd.isna(duration_ms) else float(duration_ms),
                     "listeners": int(gaps.size), "gap_max_ms": float(gaps.max()) if gaps.size else None,
                     "gap_p50_ms": float(np.median(gaps)) if gaps.size else None, "at_epoch_s": at})
@@ -179,6 +184,35 @@ def caption_delays(run: RunData, t0: float) -> pd.DataFrame:
     if delays.empty:
         return pd.DataFrame(columns=["t_s", "booth", "ms"])
     return pd.DataFrame({"t_s": delays["t"] - t0, "booth": run.labels(delays["booth"]), "ms": delays["value"]})
+
+
+CAPTION_BOOTH_COLUMNS = ["booth", "recogniser", "final_p50_ms", "final_p95_ms", "final_count", "first_partial_p50_ms",
+                         "first_partial_p95_ms", "word_error_rate"]
+
+
+def caption_booths(run: RunData) -> pd.DataFrame:
+    """One row per captioned booth: what recognised it (captions_match.Recogniser), delays, mean word error rate."""
+    frames = {name: metric(run, name) for name in ("caption_delay_ms", "caption_first_partial_delay_ms", "caption_word_error_rate")}
+    booths = sorted({str(b) for f in frames.values() if not f.empty and "booth" in f for b in f["booth"].dropna()})
+    rows = []
+    for booth in booths:
+        def of(name: str) -> pd.DataFrame:
+            f = frames[name]
+            return f[f["booth"].astype(str) == booth] if not f.empty and "booth" in f else f.iloc[0:0]
+
+        final, first, wer = of("caption_delay_ms"), of("caption_first_partial_delay_ms"), of("caption_word_error_rate")
+        recognisers = pd.concat([x["recogniser"] for x in (final, first, wer) if "recogniser" in x]).dropna().astype(str)
+        rows.append({
+            "booth": run.label(booth),
+            "recogniser": ", ".join(sorted(set(recognisers))) or "unknown",
+            "final_p50_ms": float(final["value"].median()) if len(final) else None,
+            "final_p95_ms": float(final["value"].quantile(0.95)) if len(final) else None,
+            "final_count": int(len(final)),
+            "first_partial_p50_ms": float(first["value"].median()) if len(first) else None,
+            "first_partial_p95_ms": float(first["value"].quantile(0.95)) if len(first) else None,
+            "word_error_rate": float(wer["value"].mean()) if len(wer) else None,
+        })
+    return pd.DataFrame(rows, columns=CAPTION_BOOTH_COLUMNS)
 
 
 def transcription_refusals(run: RunData) -> pd.DataFrame:

@@ -1,9 +1,11 @@
-"""The verdict table: one row per SLO, measured value against threshold, in three states (conventions item 9).
+"""The verdict table: one row per SLO, measured value against threshold, in pass/fail/no data/insufficient data.
 
 Owns where the rows come from. A finished run's rows are summary.json's, unchanged (the run judged them;
 the report does not re-judge). A run that never wrote summary.json gets *provisional* rows, recomputed
 from whatever data reached the disk with the same code the run uses (``harness.measures.collect`` and
-``harness.slo.evaluate``), and the verdict ``error`` with exit code 2: an unfinished run cannot be signed.
+``harness.slo.evaluate``), and the verdict ``invalid`` with exit code 3 (``interrupted``/130 when Ctrl-C stopped
+it): an unfinished run cannot be signed. Run events (an engine that died, a lost worker) come from summary.json,
+or for an unfinished run from the files the bridge left (``harness.measures.engine_death_events``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import dataclasses
 from typing import Any
 
 from .. import measures, slo
-from ..results import EXIT_ERROR, Verdict
+from ..errors import ExitCode
+from ..results import Verdict, verdict_for
 from .rundata import RunData
 from .series import metric
 
@@ -26,11 +29,16 @@ class SloRow:
     bound: float
     unit: str
     required: bool
-    state: str  # pass | fail | no_data
+    state: str  # pass | fail | no_data | insufficient_data
     observed: float | None
     sample_count: int
     file: str | None
     line: int | None
+    coverage: float | None = None
+
+    @property
+    def coverage_text(self) -> str:
+        return "" if self.coverage is None else f"{100 * self.coverage:.0f} %"
 
     @property
     def measured_text(self) -> str:
@@ -56,6 +64,12 @@ class Verdicts:
     rows: tuple[SloRow, ...]
     provisional: bool  # rows recomputed from a run without summary.json
     reason: str | None  # why the verdict is what it is, when not obvious from the rows
+    events: tuple[dict[str, Any], ...] = ()  # run events with a time: engine died, worker lost, Ctrl-C
+    invalid_reasons: tuple[str, ...] = ()  # why the run is not valid evidence (exit 3)
+
+    @property
+    def event_texts(self) -> list[str]:
+        return [str(e.get("text")) for e in self.events]
 
     def row(self, metric_name: str) -> SloRow | None:
         return next((r for r in self.rows if r.metric == metric_name), None)
@@ -85,6 +99,7 @@ def _row(doc: dict[str, Any]) -> SloRow:
         required=bool(doc.get("required", True)), state=str(doc["state"]),
         observed=None if doc.get("observed") is None else float(doc["observed"]), sample_count=int(doc.get("sample_count", 0)),
         file=doc.get("file"), line=doc.get("line"),
+        coverage=None if doc.get("coverage") is None else float(doc["coverage"]),
     )
 
 
@@ -97,7 +112,7 @@ class _SeenHandover:
     ok: bool
 
 
-def _recompute(run: RunData) -> tuple[SloRow, ...]:
+def _recompute(run: RunData) -> tuple[tuple[SloRow, ...], tuple[dict[str, Any], ...]]:
     thresholds = []
     for doc in run.scenario.get("slos") or []:
         try:
@@ -105,8 +120,11 @@ def _recompute(run: RunData) -> tuple[SloRow, ...]:
                                                   file=doc.get("file"), line=doc.get("line")))
         except (slo.SloError, KeyError):
             continue  # the scenario was validated when the run started; a bad row here means a hand-edited run.json
+    t0 = run.start_epoch_s
+    end = _last_sample_epoch_s(run)
+    events = tuple(measures.engine_death_events(run.path, t0, end)) if t0 is not None and end is not None else ()
     if not thresholds:
-        return ()
+        return (), events
     outcomes = metric(run, "handover_failure_rate")
     durations = metric(run, "handover_duration_ms")
     seen = []
@@ -117,7 +135,13 @@ def _recompute(run: RunData) -> tuple[SloRow, ...]:
     transcribed = [b["booth_id"] for b in booths if b.get("transcribed")]
     captioned = set(metric(run, "caption_delay_ms")["booth"].dropna().astype(str)) if not run.samples.empty else set()
     values = measures.collect(run.path, seen, transcribed, captioned)
-    return tuple(_row(r.as_dict()) for r in slo.evaluate(thresholds, values))
+    return tuple(_row(r.as_dict()) for r in slo.evaluate(thresholds, values)), events
+
+
+def _last_sample_epoch_s(run: RunData) -> float | None:
+    ends = [float(run.samples["t"].max())] if not run.samples.empty else []
+    ends += [float(run.listeners["t_epoch_s"].max())] if not run.listeners.empty else []
+    return max(ends) if ends else None
 
 
 # A probe run judges no SLO: its outcome is its findings (harness.probes), so it gets its own verdict word.
@@ -125,19 +149,27 @@ PROBE_VERDICT = "findings"
 
 
 def verdicts(run: RunData) -> Verdicts:
+    meta = run.run_meta or {}
     if run.is_probe_run:
-        meta = run.run_meta or {}
         code = meta.get("exit_code")
         if meta.get("status") == "finished" and code is not None:
             return Verdicts(PROBE_VERDICT, int(code), (), False, None)
         reason = f"the probe did not finish (status {meta.get('status', 'unknown')}{': ' + meta['error'] if meta.get('error') else ''})"
-        return Verdicts(Verdict.ERROR.value, EXIT_ERROR, (), False, reason)
+        code = ExitCode.INTERRUPTED if meta.get("exit_code") == ExitCode.INTERRUPTED else ExitCode.INVALID_RUN
+        return Verdicts(verdict_for(code).value, int(code), (), False, reason)
     if run.summary is not None:
-        rows = tuple(_row(doc) for doc in run.summary.get("slos") or [])
-        reason = run.summary.get("harness_error")
-        return Verdicts(str(run.summary.get("verdict")), int(run.summary.get("exit_code", EXIT_ERROR)), rows, False, reason)
-    rows = _recompute(run)
-    status = (run.run_meta or {}).get("status", "unknown")
-    error = (run.run_meta or {}).get("error")
-    reason = f"the run did not finish (status {status}{': ' + error if error else ''}); SLO rows are provisional, recomputed from partial data"
-    return Verdicts(Verdict.ERROR.value, EXIT_ERROR, rows, True, reason)
+        summary = run.summary
+        rows = tuple(_row(doc) for doc in summary.get("slos") or [])
+        code = int(summary.get("exit_code", ExitCode.INVALID_RUN))
+        invalid = tuple(summary.get("invalid_reasons") or ())
+        reason = summary.get("harness_error") or ("; ".join(invalid) if invalid else None)
+        return Verdicts(str(summary.get("verdict") or verdict_for(code).value), code, rows, False, reason,
+                        tuple(summary.get("events") or ()), invalid)
+    rows, events = _recompute(run)
+    status = meta.get("status", "unknown")
+    error = meta.get("error")
+    code = ExitCode.INTERRUPTED if meta.get("exit_code") == ExitCode.INTERRUPTED else ExitCode.INVALID_RUN
+    reason = (f"the run did not finish (status {status}{': ' + error if error else ''}); this report is partial and its "
+              f"SLO rows are provisional, recomputed from the data that reached the disk")
+    invalid = tuple(e["text"] for e in events)
+    return Verdicts(verdict_for(code).value, int(code), rows, True, reason, events, invalid)

@@ -36,7 +36,8 @@ def scenarios_dir() -> Path:
 def resolve_scenario_path(name_or_path: str | os.PathLike[str]) -> Path:
     """A bare name (``smoke``) -> ``scenarios/smoke.yaml``; anything else is taken as a path."""
     text = os.fspath(name_or_path)
-    if _BARE_NAME.match(text) and not Path(text).exists():
+    # A bare name is the package's scenario wherever the command runs, unless a file of that name is right here.
+    if _BARE_NAME.match(text) and not Path(text).is_file():
         return scenarios_dir() / f"{text}.yaml"
     return Path(text)
 

@@ -7,6 +7,7 @@ mean 'interpreters'?)``) and the line of the offending key from ``MarkedDocument
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jsonschema
@@ -92,8 +93,25 @@ def _issues_for(doc: MarkedDocument, error: jsonschema.ValidationError) -> list[
     return [doc.issue(path, message)]
 
 
-def schema_issues(doc: MarkedDocument) -> list[ScenarioIssue]:
+def _non_finite_issues(doc: MarkedDocument) -> list[ScenarioIssue]:
+    # JSON Schema has no NaN or infinity, and jsonschema lets YAML's .nan through every bound (NaN compares false).
     issues: list[ScenarioIssue] = []
+    pending: list[tuple[tuple[str | int, ...], Any]] = [((), doc.data)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            issues.append(doc.issue(path, f"must be a finite number (got {describe_value(value)})"))
+        elif isinstance(value, dict):
+            pending.extend((path + (str(k),), v) for k, v in value.items())
+        elif isinstance(value, list):
+            pending.extend((path + (i,), v) for i, v in enumerate(value))
+    return issues
+
+
+def schema_issues(doc: MarkedDocument) -> list[ScenarioIssue]:
+    issues = _non_finite_issues(doc)
+    if issues:
+        return issues
     for error in _VALIDATOR.iter_errors(doc.data):
         issues.extend(_issues_for(doc, error))
     return issues

@@ -10,15 +10,17 @@ and every SLO (metric name from ``harness.slo.METRICS``, threshold syntax, aggre
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
+from ..inputs import url_problem
 from ..refstack.portal.languages import ISO_639_1
 from ..slo import METRICS, SloError, Threshold, parse_threshold, suggest
 from .errors import ScenarioIssue
 from .marked_yaml import MarkedDocument
-from .model import EventSpec, build_load, expand_event, parse_percent
+from .model import DEFAULT_HANDOVER_FIRST_AT_S, EventSpec, build_load, expand_event, handover_booths, parse_percent
+from .schema import MAX_BOOTHS, MAX_DURATION_S, MAX_HANDOVERS, MAX_LISTENERS
 from .schema_check import describe_value
 
 _THRESHOLD_OBJECT_KEYS = ("threshold", "required")
@@ -39,15 +41,10 @@ class _Checker:
         host = self.data.get("target", {}).get("host")
         if host is None:
             return
-        path = ("target", "host")
-        parts = urlsplit(host)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.add(path, f"must be an http:// or https:// URL (got {describe_value(host)})")
-        elif parts.username is not None or parts.password is not None:
-            # Issue 4: credentials come only from environment variables, never from files that get committed.
-            self.add(path, "must not contain credentials (set them through environment variables)")
-        elif parts.query or parts.fragment:
-            self.add(path, "must not have a query or fragment")
+        # The same rule as --host (harness.inputs); the value is not echoed: it may hold a password.
+        problem = url_problem(host)
+        if problem is not None:
+            self.add(("target", "host"), problem)
 
     # --- event ---
 
@@ -66,8 +63,19 @@ class _Checker:
         before = len(self.issues)
         if has_rooms:
             self.check_rooms(event["rooms"])
+            booths = sum(len(room["booths"]) for room in event["rooms"])
+            capacity = sum(b["listeners"] for room in event["rooms"] for b in room["booths"])
         else:
             self.check_generate(event["generate"])
+            gen = event["generate"]
+            booths = gen["rooms"] * gen["booths_per_room"]
+            capacity = booths * gen["listeners_per_booth"]
+        # Totals are checked before the event is expanded: 700,000 booths must not be built to be refused.
+        form = ("event", "rooms" if has_rooms else "generate")
+        if booths > MAX_BOOTHS:
+            self.add(form, f"has {booths:,} booths; at most {MAX_BOOTHS:,} are supported")
+        elif capacity > MAX_LISTENERS:
+            self.add(form, f"has {capacity:,} listener seats; at most {MAX_LISTENERS:,} are supported")
         return expand_event(event) if len(self.issues) == before else None
 
     def check_rooms(self, rooms: list[dict[str, Any]]) -> None:
@@ -118,6 +126,10 @@ class _Checker:
             self.check_ramp(load["ramp"], capacity)
         else:
             self.check_stages(load["stages"], capacity)
+            total_s = sum(stage["duration_s"] for stage in load["stages"])
+            if total_s > MAX_DURATION_S:
+                self.add(("load", "stages"), f"last {total_s:,.0f} s in total; at most {MAX_DURATION_S:,.0f} s (7 days) "
+                                             "are supported")
         for role, pair in load.get("think_time_s", {}).items():
             if pair[0] > pair[1]:
                 self.add(("load", "think_time_s", role), f"must be [min, max] with min <= max (got [{pair[0]:g}, {pair[1]:g}])")
@@ -125,6 +137,9 @@ class _Checker:
 
     def check_ramp(self, ramp: Mapping[str, Any], capacity: int | None) -> None:
         levels = ramp["levels"]
+        if len(levels) * ramp["step_s"] > MAX_DURATION_S:
+            self.add(("load", "ramp", "step_s"), f"{len(levels)} steps of {ramp['step_s']:g} s last more than "
+                                                 f"{MAX_DURATION_S:,.0f} s (7 days), the longest supported run")
         for i, level in enumerate(levels):
             path = ("load", "ramp", "levels", i)
             # harness.probes.ramp.StepPlan: a probe ramp only climbs (each step is a higher concurrency).
@@ -164,6 +179,8 @@ class _Checker:
         if spec is None or event is None or not load_ok:
             return
         total_s = build_load(self.data["load"], event.listener_capacity).total_duration_s
+        if total_s > MAX_DURATION_S:
+            return  # reported by check_load
         if "at" in spec and "every_s" in spec:
             self.add(("handovers", "at"), "give either 'every_s' (periodic) or 'at' (explicit times), not both")
             return
@@ -191,6 +208,14 @@ class _Checker:
         first_s = spec.get("first_at_s")
         if first_s is not None and first_s >= total_s:
             self.add(("handovers", "first_at_s"), f"must be before the end of the load stages at {total_s:g} s (got {first_s:g})")
+            return
+        # Counted before the periodic schedule is expanded into one entry per handover (model.build_handovers).
+        start_s = DEFAULT_HANDOVER_FIRST_AT_S if first_s is None else first_s
+        per_booth = max(0, math.ceil((total_s - start_s) / spec["every_s"]))
+        count = per_booth * len(handover_booths(spec, event))
+        if count > MAX_HANDOVERS:
+            self.add(("handovers", "every_s"), f"schedules {count:,} handovers in {total_s:g} s; at most {MAX_HANDOVERS:,} "
+                                               f"are supported (got every_s {spec['every_s']:g})")
 
     # --- media ---
 

@@ -192,11 +192,12 @@ class VoxBentoStack:
         # Contract 3.5: a non-empty BOOTH_ACCESS_TOKEN switches VoxBento to auth mode.
         self._settings.setdefault("BOOTH_ACCESS_TOKEN", "")
         self._settings.setdefault("DEBUG", "false")
-        # Where VoxBento's transcription workers read a booth's audio (MediaMTX's RTSP, 8554 there); by default a free
-        # port nobody listens on, so a worker's ffmpeg fails and retries (contract 7.1) instead of reaching a stranger.
+        # Where VoxBento's transcription workers read a booth's audio (MediaMTX's RTSP, 8554 there): our relay's RTSP
+        # listener, on a free port unless given.
         self.rtsp_port = rtsp_port or free_port()
         self._relay = Stack(StackConfig(host=self.host, portal_port=self.portal_port,
                                         media_http_port=media_port or free_port(), media_api_port=media_api_port or free_port(),
+                                        media_rtsp_port=self.rtsp_port,
                                         with_media=True, data_dir=self.data_dir, media_args=list(media_args or []),
                                         startup_timeout_s=startup_timeout_s))
         self.portal_proc: subprocess.Popen | None = None
@@ -264,8 +265,8 @@ class VoxBentoStack:
             "DATABASE_URL": f"sqlite+aiosqlite:///{self.db_path}",
             "PUBLIC_BASE_URL": self.portal_url,
             "MEDIAMTX_WHIP_BASE": relay.media_http_url, "MEDIAMTX_API_BASE": relay.media_api_url,
-            # Our relay has no RTSP server yet: the transcription worker's ffmpeg fails and retries (contract 7.1).
-            "MEDIAMTX_RTSP_BASE": f"rtsp://{self.host}:{self.rtsp_port}",
+            # Contract 7.1: workers run `ffmpeg -rtsp_transport tcp -i {MEDIAMTX_RTSP_BASE}/{path}` against our relay.
+            "MEDIAMTX_RTSP_BASE": relay.media_rtsp_url,
             "JITSI_BASE_URL": "http://127.0.0.1:8080", "JITSI_DOMAIN": "127.0.0.1:8080",
             "JITSI_INTERNAL_BASE": "http://127.0.0.1:8080", "FLOOR_BOT_BASE": "http://127.0.0.1:8081",
             "SMTP_HOST": "", "SMTP_USER": "", "SMTP_PASSWORD": "", "SUPERTONIC_BASE_URL": "",

@@ -36,15 +36,16 @@ def _start(cwd, *args, env):
 def test_stack_up_voxbento_serves_the_real_portal_with_our_relay(tmp_path, stop_signal):
     layout = layout_or_skip()
     (tmp_path / "vb").symlink_to(layout.root)  # a relative DIR, as typed
-    ports = [free_port(), free_port(), free_port()]
+    ports = [free_port(), free_port(), free_port(), free_port()]
     env = {**os.environ, "ADMIN_PASSWORD": "developer-chosen-secret"}
     proc, out = _start(tmp_path, "--voxbento", "vb", "--portal-port", str(ports[0]), "--media-port", str(ports[1]),
-                       "--media-api-port", str(ports[2]), "--data-dir", "data", env=env)
+                       "--media-api-port", str(ports[2]), "--media-rtsp-port", str(ports[3]), "--data-dir", "data", env=env)
     try:
         assert "VoxBento stack ready" in out, out + proc.stderr.read() if proc.poll() is not None else out
         assert "(from ADMIN_PASSWORD)" in out and "developer-chosen-secret" not in out
         portal = f"http://127.0.0.1:{ports[0]}"
         assert re.search(rf"portal\s+{re.escape(portal)}", out) and f"http://127.0.0.1:{ports[1]}" in out
+        assert f"rtsp://127.0.0.1:{ports[3]}" in out  # VoxBento's MEDIAMTX_RTSP_BASE: the relay's RTSP listener
         health = httpx.get(f"{portal}/healthz", timeout=10).json()
         # VoxBento's own /healthz body; mediamtx_ok: it reached our relay's Control API as its MediaMTX.
         assert health == {"ok": True, "server": "fastapi", "mediamtx_ok": True}, health

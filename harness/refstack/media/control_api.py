@@ -9,6 +9,9 @@ MediaMTX v3 routes (contract 12.2 is what VoxBento calls):
 - ``POST /v3/config/paths/add/{path}`` -> 200; 400 ``{"error": "path already exists"}`` on a second add.
 - ``PATCH /v3/config/paths/patch/{path}`` -> 200; 404 ``{"error": "path not found"}`` if never added.
 - ``GET /v3/config/paths/get/{path}``, ``DELETE /v3/config/paths/delete/{path}``, ``GET /v3/config/paths/list``.
+- ``GET /v3/rtspsessions/list``, ``GET /v3/rtspsessions/get/{id}`` (404 unknown), ``POST /v3/rtspsessions/kick/{id}``;
+  ``GET /v3/rtspconns/list``, ``GET /v3/rtspconns/get/{id}``: MediaMTX's ``APIRTSPSession``/``APIRTSPConn`` items
+  (``rtsp_server.py``). With the RTSP listener off, the lists are empty, as MediaMTX with ``rtsp: no`` has none.
 
 ``{path}`` contains slashes (``loadtest/1/es``) and may be percent-encoded.
 
@@ -32,6 +35,8 @@ from aiohttp import web
 from .faults import FaultConfigError
 from .paths import PathConfError, PathConfExistsError, PathConfNotFoundError, describe_path
 from .relay import MediaRelay
+from .rtsp_server import RtspServer
+from .session_rules import SessionError
 
 DEFAULT_ITEMS_PER_PAGE = 100  # MediaMTX default
 
@@ -60,9 +65,20 @@ def _int_query(request: web.Request, name: str, default: int, minimum: int) -> i
     return value
 
 
+def _list_body(items: list[dict[str, Any]], request: web.Request) -> dict[str, Any]:
+    page = _int_query(request, "page", 0, 0)
+    per_page = _int_query(request, "itemsPerPage", DEFAULT_ITEMS_PER_PAGE, 1)
+    return {
+        "itemCount": len(items),
+        "pageCount": math.ceil(len(items) / per_page),
+        "items": items[page * per_page:(page + 1) * per_page],
+    }
+
+
 class ControlApi:
-    def __init__(self, relay: MediaRelay) -> None:
+    def __init__(self, relay: MediaRelay, rtsp: RtspServer | None = None) -> None:
         self._relay = relay
+        self._rtsp = rtsp
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -74,6 +90,11 @@ class ControlApi:
         r.add_patch(r"/v3/config/paths/patch/{name:.+}", self.conf_patch)
         r.add_get(r"/v3/config/paths/get/{name:.+}", self.conf_get)
         r.add_delete(r"/v3/config/paths/delete/{name:.+}", self.conf_delete)
+        r.add_get("/v3/rtspsessions/list", self.rtsp_sessions_list)
+        r.add_get("/v3/rtspsessions/get/{id}", self.rtsp_sessions_get)
+        r.add_post("/v3/rtspsessions/kick/{id}", self.rtsp_sessions_kick)
+        r.add_get("/v3/rtspconns/list", self.rtsp_conns_list)
+        r.add_get("/v3/rtspconns/get/{id}", self.rtsp_conns_get)
         r.add_get("/v3/refstack/faults", self.faults_get)
         r.add_post("/v3/refstack/faults", self.faults_post)
         r.add_get("/v3/refstack/stats", self.stats)
@@ -87,16 +108,7 @@ class ControlApi:
         return unquote(raw[len(prefix):]) if raw.startswith(prefix) else request.match_info["name"]
 
     async def paths_list(self, request: web.Request) -> web.Response:
-        page = _int_query(request, "page", 0, 0)
-        per_page = _int_query(request, "itemsPerPage", DEFAULT_ITEMS_PER_PAGE, 1)
-        items = self._relay.registry.list_items()
-        return web.json_response(
-            {
-                "itemCount": len(items),
-                "pageCount": math.ceil(len(items) / per_page),
-                "items": items[page * per_page:(page + 1) * per_page],
-            }
-        )
+        return web.json_response(_list_body(self._relay.registry.list_items(), request))
 
     async def paths_get(self, request: web.Request) -> web.Response:
         name = self._name(request)
@@ -139,6 +151,43 @@ class ControlApi:
         except PathConfNotFoundError:
             return _error(404, "path not found")
         return web.Response(status=200)
+
+    # --- RTSP (MediaMTX api_rtsp.go routes) ---
+    async def rtsp_sessions_list(self, request: web.Request) -> web.Response:
+        sessions = list(self._rtsp.sessions.values()) if self._rtsp is not None else []
+        items = sorted((s.api_item() for s in sessions), key=lambda item: item["created"])
+        return web.json_response(_list_body(items, request))
+
+    async def rtsp_sessions_get(self, request: web.Request) -> web.Response:
+        if self._rtsp is None:
+            return _error(404, "session not found")
+        try:
+            return web.json_response(self._rtsp.find_session(request.match_info["id"]).api_item())
+        except SessionError as exc:
+            return _error(exc.status, str(exc))
+
+    async def rtsp_sessions_kick(self, request: web.Request) -> web.Response:
+        if self._rtsp is None:
+            return _error(404, "session not found")
+        try:
+            session = self._rtsp.find_session(request.match_info["id"])
+        except SessionError as exc:
+            return _error(exc.status, str(exc))
+        await session.close("kicked through the API")
+        return web.Response(status=200)
+
+    async def rtsp_conns_list(self, request: web.Request) -> web.Response:
+        conns = list(self._rtsp.conns.values()) if self._rtsp is not None else []
+        items = sorted((c.api_item() for c in conns), key=lambda item: item["created"])
+        return web.json_response(_list_body(items, request))
+
+    async def rtsp_conns_get(self, request: web.Request) -> web.Response:
+        if self._rtsp is None:
+            return _error(404, "connection not found")
+        try:
+            return web.json_response(self._rtsp.find_conn(request.match_info["id"]).api_item())
+        except SessionError as exc:
+            return _error(exc.status, str(exc))
 
     async def faults_get(self, request: web.Request) -> web.Response:
         return web.json_response(self._relay.faults.as_dict())

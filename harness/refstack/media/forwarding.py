@@ -9,6 +9,8 @@ Owns the data plane of the relay:
   each packet out to the path's readers.
 - :class:`RtpRewriter` - one per reader: maps source sequence numbers and timestamps onto the reader's own
   outgoing RTP stream (its own SSRC, random initial sequence number and timestamp, RFC 3550 5.1).
+- :class:`OfflineSource` - MediaMTX's offline stream of an ``alwaysAvailable`` path with no publisher: Opus DTX
+  frames in real time, for the readers that ask for it (RTSP readers; WHEP readers keep waiting silently).
 
 Continuity across publishers (overridePublisher, contract 12.1): what a real SFU does, and what the relay
 does, is keep each reader's stream continuous when the source changes. The first packet of a new generation
@@ -74,6 +76,10 @@ class RtpRewriter:
         ts = (packet.timestamp + self._ts_offset) % TS_MODULO
         return seq, ts
 
+    def initial(self) -> tuple[int, int]:
+        """Sequence number and timestamp the first packet will carry, before any was mapped (RTSP RTP-Info)."""
+        return self._next_seq, self._next_ts
+
     def sent(self, seq: int, ts: int, now_s: float) -> None:
         self._last_out = (seq, ts, now_s)
 
@@ -87,6 +93,56 @@ class RtpRewriter:
         self._seq_offset = (out_seq - packet.sequence_number) % SEQ_MODULO
         self._ts_offset = (out_ts - packet.timestamp) % TS_MODULO
         self._generation = packet.generation
+
+
+# MediaMTX (internal/stream/offline_sub_stream_track.go): while an alwaysAvailable path has no publisher, its Opus
+# track carries this DTX frame every 20 ms (TOC 0xF8: CELT fullband, 20 ms, mono, one frame); it decodes to silence.
+OPUS_DTX_FRAME = b"\xf8\xff\xfe"
+OFFLINE_FRAME_S = 0.02
+OFFLINE_FRAME_TICKS = 960  # 20 ms at 48 kHz (RFC 7587 section 4.1: the RTP clock is always 48 kHz)
+
+
+class OfflineSource:
+    """Real-time DTX packets while ``active()`` holds, to ``readers()``; one task per offline stretch of a path.
+
+    Its packets are a generation of their own, so each reader's stream stays continuous across publisher ->
+    offline -> publisher (the rewriter re-anchors on every generation change). Stall drops them like any packet.
+    """
+
+    def __init__(
+        self,
+        generation: int,
+        active: Callable[[], bool],
+        readers: Callable[[], Iterable[PacketSink]],
+        faults: Callable[[], FaultConfig],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._generation = generation
+        self._active = active
+        self._readers = readers
+        self._faults = faults
+        self._clock = clock
+        self.packets_sent = 0
+
+    async def run(self) -> None:
+        start_s = self._clock()
+        index = 0
+        while self._active():
+            if not self._faults().stall:
+                packet = SourcePacket(OPUS_DTX_FRAME, index % SEQ_MODULO, index * OFFLINE_FRAME_TICKS % TS_MODULO, 0,
+                                      self._generation)
+                now_s = self._clock()
+                for reader in list(self._readers()):
+                    try:
+                        reader.forward(packet, now_s)
+                    except Exception:  # one broken reader must not stop the others' silence
+                        logger.exception("offline source: forwarding to a reader failed")
+                self.packets_sent += 1
+            index += 1
+            # Absolute schedule (frame n at start + n * 20 ms), so pacing does not drift.
+            wait_s = start_s + index * OFFLINE_FRAME_S - self._clock()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,11 @@
-"""Minimal real aiortc peers for the relay's own tests and capacity benchmark: a WHIP publisher, a WHEP subscriber.
+"""Minimal real peers for the relay's own tests and capacity benchmark: a WHIP publisher, a WHEP subscriber, an RTSP reader.
 
 - :class:`LoopPublisher` sends a pre-encoded Opus loop (``harness.media.audio.load_loop``) paced on an absolute
   20 ms schedule; aiortc's sender only packs the ``av.Packet`` s. It records when each payload was sent.
 - :class:`RecordingSubscriber` reads a WHEP path and records every RTP packet (arrival time, sequence number,
   timestamp, SSRC, payload hash) through the relay's RTP tap: no jitter buffer, no decoding.
+- :class:`RtspClient` speaks RTSP/1.0 over one TCP connection, one request at a time, and collects the
+  interleaved frames it receives (RFC 2326 10.12); ``play()`` is the DESCRIBE/SETUP/PLAY a TCP reader does.
 
 Both use ``iceServers=[]`` and loopback-only ICE host candidates. Deliberately independent of ``harness.media``'s
 WhipPublisher/WhepListener (the load engine), so the relay is tested with peers that share no code with it.
@@ -12,11 +14,13 @@ WhipPublisher/WhepListener (the load engine), so the relay is tested with peers 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
+import struct
 import time
 from fractions import Fraction
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import av
 import httpx
@@ -158,3 +162,103 @@ class RecordingSubscriber:
         if delete and self.session_url:
             await self.http.delete(self.session_url)
         await self.pc.close()
+
+
+class RtspClient:
+    """An RTSP/1.0 client on one TCP connection: requests answered in order, interleaved frames collected.
+
+    ``record=False`` only counts frames (benchmarks). Responses are ``(status, headers, body)`` with lower-case
+    header names. Written from RFC 2326 alone, sharing no code with the relay's server.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bool = True) -> None:
+        self.reader, self.writer = reader, writer
+        self.record = record
+        self.cseq = 0
+        self.frames: list[tuple[int, bytes]] = []
+        self.frame_count = 0
+        self._pump: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(cls, rtsp_url: str, record: bool = True) -> RtspClient:
+        parts = urlsplit(rtsp_url)
+        return cls(*await asyncio.open_connection(parts.hostname, parts.port), record=record)
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def request(self, method: str, url: str, headers: dict[str, str] | None = None, cseq: bool = True):
+        lines = [f"{method} {url} RTSP/1.0"]
+        if cseq:
+            self.cseq += 1
+            lines.append(f"CSeq: {self.cseq}")
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        await self.send_raw(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return await self.response()
+
+    async def _frame(self) -> None:
+        channel, size = struct.unpack("!BH", await self.reader.readexactly(3))
+        data = await self.reader.readexactly(size)
+        self.frame_count += 1
+        if self.record:
+            self.frames.append((channel, data))
+
+    async def response(self, timeout_s: float = 10.0):
+        async def read():
+            while True:
+                first = await self.reader.readexactly(1)
+                if first == b"$":
+                    await self._frame()
+                    continue
+                head = (first + await self.reader.readuntil(b"\r\n\r\n")).decode()
+                status_line, *header_lines = head.strip().split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in header_lines)}
+                body = await self.reader.readexactly(int(headers.get("content-length", 0)))
+                return int(status_line.split()[1]), headers, body.decode()
+
+        return await asyncio.wait_for(read(), timeout_s)
+
+    async def read_frames(self, count: int, timeout_s: float = 10.0) -> None:
+        """Read until ``count`` frames have arrived in all (nothing else may arrive meanwhile)."""
+        async def read():
+            while self.frame_count < count:
+                if await self.reader.readexactly(1) != b"$":
+                    raise ValueError("expected an interleaved frame")
+                await self._frame()
+
+        await asyncio.wait_for(read(), timeout_s)
+
+    async def play(self, url: str, transport: str = "RTP/AVP/TCP;unicast;interleaved=0-1") -> str:
+        """DESCRIBE, SETUP of track 0, PLAY; then frames are read in the background. Returns the session id."""
+        for method, target, headers in (("DESCRIBE", url, {}), ("SETUP", f"{url}/trackID=0", {"Transport": transport})):
+            status, response_headers, _ = await self.request(method, target, headers)
+            if status != 200:
+                raise WhipWhepError(status, f"RTSP {method} {target}")
+        session = response_headers["session"].split(";")[0]
+        status, _, _ = await self.request("PLAY", url, {"Session": session})
+        if status != 200:
+            raise WhipWhepError(status, f"RTSP PLAY {url}")
+        self._pump = asyncio.get_running_loop().create_task(self.read_frames(2**62, timeout_s=None))
+        return session
+
+    async def at_eof(self, timeout_s: float = 5.0) -> bool:
+        """Whether the server closes the connection within ``timeout_s`` (whatever it still sends is dropped)."""
+        async def drain():
+            while await self.reader.read(65536):
+                pass
+
+        try:
+            await asyncio.wait_for(drain(), timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, asyncio.IncompleteReadError, ConnectionError):
+                await self._pump
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()

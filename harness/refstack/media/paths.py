@@ -15,6 +15,7 @@ Other MediaMTX path keys are stored verbatim and reported back, but have no effe
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 from collections.abc import Mapping
@@ -96,6 +97,7 @@ class Path:
         self.pending_publishers: set[PublisherSession] = set()
         self.readers: dict[str, ReaderSession] = {}
         self.generation = 0
+        self.offline_task: asyncio.Task[None] | None = None  # forwarding.OfflineSource while offline (relay.py)
         self.ready_time_s: float | None = None
         self.forwarder: PathForwarder = forwarder_factory(name, lambda: self.readers.values())
 

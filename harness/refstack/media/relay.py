@@ -14,6 +14,9 @@ Rules (MediaMTX as deployed by VoxBento, contract 12.1/12.3):
   configured ``alwaysAvailable``; then 201 and the reader hears the next publisher.
 - When a path's source goes away (DELETE, failure, or eviction): readers of an ``alwaysAvailable`` path keep
   their session; readers of any other path are closed (MediaMTX ``setNotReady`` closes its readers).
+- While an ``alwaysAvailable`` path has no publisher, MediaMTX streams an offline track (Opus DTX, silence). The
+  relay sends it to RTSP readers (``offline_audio``), so a transcription worker's ffmpeg decodes silence as it
+  does against MediaMTX; WHEP readers get nothing until the next publisher (unchanged, see forwarding.py).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .faults import FaultConfig
-from .forwarding import PathForwarder, SourcePacket
+from .forwarding import OfflineSource, PathForwarder, SourcePacket
 from .paths import PathRegistry
 from .session_rules import SessionError, SessionState, UnsupportedOfferError, offer_has_opus_audio
 
@@ -132,19 +135,64 @@ class MediaRelay:
     async def read(self, path_name: str, offer_sdp: str) -> tuple[ReaderSession, str]:
         if not offer_has_opus_audio(offer_sdp):
             raise UnsupportedOfferError(400, "the stream doesn't contain any supported codec")
-        conf = self.registry.effective_conf(path_name)
-        path = self.registry.runtime(path_name)
-        if (path is None or not path.ready) and not conf.always_available:
-            # MediaMTX PathNoStreamAvailableError -> 404 (contract 12.3).
-            raise SessionError(404, f"no stream is available on path '{path_name}'")
+        self.check_readable(path_name)
         path = self.registry.ensure_runtime(path_name)
-        self._readers_created += 1
         session = _aiortc_sessions().ReaderSession(
-            path_name, self._handshake_timeout_s, self._on_state, self._readers_created, self._current_faults
+            path_name, self._handshake_timeout_s, self._on_state, self.next_reader_number(), self._current_faults
         )
         # MediaMTX adds the reader to the path before negotiating; it gets packets once connected.
         path.readers[str(session.id)] = session
         return session, await self._negotiate(WHEP, session, offer_sdp)
+
+    def check_readable(self, path_name: str) -> None:
+        """The one rule for every reader (WHEP, RTSP DESCRIBE/SETUP): a path with no ready publisher can be
+        read only if it is configured alwaysAvailable."""
+        conf = self.registry.effective_conf(path_name)
+        path = self.registry.runtime(path_name)
+        if (path is None or not path.ready) and not conf.always_available:
+            # MediaMTX PathNoStreamAvailableError -> 404 (contract 12.3; RTSP: 404 as well).
+            raise SessionError(404, f"no stream is available on path '{path_name}'")
+
+    def next_reader_number(self) -> int:
+        """Readers are numbered in creation order; the number seeds each reader's loss generator."""
+        self._readers_created += 1
+        return self._readers_created
+
+    # --- RTSP readers (rtsp_server.py): no peer connection, so no state callbacks; they attach and detach ---
+    def add_reader(self, path_name: str, reader) -> None:
+        self.check_readable(path_name)
+        self.registry.ensure_runtime(path_name).readers[str(reader.id)] = reader
+
+    def remove_reader(self, reader) -> None:
+        path = self.registry.runtime(reader.path_name)
+        if path is not None and path.readers.get(str(reader.id)) is reader:
+            del path.readers[str(reader.id)]
+            self._spawn(self.registry.discard_if_idle(path.name))
+
+    def reader_playing(self, reader) -> None:
+        """An RTSP reader started playing: if its path is offline, it gets the offline track right away."""
+        path = self.registry.runtime(reader.path_name)
+        if path is not None:
+            self._start_offline_source(path)
+
+    def _offline(self, path) -> bool:
+        return (self.registry.runtime(path.name) is path and path.publisher is None
+                and self.registry.effective_conf(path.name).always_available
+                and any(getattr(r, "offline_audio", False) for r in path.readers.values()))
+
+    def _start_offline_source(self, path) -> None:
+        if (path.offline_task is not None and not path.offline_task.done()) or not self._offline(path):
+            return
+        source = OfflineSource(
+            # Negative: distinct from every publisher generation, and from the offline stretch after each of them.
+            -(path.generation + 1),
+            lambda: self._offline(path),
+            lambda: [r for r in path.readers.values() if getattr(r, "offline_audio", False)],
+            self._current_faults,
+        )
+        path.offline_task = asyncio.get_running_loop().create_task(source.run(), name=f"offline:{path.name}")
+        self._background.add(path.offline_task)
+        path.offline_task.add_done_callback(self._background.discard)
 
     def _close_readers(self, path, reason: str) -> None:
         for reader in list(path.readers.values()):
@@ -179,6 +227,8 @@ class MediaRelay:
                 path.ready_time_s = None
                 if not self.registry.effective_conf(path.name).always_available:
                     self._close_readers(path, "stream ended")
+                else:
+                    self._start_offline_source(path)
         else:
             path.readers.pop(str(session.id), None)
         self._spawn(self.registry.discard_if_idle(path.name))
@@ -202,6 +252,9 @@ class MediaRelay:
         task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
+        for path in self.registry.runtimes():
+            if path.offline_task is not None:
+                path.offline_task.cancel()
         if self._sessions:
             await _aiortc_sessions().close_all(list(self._sessions.values()), "relay shutting down")
         for path in self.registry.runtimes():
