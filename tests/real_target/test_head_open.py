@@ -15,9 +15,10 @@ from harness.errors import ExitCode
 from .conftest import explain, finding, operator_env, running_voxbento, scenario_into, verdict, voxload
 
 # Contract 7.3: the local provider loads faster-whisper on the first chunk, downloading it from the Hugging Face hub;
-# offline here (HF_HUB_OFFLINE=1) no caption is ever produced, so caption SLOs have no data.
+# offline here (HF_HUB_OFFLINE=1) no caption is ever produced, so caption SLOs have no data. The worker does read the
+# booth over our relay's RTSP; tests/real_target/test_transcription_rtsp.py captions an English booth with a packaged model.
 NO_CAPTIONS = ("VoxBento's local transcription provider downloads its faster-whisper model at the first audio chunk "
-               "(contract 7.3); offline here, and our relay has no RTSP for the worker's ffmpeg, so no caption arrives")
+               "(contract 7.3); offline here, so no caption arrives for the smoke run's Spanish booth")
 CAPTION_SLOS = {"caption_delay_ms"}
 
 
