@@ -85,7 +85,7 @@ def test_handover_drill_rehearsal_with_json_provisioning(voxbento, tmp_path):
     v = verdict(tmp_path, "handover")
     assert done.returncode == ExitCode.OK, explain(done, tmp_path, "handover")
     assert all(s["state"] == "pass" for s in v["slos"] if s["required"]), explain(done, tmp_path, "handover")
-    # Requested handovers on both booths (every 7 s from 8 s), all completed.
+    # Requested handovers on both booths (every 7 s from 12 s), all completed.
     assert _slos(v)["handover_failure_rate"]["sample_count"] >= 4, explain(done, tmp_path, "handover")
 
 
