@@ -363,7 +363,7 @@ def cmd_stack_up_voxbento(args: argparse.Namespace) -> int:
         if tmp is not None:
             tmp.cleanup()
     print("voxload VoxBento stack stopped.", flush=True)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:
