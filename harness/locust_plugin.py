@@ -112,10 +112,7 @@ def _on_init(environment, **_kwargs) -> None:
                                       scenario=scenario.to_dict(), target_url=environment.host)
     except ResultsError as exc:
         _fail_setup(str(exc))
-    # Fixed participants come first (Locust spawns fixed_count classes before weighted ones).
-    InterpreterUser.fixed_count = scenario.event.interpreter_count
-    AdminUser.fixed_count = scenario.load.admins
-    CoordinatorUser.fixed_count = scenario.load.coordinators
+    _set_fixed_counts(environment, scenario)
     admin_think = scenario.load.think_time_s["admin"]
     AdminUser.wait_time = between(admin_think.min_s, admin_think.max_s)
     run = ConferenceRun(environment, scenario, run_dir, options, role)
@@ -139,8 +136,18 @@ def _on_init(environment, **_kwargs) -> None:
     gevent.spawn(_probe_hub_lag, run)
     if role is not Role.WORKER:
         gevent.spawn(_write_stats_history, environment, run)
-    for name in ("locust.user.task", "locust.user.users"):  # task errors, on_start errors
-        logging.getLogger(name).addFilter(_one_line_user_errors)
+    install_one_line_user_errors()
+
+
+def _set_fixed_counts(environment, scenario) -> None:
+    """Fixed participants come first (Locust spawns fixed_count classes before weighted ones). Locust reads
+    ``fixed_count = 0`` as "weighted" (``admins: 0`` made half the listeners admins), so a class the scenario
+    wants none of leaves ``user_classes``, as Locust itself drops classes of weight 0 when it builds the environment."""
+    counts = {InterpreterUser: scenario.event.interpreter_count, AdminUser: scenario.load.admins,
+              CoordinatorUser: scenario.load.coordinators}
+    for user_class, count in counts.items():
+        user_class.fixed_count = count
+    environment.user_classes[:] = [c for c in environment.user_classes if counts.get(c, 1) > 0]
 
 
 def _on_sigint(signum, frame) -> None:
@@ -167,13 +174,63 @@ def _is_known_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("harness.") or isinstance(exc, OSError)
 
 
-def _one_line_user_errors(record: logging.LogRecord) -> bool:
-    """Locust logs a user's exception as "%s\n%s" (message, traceback): keep one line with the class."""
+def install_one_line_user_errors() -> None:
+    """Every path by which a user's exception reaches a traceback printer says our known errors in one line:
+    task and on_start errors (loggers locust.user.*), on_stop errors (Locust logs them on the root logger) and
+    greenlets that die of one (gevent's hub prints those itself)."""
+    for name in ("locust.user.task", "locust.user.users", ""):
+        logging.getLogger(name).addFilter(_one_line_user_errors)
+    hub = gevent.get_hub()
+    if not getattr(hub.print_exception, "voxload_one_line", False):
+        hub.print_exception = _one_line_greenlet_errors(hub.print_exception)
+
+
+# Set on an exception once it was said in one line, so gevent's report of the dying greenlet does not repeat it.
+_SAID = "_voxload_said"
+
+
+def _logged_exception(record: logging.LogRecord) -> BaseException | None:
+    """The exception a Locust log record carries with its traceback text, if any."""
     args = record.args if isinstance(record.args, tuple) else ()
-    if len(args) == 2 and isinstance(args[0], BaseException) and _is_known_error(args[0]):
-        exc = args[0]
-        record.msg, record.args = "user error %s: %s", (type(exc).__name__, exc)
+    if len(args) == 2 and isinstance(args[0], BaseException):
+        return args[0]  # "%s\n%s" (message, traceback): a task's or on_start's error
+    if isinstance(record.msg, str) and record.msg.startswith("Uncaught exception in"):
+        return sys.exc_info()[1]  # on_stop or a message handler: logged inside its `except`, traceback as text
+    return None
+
+
+def _one_line_user_errors(record: logging.LogRecord) -> bool:
+    """Locust logs a user's exception with its traceback: keep one line with the class for our known errors."""
+    exc = _logged_exception(record)
+    if exc is not None and _is_known_error(exc):
+        where = " in on_stop" if "on_stop" in str(record.msg) else ""
+        record.msg, record.args = f"user error{where} %s: %s", (type(exc).__name__, exc)
+        record.exc_info = record.exc_text = None
+        _mark_said(exc)
     return True
+
+
+def _mark_said(exc: BaseException) -> None:
+    try:
+        setattr(exc, _SAID, True)
+    except AttributeError:
+        pass  # an exception type with __slots__: at worst said twice, in one line each
+
+
+def _one_line_greenlet_errors(print_exception):
+    """gevent prints a traceback for every greenlet that dies of an exception (a user whose on_start or on_stop
+    raised): one line with the class for our known errors, once; anything else keeps its traceback."""
+
+    def print_known_in_one_line(context, type_, value, tb):
+        if value is not None and _is_known_error(value):
+            if not getattr(value, _SAID, False):
+                _mark_said(value)
+                logging.getLogger("locust.user.users").error("user error %s: %s", type(value).__name__, value)
+            return
+        print_exception(context, type_, value, tb)
+
+    print_known_in_one_line.voxload_one_line = True
+    return print_known_in_one_line
 
 
 def _probe_hub_lag(run: ConferenceRun) -> None:
