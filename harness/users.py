@@ -13,12 +13,14 @@ import time
 
 import gevent
 from locust import HttpUser, between, constant, task
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
+from locust.user.users import LOCUST_STATE_STOPPING
 
 from .clients.admin import AdminClient
 from .clients.booth_api import BoothApi
 from .clients.booth_ws import BoothSocket
 from .clients.captions_ws import CaptionSocket
-from .clients.errors import ClientError, UnexpectedStatus
+from .clients.errors import BoothMismatch, ClientError, SocketClosed, UnexpectedStatus
 from .clients.http import PortalHttp
 from .clients.interpreter import InterpreterClient
 from .clients.listener import ListenerClient
@@ -63,6 +65,20 @@ class ConferenceUser(HttpUser):
     def portal(self, **kwargs) -> PortalHttp:
         return PortalHttp(self.client, report=self.environment.events.request.fire, **kwargs)
 
+    @property
+    def leaving(self) -> bool:
+        """This user is being stopped (a ramp-down, the end of the load, or its on_stop runs)."""
+        runner = self.environment.runner
+        return (self._state == LOCUST_STATE_STOPPING or getattr(self, "_left", False)
+                or (runner is not None and runner.state in (STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED)))
+
+    def report_socket(self, **kwargs) -> None:
+        """Locust's request event for this user's sockets; a socket the server closes while the user leaves is
+        the expected end of a session (ramp-down), not a failure."""
+        if isinstance(kwargs.get("exception"), SocketClosed) and self.leaving:
+            return
+        self.environment.events.request.fire(**kwargs)
+
 
 class CoordinatorUser(ConferenceUser):
     """Mission Control: one observer socket per booth (no join), Go Live, and the handover schedule."""
@@ -71,12 +87,12 @@ class CoordinatorUser(ConferenceUser):
     wait_time = constant(1)
 
     def on_start(self) -> None:
+        self.sockets = {}  # before any wait: a user stopped during on_start still runs on_stop
         super().on_start()
         self.http = self.portal()
         AdminClient(self.http).login(self.conference.admin_password)
-        self.sockets = {}
         for ref, booth in self.conference.event.booths.items():
-            sock = BoothSocket.for_portal(self.http, booth.booth_id, report=self.environment.events.request.fire)
+            sock = BoothSocket.for_portal(self.http, booth.booth_id, report=self.report_socket)
             sock.connect()
             self.sockets[ref] = sock
             # Contract 5.5: Go Live; it also creates the in-memory booth, which interpreters need to boot (5.2).
@@ -93,6 +109,7 @@ class CoordinatorUser(ConferenceUser):
             self.conference.order_handover(due.booth, due.at_s)
 
     def on_stop(self) -> None:
+        self._left = True
         for sock in self.sockets.values():
             sock.close()
 
@@ -113,16 +130,27 @@ class InterpreterUser(ConferenceUser):
     wait_time = constant(0.1)
 
     def on_start(self) -> None:
-        super().on_start()
-        self.socket = None
+        self.socket = None  # before any wait: a user stopped during on_start still runs on_stop
         self.participant_id = None
         self.publisher = None
+        super().on_start()
         self.seat = self.conference.take_seat()
         if self.seat is None:
             return
         ref, index = self.seat
         self.booth = self.conference.event.booths[ref]
         self.http = self.portal()
+        try:
+            self._join_booth(ref, index)
+        except BoothMismatch as exc:
+            # A phantom booth measures nothing (issue 11 item 7): the whole run stops, in one line naming both booths.
+            self.conference.abort_booth_mismatch(
+                f"booth mismatch: interpreter {ref} #{index} was provisioned booth {exc.expected}, the server gave {exc.got}")
+            if self.socket is not None:
+                self.socket.close()
+            self.socket = None  # nothing left to do until the run stops
+
+    def _join_booth(self, ref: str, index: int) -> None:
         interpreter = InterpreterClient(self.http)
         interpreter.join_invite(self.booth.invites[index])
         self.page = interpreter.booth_page(self.booth.booth)
@@ -133,8 +161,8 @@ class InterpreterUser(ConferenceUser):
         self.api.interpreter_status(self.page.default_channel)
         self.api.try_fetch_bearer(self.page.booth_token)
         # The booth id is the one the page names (contract 15: never rebuilt); the join names the event, and a joined
-        # booth that is not the provisioned one stops this user with BoothMismatch.
-        self.socket = BoothSocket.for_portal(self.http, self.page.booth_id, report=self.environment.events.request.fire,
+        # booth that is not the provisioned one raises BoothMismatch.
+        self.socket = BoothSocket.for_portal(self.http, self.page.booth_id, report=self.report_socket,
                                              event_slug=self.booth.booth.event_slug)
         self.socket.connect()
         # Contract 5.5: whoever joins first is active; the others are backups.
@@ -149,6 +177,14 @@ class InterpreterUser(ConferenceUser):
         """Contract 5.5 attemptRelayStart: publish iff joined, active and broadcast unlocked."""
         if self.socket is None:
             return
+        try:
+            self._reconcile()
+        except SocketClosed:
+            if not self.leaving:
+                raise
+            # Ramp-down: the server closed the booth socket of a user that is stopping; nothing failed.
+
+    def _reconcile(self) -> None:
         state = self.socket.latest_state
         if state is None:
             return
@@ -187,9 +223,12 @@ class InterpreterUser(ConferenceUser):
             self.socket.update_state(mic_active=False, ingest_connected=False)
 
     def on_stop(self) -> None:
+        self._left = True
         if self.publisher is not None:
             try:
                 self._unpublish()
+            except SocketClosed:
+                pass  # the server closed the booth socket first: the session ends either way (ramp-down)
             except ClientError as exc:
                 # The portal may be gone (a fault test, an outage): leaving is best effort, and said in one line.
                 logger.warning("interpreter leaving %s: %s: %s", self.booth.booth_id, type(exc).__name__, exc)
@@ -203,9 +242,9 @@ class ListenerUser(ConferenceUser):
     wait_time = constant(AUDIO_DELAY_POLL_S)
 
     def on_start(self) -> None:
-        super().on_start()
-        self.handle = None
+        self.handle = None  # before any wait: a user stopped during on_start still runs on_stop
         self.captions = None
+        super().on_start()
         run = self.conference
         index = next(run.listener_index)
         run.listener_users += 1
@@ -217,7 +256,7 @@ class ListenerUser(ConferenceUser):
         entry = page.booth(self.booth.room_id, self.booth.language)
         # A listener takes a moment to pick the language (scenario think time) before captions and audio start.
         gevent.sleep(random.uniform(*run.listener_think_s))
-        report = self.environment.events.request.fire
+        report = self.report_socket
         if run.auth_mode_token:
             if run.minter is None:
                 # Contract 6.2/6.3 in auth mode: an anonymous browser gets 403 on the state fetch and the captions
@@ -260,6 +299,7 @@ class ListenerUser(ConferenceUser):
             pass  # already reported by the client
 
     def on_stop(self) -> None:
+        self._left = True
         if self.handle is not None:
             try:
                 self.conference.bridge.close(self.handle)
