@@ -20,6 +20,7 @@ crashed stays in the one results folder. Messages, all JSON-able dicts:
 ``voxload:start``       m -> w    ``{started_epoch_s}``: the load started (master's test_start); workers' clock
 ``voxload:finish``      m -> w    the test ends: stop users, stop engines, forward the last lines, say done
 ``voxload:done``        w -> m    ``{worker, listener_users, captioned_booths}`` after its last lines
+``voxload:abort``       w -> m    ``{worker, text}``: a joined booth is not the provisioned one; the master stops the run
 =====================  =========  =========================================================================
 
 Scenario: as Locust sends its locustfile, the master sends the scenario's text, not a path (the worker may run
@@ -241,6 +242,9 @@ class WorkerLink:
     def send_handover(self, record) -> None:
         self.runner.send_message("voxload:handover", record.as_wire())
 
+    def send_abort(self, text: str) -> None:
+        self.runner.send_message("voxload:abort", {"worker": self.name, "text": text})
+
     def send_schedule(self, booth_id: str, schedule: dict) -> None:
         self.runner.send_message("voxload:schedule", {"worker": self.name, "booth": booth_id, "schedule": schedule,
                                                       "offset_s": self.offset_s})
@@ -278,7 +282,7 @@ class MasterHub:
                               ("voxload:unlocked", self._on_unlocked), ("voxload:order", self._on_order),
                               ("voxload:handover", self._on_handover), ("voxload:schedule", self._on_schedule),
                               ("voxload:lines", self._on_lines), ("voxload:done", self._on_done),
-                              ("voxload:clock", self._on_clock)):
+                              ("voxload:clock", self._on_clock), ("voxload:abort", self._on_abort)):
             runner.register_message(name, handler)
         self._monitor = gevent.spawn(self._watch_workers)
 
@@ -322,6 +326,9 @@ class MasterHub:
 
     def broadcast_order(self, order) -> None:
         self.runner.send_message("voxload:order", order.as_wire())
+
+    def _on_abort(self, environment, msg, **_kw) -> None:
+        self.run.abort_booth_mismatch(f"{msg.data['text']} (worker {msg.data['worker']})")
 
     def _on_handover(self, environment, msg, **_kw) -> None:
         from .handover import HandoverRecord

@@ -317,6 +317,12 @@ def engine_death_events(run_path: Path, start_epoch_s: float, end_epoch_s: float
     return events
 
 
+def booth_mismatch_event(text: str, t_epoch_s: float, start_epoch_s: float | None) -> dict:
+    """A joined booth that is not the provisioned one (issue 11 item 7): the run stopped there, not valid evidence."""
+    offset_s = round(t_epoch_s - start_epoch_s, 1) if start_epoch_s is not None else 0.0
+    return {"t": t_epoch_s, "kind": "booth_mismatch", "offset_s": offset_s, "text": text}
+
+
 def worker_lost_event(worker: str, lost_at_epoch_s: float, start_epoch_s: float) -> dict:
     return {"t": lost_at_epoch_s, "kind": "worker_lost", "offset_s": round(lost_at_epoch_s - start_epoch_s, 1), "worker": worker,
             "text": f"Locust worker {worker} was lost at {_offset(lost_at_epoch_s, start_epoch_s)}: its users and media stop there"}

@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import secrets
+import sys
 import threading
 import time
 from pathlib import Path
@@ -106,6 +107,7 @@ class ConferenceRun:
         self.canaries = RehearsalCanaries(scenario, run_dir.path, lambda: self.stopping) if role is not Role.WORKER else None
         self.load_complete = False  # the load shape reached its end (set by the shape's last tick)
         self.interrupted_by_user = False  # Ctrl-C (SIGINT): exit 130
+        self.aborts: list[dict] = []  # run events that stopped the load (a booth mismatch): exit 3
 
     # --- set-up ---
     def setup(self) -> None:
@@ -246,6 +248,21 @@ class ConferenceRun:
         if self.role is Role.WORKER:
             self.link.send_unlocked()
 
+    def abort_booth_mismatch(self, text: str) -> None:
+        """A joined booth is not the provisioned one: every number would measure a phantom booth, so the whole
+        run stops at once, said in one line and kept as a run event (exit 3). A worker tells the master."""
+        if self.role is Role.WORKER:
+            self.link.send_abort(text)
+            return
+        if self.aborts or self.stopping:
+            return  # the first one stopped the run; the others say the same
+        self.aborts.append(measures.booth_mismatch_event(text, time.time(), self.started_epoch_s))
+        print(f"voxload: {text}: stopping the run", file=sys.stderr, flush=True)
+        runner = self.environment.runner
+        if runner is not None:
+            # From its own greenlet: quit() kills every user's greenlet, and the caller is one of them.
+            gevent.spawn(runner.quit)
+
     def order_handover(self, booth_ref: str, scheduled_at_s: float) -> HandoverOrder | None:
         """The coordinator's part: announce; the booth's interpreters carry it out (harness/handover.py).
 
@@ -384,11 +401,12 @@ class ConferenceRun:
             workers = self.hub.worker_report()
             write_json_atomic(self.run_dir.path / "workers.json", workers)
             events += [measures.worker_lost_event(w["worker"], w["lost_at"], t0) for w in workers if w.get("lost_at")]
+        events += self.aborts
         invalid = [e["text"] for e in events]
         interrupted = self.interrupted_by_user or not self.load_complete
         if started is None:
             invalid.append("the load never started (no test_start): nothing was measured")
-        elif not self.load_complete:
+        elif not self.load_complete and not self.aborts:  # an abort says why the load stopped early
             planned_s = self.scenario.load.total_duration_s
             stopped = f"the run stopped at +{ended - started:.0f} s of its {planned_s:.0f} s load"
             if self.interrupted_by_user:
