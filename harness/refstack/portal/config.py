@@ -113,6 +113,8 @@ class Settings:
     smtp_timeout_s: float = 60.0
     # Contract 7.3 stand-in: `module:function` of the speech-recognition stand-in the workers run.
     caption_provider: str = DEFAULT_CAPTION_PROVIDER
+    # --- fault knobs: what a broken or mismatched target does, for the harness's own tests ---
+    fault_joined_booth: str = ""  # booth:joined names this booth instead of the one joined (a phantom join)
     # --- contract 15: which VoxBento version the portal plays ---
     voxbento_date: dt.date = timeline.HEAD_DATE
     # --- uvicorn (contract 1.1: VoxBento runs uvicorn's defaults) ---
@@ -172,6 +174,7 @@ class Settings:
             webhook_loop=_bool("REFSTACK_WEBHOOK_LOOP", s("REFSTACK_WEBHOOK_LOOP", "true")),
             smtp_timeout_s=_float("REFSTACK_SMTP_TIMEOUT_S", s("REFSTACK_SMTP_TIMEOUT_S", str(d.smtp_timeout_s)), 0.01),
             caption_provider=_provider_spec(s("REFSTACK_CAPTION_PROVIDER", d.caption_provider)),
+            fault_joined_booth=s("REFSTACK_FAULT_JOINED_BOOTH", d.fault_joined_booth).strip(),
             ws_impl=_choice("REFSTACK_UVICORN_WS", s("REFSTACK_UVICORN_WS", d.ws_impl), UVICORN_WS_IMPLS),
             ws_ping_interval_s=_float("REFSTACK_WS_PING_INTERVAL_S", s("REFSTACK_WS_PING_INTERVAL_S", str(d.ws_ping_interval_s)), 0.1),
             ws_ping_timeout_s=_float("REFSTACK_WS_PING_TIMEOUT_S", s("REFSTACK_WS_PING_TIMEOUT_S", str(d.ws_ping_timeout_s)), 0.1),
@@ -221,6 +224,10 @@ KNOBS: dict[str, str] = {
     "REFSTACK_WEBHOOK_LOOP": "true/false: the once-per-second webhook DB loop, default true",
     "REFSTACK_SMTP_TIMEOUT_S": "seconds an SMTP exchange may take inside the /register transaction, default 60 (aiosmtplib)",
     "REFSTACK_CAPTION_PROVIDER": f"module:function of the transcription stand-in, default {DEFAULT_CAPTION_PROVIDER}",
+    "REFSTACK_FAULT_JOINED_BOOTH": (
+        "fault: booth:joined answers with the state of this booth id instead of the one joined, as a target older"
+        " than d2bee53 joins a phantom booth (contract 15); default empty (off)"
+    ),
     "REFSTACK_UVICORN_WS": "uvicorn WebSocket implementation, default websockets (the legacy protocol VoxBento runs)",
     "REFSTACK_WS_PING_INTERVAL_S": (
         "uvicorn WebSocket ping interval, default 20; a half-open socket is reaped after interval + timeout + the"

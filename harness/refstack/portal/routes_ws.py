@@ -256,7 +256,10 @@ class BoothSocketSession:
             booth_language=self.language_name,
         )
         self.participant_id = participant_id
-        await self.send({"type": "booth:joined", "participant_id": participant_id, "state": state})
+        phantom = self.app.state.settings.fault_joined_booth
+        # The fault knob: the reply names another booth, as an old target does after parsing our id its own way.
+        joined_state = {**state, "booth_id": phantom} if phantom else state
+        await self.send({"type": "booth:joined", "participant_id": participant_id, "state": joined_state})
         await self.broadcast_state(state)
         if role == "interpreter":
             await webhooks.enqueue(
