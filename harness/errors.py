@@ -6,7 +6,8 @@ Exit codes separate the deployment from the test (k6 ``errext/exitcodes``):
 - 1 ``SLO_BREACHED``: an SLO was breached: the deployment failed.
 - 2 ``USAGE``: a usage or input error; nothing ran (one line on stderr, no traceback).
 - 3 ``INVALID_RUN``: the run is not valid evidence: the load generator saturated, a media engine or Locust worker
-  died, a required SLO had too little data, or the run was interrupted before its end.
+  died, a joined booth was not the provisioned one, a required SLO had too little data, or the run was interrupted
+  before its end.
 - 130 ``INTERRUPTED``: stopped by Ctrl-C (SIGINT), as shells report it.
 
 README, ``--help``, ``verdict.json`` and JUnit take their wording from :data:`EXIT_CODE_MEANINGS`.
@@ -30,7 +31,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.SLO_BREACHED: "an SLO was breached (the deployment failed)",
     ExitCode.USAGE: "usage or input error (nothing ran)",
     ExitCode.INVALID_RUN: "the run is not valid evidence (generator saturated, a media engine or Locust worker died, "
-    "a required SLO without enough data, or the run did not reach its end)",
+    "a joined booth was not the provisioned one, a required SLO without enough data, or the run did not reach its end)",
     ExitCode.INTERRUPTED: "interrupted by Ctrl-C",
 }
 
