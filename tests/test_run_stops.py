@@ -210,3 +210,37 @@ def test_a_smoke_run_prints_no_traceback(smoke_run):
     done, run = smoke_run
     assert (run / "summary.json").exists(), done.stderr[-3000:]
     assert "Traceback" not in done.stdout + done.stderr, (done.stdout + done.stderr)[-5000:]
+
+
+def test_a_phantom_join_on_a_worker_stops_the_distributed_run(tmp_path):
+    """The mismatch happens on a worker: the master records it (naming the worker) and stops every process."""
+    from harness.refstack.stack import free_port
+
+    password = "operator-secret-for-phantom-test"
+    target, host = _stack_up(tmp_path, password, f"REFSTACK_FAULT_JOINED_BOOTH={PHANTOM_BOOTH}")
+    (tmp_path / "fault.yaml").write_text(FAULT.read_text())
+    port = free_port()
+    env = {**os.environ, "VOXLOAD_ADMIN_PASSWORD": password}
+    base = [sys.executable, "-m", "locust", "-f", LOCUSTFILE]
+    master = subprocess.Popen(
+        [*base, "--headless", "--only-summary", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+         "--expect-workers", "1", "--scenario", "fault.yaml", "--host", host, "--results-dir", "reports", "--run-id", "dist"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = subprocess.Popen([*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        master_out, _ = master.communicate(timeout=RUN_TIMEOUT_S)
+        worker_out, _ = worker.communicate(timeout=60)
+    finally:
+        for proc in (master, worker, target):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+    assert master.returncode == 3, master_out[-4000:]
+    assert "Traceback" not in master_out + worker_out, (master_out + worker_out)[-4000:]
+    lines = [line for line in master_out.splitlines() if "booth mismatch" in line and line.startswith("voxload:")]
+    assert len(lines) == 1 and PHANTOM_BOOTH in lines[0] and "(worker " in lines[0], master_out[-4000:]
+    summary = json.loads((tmp_path / "reports" / "dist" / "summary.json").read_text())
+    mismatch = [e for e in summary["events"] if e["kind"] == "booth_mismatch"]
+    assert len(mismatch) == 1 and mismatch[0]["text"] in lines[0]
+    assert summary["exit_code"] == 3 and summary["status"] == "interrupted"
