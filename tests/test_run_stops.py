@@ -244,3 +244,40 @@ def test_a_phantom_join_on_a_worker_stops_the_distributed_run(tmp_path):
     mismatch = [e for e in summary["events"] if e["kind"] == "booth_mismatch"]
     assert len(mismatch) == 1 and mismatch[0]["text"] in lines[0]
     assert summary["exit_code"] == 3 and summary["status"] == "interrupted"
+
+
+LEAVING = textwrap.dedent("""\
+    import json
+    from locust.env import Environment
+    from locust.runners import STATE_CLEANUP
+    from harness.clients.errors import ReplyTimeout, SocketClosed
+    from harness.users import ConferenceUser
+
+    class Booth(ConferenceUser):
+        host = "http://127.0.0.1:9"
+
+    env = Environment(user_classes=[Booth])
+    runner = env.create_local_runner()
+    user = Booth(env)
+
+    def fail(exc):
+        user.report_socket(request_type="WS", name="booth:update-state", response_time=3, response_length=0,
+                           exception=exc, context={})
+
+    fail(SocketClosed("ws://t/ws/booth/b1", 1006, "mid-run"))          # running: a failure
+    runner.state = STATE_CLEANUP                                      # the load ends: users leave
+    fail(SocketClosed("ws://t/ws/booth/b1", 1000, "ramp-down"))        # expected: not a failure
+    fail(ReplyTimeout("ws://t/ws/booth/b1", "booth:state", 5.0))        # leaving does not excuse other errors
+    print(json.dumps({"failures": env.stats.total.num_failures,
+                      "errors": sorted(str(e.error) for e in env.stats.errors.values())}))
+""")
+
+
+def test_a_server_close_counts_as_a_failure_only_while_the_user_is_not_leaving(tmp_path):
+    script = tmp_path / "leaving.py"
+    script.write_text(LEAVING)
+    done = subprocess.run([sys.executable, script.name], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counted = json.loads(done.stdout.strip().splitlines()[-1])
+    assert counted["failures"] == 2, counted
+    assert any("mid-run" in e for e in counted["errors"]) and not any("ramp-down" in e for e in counted["errors"]), counted
