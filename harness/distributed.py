@@ -147,6 +147,8 @@ class WorkerLink:
 
     def _on_start(self, environment, msg, **_kw) -> None:
         # The master's load start, moved into this worker's clock: handovers count from the same moment everywhere.
+        if self.run is None:
+            return  # still waiting for the scenario: the setup it asks for next carries the start (a traceback before)
         self.run.mark_load_started(msg.data["started_epoch_s"] - self.offset_s)
 
     def _finish(self) -> None:
