@@ -20,21 +20,21 @@ from harness.results import read_samples
 from .conftest import (CAPTION_SLOS, explain, finding, offline_model_settings, operator_env, running_voxbento, scenario_into,
                        verdict, voxload)
 
-# Contract 7.3: the local provider loads faster-whisper's model on the first audio chunk from the Hugging Face hub,
-# offline here; harness/target/offline_models.py gives it the packaged Whisper tiny.en instead, so the smoke run's
-# English booth is captioned by a real recogniser. Without that package no caption can arrive.
 BROWSER_SLOS = ("browser_mouth_to_ear_latency_ms", "browser_jitter_buffer_delay_ms", "browser_concealed_pct",
                 "browser_listeners_receiving_ratio")
 # What the listener page at 0c0ddc3 throws every 3 s (issue 13: the room's audio delay never reaches listeners).
 LISTENER_PAGE_ERROR = "ReferenceError: updateRoomDelayData is not defined"
 
 
+# Contract 7.3: the local provider loads faster-whisper's model on the first audio chunk from the Hugging Face hub,
+# offline here; harness/target/offline_models.py gives it the packaged Whisper tiny.en instead, so the smoke run's
+# English booth is captioned by a real recogniser. Without that package no caption can arrive.
 @pytest.fixture(scope="module")
 def voxbento(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("voxbento-head")
     settings, no_model = offline_model_settings(tmp / "hf-hub")
     with running_voxbento(tmp / "stack", **settings) as stack:
-        stack.no_model = no_model
+        stack.no_model = no_model  # why captions cannot be judged, or None
         yield stack
 
 
