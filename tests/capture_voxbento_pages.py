@@ -2,9 +2,9 @@
 
     PYTHONPATH=. python3 tests/capture_voxbento_pages.py VOXBENTO_DEST [OUT_DIR]
 
-VOXBENTO_DEST is a directory made by ``../shared/voxbento/setup.sh DEST COMMIT`` (it holds ``run.sh`` and
-``.ready``, or pass ``--commit``). The script starts that VoxBento on a free loopback port with our relay as
-its media server, drives the admin, interpreter and listener flows with plain ``requests`` (no harness
+VOXBENTO_DEST is a directory made by ``../shared/voxbento/setup.sh DEST COMMIT`` (it holds ``.ready``, or pass
+``--commit``). The script starts that VoxBento on a free loopback port with our relay as its media server
+(``harness.target.voxbento``, the harness's one VoxBento launcher), drives the admin, interpreter and listener flows with plain ``requests`` (no harness
 client, so the fixtures do not depend on the code they test), saves each page, and writes ``expected.json``
 with the ids, tokens and codes read **from VoxBento's SQLite database**: the independent answer every
 read-back over these fixtures must give. Pages are trimmed of what no client reads (style, svg, script
@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import secrets
-import socket
 import sqlite3
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 import websocket
+
+from harness.target.voxbento import Layout, VoxBentoError, VoxBentoStack, VoxBentoUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
 OUT_ROOT = REPO / "tests" / "data" / "voxbento_pages"
@@ -35,26 +31,6 @@ SLUG = "capture-event"
 ROOMS = {"Main Hall": ("es", "fr"), "Side Room": ("de",)}
 API_LANGUAGE = "it"  # created through the JSON shortcut (contract 4.2) in the first room
 INVITE_LABELS = ("alice", "bob & co")  # an entity in a label, as real admins type them
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url}: process exited with {proc.returncode}")
-        try:
-            if requests.get(url, timeout=1).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url}: not up within {timeout_s} s")
 
 
 # --- trimming: what clients never read goes; the markup around what they read stays as served ---
@@ -86,38 +62,25 @@ def trim(html: str) -> str:
 
 
 class Capture:
-    def __init__(self, dest: Path, out: Path, commit: str) -> None:
-        self.dest, self.out, self.commit = dest, out, commit
-        self.password = secrets.token_urlsafe(12)
+    def __init__(self, layout: Layout, out: Path, commit: str) -> None:
+        self.out, self.commit = out, commit
         self.work = Path(tempfile.mkdtemp(prefix="vbcapture-"))
-        self.db = self.work / "vb.db"
-        self.port, self.whip_port, self.api_port = free_port(), free_port(), free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.procs: list[subprocess.Popen] = []
+        # The one launcher (harness.target.voxbento): VoxBento on a free loopback port, our relay as its media server.
+        self.stack = VoxBentoStack(layout, self.work)
+        self.password = self.stack.admin_password
+        self.db = self.stack.db_path
+        self.port = self.stack.portal_port
+        self.base = self.stack.portal_url
         self.pages: dict[str, dict] = {}  # fixture file -> {path (no query secrets), status}
 
     def start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        relay = subprocess.Popen([sys.executable, "-m", "harness.refstack.media", "--http-port", str(self.whip_port),
-                                  "--api-port", str(self.api_port), "--log-level", "WARNING"],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=(self.work / "relay.log").open("w"))
-        self.procs.append(relay)
-        wait_http(f"http://127.0.0.1:{self.api_port}/v3/paths/list", relay)
-        vb_env = {**os.environ, "ADMIN_PASSWORD": self.password, "PORT": str(self.port), "DB": str(self.db),
-                  "MEDIAMTX_WHIP_PORT": str(self.whip_port), "MEDIAMTX_API_PORT": str(self.api_port),
-                  "MEDIAMTX_RTSP_PORT": str(free_port())}
-        portal = subprocess.Popen([str(self.dest / "run.sh")], env=vb_env, stdout=subprocess.DEVNULL,
-                                  stderr=(self.work / "voxbento.log").open("w"), start_new_session=True)
-        self.procs.append(portal)
-        wait_http(f"{self.base}/healthz", portal)
+        try:
+            self.stack.start()
+        except VoxBentoError as exc:
+            raise SystemExit(str(exc)) from None
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        self.stack.stop()
 
     def save(self, name: str, response: requests.Response, path: str | None = None) -> str:
         text = response.text
@@ -238,15 +201,19 @@ class Capture:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dest", type=Path, help="a VoxBento DEST made by ../shared/voxbento/setup.sh")
+    parser.add_argument("dest", type=Path, help="a VoxBento DEST made by ../shared/voxbento/setup.sh (or a checkout "
+                                                  "with its venv)")
     parser.add_argument("out", type=Path, nargs="?", help="output directory (default tests/data/voxbento_pages/COMMIT)")
     parser.add_argument("--commit", help="commit name of DEST (default: DEST/.ready)")
     args = parser.parse_args()
-    ready = args.dest / ".ready"
-    commit = args.commit or (ready.read_text().strip() if ready.exists() else None)
+    try:
+        layout = Layout.find(args.dest)
+    except VoxBentoUnavailable as exc:
+        parser.error(str(exc))
+    commit = args.commit or layout.commit
     if not commit:
         parser.error(f"{args.dest}: no .ready file; pass --commit")
-    capture = Capture(args.dest.resolve(), (args.out or OUT_ROOT / commit).resolve(), commit)
+    capture = Capture(layout, (args.out or OUT_ROOT / commit).resolve(), commit)
     try:
         capture.start()
         capture.run()

@@ -2,7 +2,7 @@
 
 Both targets run on loopback with our relay as their media server: the reference portal at the VoxBento date of the
 commit under test (``REFSTACK_VOXBENTO_DATE``), the real VoxBento from ``../shared/voxbento`` or
-``$VOXLOAD_VOXBENTO_DIR`` (skipped with one line when absent, see tests/voxbento_real.py). Each flow's read-backs
+``$VOXLOAD_VOXBENTO_DIR`` (skipped with one line when absent), started by ``harness.target.voxbento``. Each flow's read-backs
 (id shapes, links, status codes, JSON keys, WebSocket message types) are normalised (URLs, slugs, ids, tokens replaced
 by their role) and compared key by key; any difference fails showing both sides.
 
@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-import voxbento_real
 from harness.clients import (
     AdminClient,
     AuthRejected,
@@ -36,7 +35,7 @@ from harness.clients import (
     PortalHttp,
 )
 from harness.clients.health import healthz
-from harness.refstack.stack import Stack, StackConfig
+from harness.target.voxbento import HEAD_COMMIT, VoxBentoStack, VoxBentoUnavailable, locate, unavailable_reason
 
 # commit -> the date the reference portal plays for it (contract 15).
 VERSIONS = {"0c0ddc3": "HEAD", "7cc5f3e": "2026-08-12"}
@@ -216,6 +215,19 @@ def read_backs(portal_url: str, media_url: str, admin_password: str, access_toke
     return out
 
 
+def real_voxbento(commit: str):
+    """The real VoxBento `commit` (installed once into the harness's cache), or a one-line skip. The contract's HEAD
+    may come from $VOXLOAD_VOXBENTO_DIR, as the conformance suite takes it."""
+    wanted = None if commit == HEAD_COMMIT else commit
+    reason = unavailable_reason(wanted)
+    if reason:
+        pytest.skip(f"real VoxBento unavailable: {reason}")
+    try:
+        return locate(wanted)
+    except VoxBentoUnavailable as exc:
+        pytest.skip(f"real VoxBento unavailable: {exc}")
+
+
 def differences(reference: dict[str, Any], real: dict[str, Any]) -> list[str]:
     lines = []
     for key in sorted(set(reference) | set(real)):
@@ -228,23 +240,13 @@ def differences(reference: dict[str, Any], real: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize("auth_mode", ["open", "token"])
 @pytest.mark.parametrize("commit", sorted(VERSIONS, key=lambda c: c != "0c0ddc3"))
 def test_reference_portal_and_real_voxbento_read_back_the_same(commit, auth_mode, stack_factory, tmp_path) -> None:
-    dest = voxbento_real.installed(commit)
-    if dest is None:
-        pytest.skip(voxbento_real.SKIP_REASON)
+    layout = real_voxbento(commit)
     access = {"BOOTH_ACCESS_TOKEN": f"access-{secrets.token_hex(8)}"} if auth_mode == "token" else {}
     reference = stack_factory(with_media=True, portal_env={"REFSTACK_VOXBENTO_DATE": VERSIONS[commit], **access})
-    relay = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path / "relay"))
-    relay.start_media()
-    real = voxbento_real.RealVoxBento(dest, tmp_path / "voxbento", whip_port=relay.config.media_http_port,
-                                      api_port=relay.config.media_api_port, env=access)
     token = access.get("BOOTH_ACCESS_TOKEN", "")
-    try:
-        real.start()
-        ours = read_backs(reference.portal_url, reference.media_http_url, reference.admin_password, token)
-        theirs = read_backs(real.url, relay.media_http_url, real.admin_password, token)
-    finally:
-        real.stop()
-        relay.stop()
+    ours = read_backs(reference.portal_url, reference.media_http_url, reference.admin_password, token)
+    with VoxBentoStack(layout, tmp_path / "voxbento", settings=access) as real:
+        theirs = read_backs(real.portal_url, real.media_url, real.admin_password, token)
     diff = differences(ours, theirs)
     assert not diff, f"{len(diff)} read-backs differ against VoxBento {commit}:\n" + "\n".join(diff)
     # The comparison covers what it claims: both sides produced every flow.
@@ -281,16 +283,6 @@ def test_a_phantom_booth_on_an_old_target_fails_with_one_line(stack_factory, tmp
     ours = phantom_join(reference.portal_url, reference.admin_password)
     assert ours[0] == "without event_slug: joined {slug}-{room}-es of event {slug}-{room}"
     assert "\n" not in ours[1] and ours[1].startswith("booth mismatch on ws://{portal-host}/ws/booth/{slug}-{room}-es:"), ours
-    dest = voxbento_real.installed("7cc5f3e")
-    if dest is None:
-        pytest.skip(voxbento_real.SKIP_REASON)
-    relay = Stack(StackConfig.ephemeral(with_media=True, data_dir=tmp_path / "relay"))
-    relay.start_media()
-    real = voxbento_real.RealVoxBento(dest, tmp_path / "voxbento", whip_port=relay.config.media_http_port,
-                                      api_port=relay.config.media_api_port)
-    try:
-        theirs = phantom_join(real.start().url, real.admin_password)
-    finally:
-        real.stop()
-        relay.stop()
+    with VoxBentoStack(real_voxbento("7cc5f3e"), tmp_path / "voxbento") as real:
+        theirs = phantom_join(real.portal_url, real.admin_password)
     assert ours == theirs, "\n".join(["reference portal:", *ours, "real VoxBento 7cc5f3e:", *theirs])

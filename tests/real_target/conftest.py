@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.clients.tokens import ADMIN_PASSWORD_ENV_VAR, SECRET_ENV_VAR
+from harness.target import offline_models
 from harness.target.voxbento import VoxBentoStack, VoxBentoUnavailable, locate, unavailable_reason
 
 HERE = Path(__file__).resolve().parent
@@ -44,6 +45,19 @@ def layout_or_skip(commit: str | None = None):
         return locate(commit)
     except VoxBentoUnavailable as exc:
         pytest.skip(f"real VoxBento unavailable: {exc}")
+
+
+# The caption SLOs: with data only when VoxBento's local provider has a model (offline_models_settings).
+CAPTION_SLOS = frozenset({"caption_delay_ms", "caption_first_partial_delay_ms", "caption_word_error_rate"})
+
+
+def offline_model_settings(root: Path) -> tuple[dict[str, str], str | None]:
+    """VoxBento settings that give its local transcription provider the packaged Whisper tiny.en offline
+    (harness.target.offline_models), and None; or no settings and the one line saying why there is no model."""
+    try:
+        return offline_models.voxbento_settings(root), None
+    except offline_models.OfflineModelUnavailable as exc:
+        return {}, str(exc)
 
 
 @contextlib.contextmanager

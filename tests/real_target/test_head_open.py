@@ -7,24 +7,34 @@ against a deployment. Findings are compared with the contract's verified facts (
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
+from harness.browser.chromium import unavailable_reason as chromium_unavailable
+from harness.browser.files import read_canaries
 from harness.errors import ExitCode
+from harness.results import read_samples
 
-from .conftest import explain, finding, operator_env, running_voxbento, scenario_into, verdict, voxload
+from .conftest import (CAPTION_SLOS, explain, finding, offline_model_settings, operator_env, running_voxbento, scenario_into,
+                       verdict, voxload)
 
-# Contract 7.3: the local provider loads faster-whisper on the first chunk, downloading it from the Hugging Face hub;
-# offline here (HF_HUB_OFFLINE=1) no caption is ever produced, so caption SLOs have no data. The worker does read the
-# booth over our relay's RTSP; tests/real_target/test_transcription_rtsp.py captions an English booth with a packaged model.
-NO_CAPTIONS = ("VoxBento's local transcription provider downloads its faster-whisper model at the first audio chunk "
-               "(contract 7.3); offline here, so no caption arrives for the smoke run's Spanish booth")
-CAPTION_SLOS = {"caption_delay_ms"}
+BROWSER_SLOS = ("browser_mouth_to_ear_latency_ms", "browser_jitter_buffer_delay_ms", "browser_concealed_pct",
+                "browser_listeners_receiving_ratio")
+# What the listener page at 0c0ddc3 throws every 3 s (issue 13: the room's audio delay never reaches listeners).
+LISTENER_PAGE_ERROR = "ReferenceError: updateRoomDelayData is not defined"
 
 
+# Contract 7.3: the local provider loads faster-whisper's model on the first audio chunk from the Hugging Face hub,
+# offline here; harness/target/offline_models.py gives it the packaged Whisper tiny.en instead, so the smoke run's
+# English booth is captioned by a real recogniser. Without that package no caption can arrive.
 @pytest.fixture(scope="module")
 def voxbento(tmp_path_factory):
-    with running_voxbento(tmp_path_factory.mktemp("voxbento-head")) as stack:
+    tmp = tmp_path_factory.mktemp("voxbento-head")
+    settings, no_model = offline_model_settings(tmp / "hf-hub")
+    with running_voxbento(tmp / "stack", **settings) as stack:
+        stack.no_model = no_model  # why captions cannot be judged, or None
         yield stack
 
 
@@ -40,35 +50,88 @@ def _slos(v: dict) -> dict[str, dict]:
     return {s["metric"]: s for s in v["slos"]}
 
 
-def test_smoke_rehearsal_meets_every_slo_that_does_not_need_captions(smoke):
+def booth_id(cwd, ref: str) -> str:
+    """The id VoxBento gave the run's booth ROOM/LANG (event.json, written by the run's provisioning)."""
+    return json.loads((cwd / "reports" / "smoke" / "event.json").read_text())["booths"][ref]["booth_id"]
+
+
+def test_smoke_rehearsal_meets_every_slo(smoke, voxbento):
     done, cwd = smoke
     v = verdict(cwd, "smoke")
     slos = _slos(v)
-    failing = {m: (s["state"], s["measured"]) for m, s in slos.items() if m not in CAPTION_SLOS and s["state"] != "pass"}
+    judged = {m: s for m, s in slos.items() if not (voxbento.no_model and m in CAPTION_SLOS)}
+    failing = {m: (s["state"], s["measured"]) for m, s in judged.items() if s["state"] != "pass"}
     assert not failing, f"{failing}\n{explain(done, cwd, 'smoke')}"
-    assert all(slos[m]["sample_count"] > 0 for m in slos if m not in CAPTION_SLOS)
-    # Caption data is missing, which is never a pass: the run is not signable, and says so by its exit code.
-    assert slos["caption_delay_ms"]["state"] == "no_data"
-    assert done.returncode == v["exit_code"] != ExitCode.OK, explain(done, cwd, "smoke")
+    assert all(s["sample_count"] > 0 for s in judged.values()), explain(done, cwd, "smoke")
+    if voxbento.no_model:
+        # Caption data is missing, which is never a pass: the run is not signable, and says so by its exit code.
+        assert {slos[m]["state"] for m in CAPTION_SLOS} == {"no_data"}
+        assert done.returncode == v["exit_code"] != ExitCode.OK, explain(done, cwd, "smoke")
+        pytest.skip(f"captions not checked: {voxbento.no_model}")
+    assert done.returncode == v["exit_code"] == ExitCode.OK, explain(done, cwd, "smoke")
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CAPTIONS)
-def test_smoke_rehearsal_caption_slo(smoke):
+def test_smoke_rehearsal_captions_the_english_booth_with_a_speech_recogniser(smoke, voxbento):
+    """VoxBento's worker reads the booth over the relay's RTSP and its Whisper captions (partial and final, contract
+    6.3/7.4) are matched with the corpus transcript: delays and word error rate have data from the speech recogniser."""
+    if voxbento.no_model:
+        pytest.skip(voxbento.no_model)
     done, cwd = smoke
-    assert _slos(verdict(cwd, "smoke"))["caption_delay_ms"]["state"] == "pass"
+    slos = _slos(verdict(cwd, "smoke"))
+    for metric in CAPTION_SLOS:
+        assert slos[metric]["state"] == "pass" and slos[metric]["sample_count"] > 0, (metric, explain(done, cwd, "smoke"))
+    # The recogniser is tagged on every caption sample, and it is the speech one (not the marker stand-in).
+    samples = read_samples(cwd / "reports" / "smoke")
+    captions = samples[samples["metric"].isin(sorted(CAPTION_SLOS))]
+    assert set(captions["recogniser"]) == {"speech"}, captions["recogniser"].value_counts()
+    assert set(captions["booth"]) == {booth_id(cwd, "Main Hall/en")}
+    report = HTMLParser((cwd / "reports" / "smoke" / "report.html").read_text()).body.text()
+    rows = [line.strip() for line in report.splitlines() if "captioned by" in line]
+    assert any(r.startswith("Booth Main Hall/en, captioned by a speech recogniser:") and "word error rate" in r
+               for r in rows), rows
+    assert not any("stand-in" in r or "Main Hall/fr" in r for r in rows), rows
+
+
+def test_smoke_rehearsal_browser_canaries_beside_the_synthetic_peers(smoke):
+    """One canary listener on VoxBento's own listener page and one canary interpreter on its booth page (issue 13):
+    browser metrics with data, browser and synthetic side by side, and the listener page's error in plain words."""
+    if chromium_unavailable():
+        pytest.skip(f"browser canaries not checked: {chromium_unavailable()}")
+    done, cwd = smoke
+    run = cwd / "reports" / "smoke"
+    slos = _slos(verdict(cwd, "smoke"))
+    for metric in BROWSER_SLOS:
+        assert slos[metric]["state"] == "pass" and slos[metric]["sample_count"] > 0, (metric, explain(done, cwd, "smoke"))
+    assert slos["browser_listeners_receiving_ratio"]["observed"] == 1
+    canaries = read_canaries(run)
+    assert set(canaries) == {"l0", "i0"}, sorted(canaries)
+    # The listener canary played through VoxBento's own page player (not the canary's stand-in player).
+    assert [e["player"] for e in canaries["l0"]["events"] if e["event"] == "player"] == ["page"]
+    # The canary interpreter reached VoxBento's booth page through its invite: the booth-page read-back works there.
+    interpreter = canaries["i0"]["events"]
+    assert any(e["event"] == "state" and e["new"] == "waiting_audio" and "/interpreter/" in (e["detail"] or "")
+               for e in interpreter), interpreter
+    assert not [e for e in interpreter if e["event"] == "error"], interpreter
+    section = HTMLParser((run / "report.html").read_text()).css_first("#browser")
+    assert section is not None
+    booth = canaries["l0"]["seconds"][0]["booth"]
+    calibration = section.css_first(f"tr.calibration-row[data-booth='{booth}']")
+    assert calibration is not None, section.html[:3000]
+    assert calibration.text().count("ms") >= 4 and "no data" not in calibration.text().split("ms")[0], calibration.text()
+    problems = [li.text() for li in section.css("li.page-problem")]
+    assert any(LISTENER_PAGE_ERROR in p for p in problems), problems
+    assert "Browser canaries:" in (run / "summary.md").read_text()
 
 
 def test_smoke_rehearsal_removes_its_event(smoke, voxbento):
     """keep: false: the event the run provisioned (ids as VoxBento gave them) is deleted from VoxBento's database
     afterwards. Its booths stay in VoxBento's memory registry (contract 8.1: nothing removes them but a restart), still
     unlocked: the state route answers 200 for a deleted event. That is VoxBento's behaviour, asserted so a change shows."""
-    import json
-
     import httpx
 
     done, cwd = smoke
     event = json.loads((cwd / "reports" / "smoke" / "event.json").read_text())
-    assert set(event["booths"]) == {"Main Hall/es", "Main Hall/fr"}, event
+    assert set(event["booths"]) == {"Main Hall/en", "Main Hall/fr"}, event
     assert httpx.get(f"{voxbento.portal_url}/listener/{event['slug']}", timeout=10).status_code == 404
     for ref, booth in event["booths"].items():
         language = ref.split("/")[1]

@@ -38,7 +38,7 @@ from harness.refstack.media.loopback_peers import LoopPublisher
 from harness.target import offline_models
 from harness.target.voxbento import VoxBentoStack
 
-from .conftest import running_voxbento
+from .conftest import offline_model_settings, running_voxbento
 
 FFMPEG = shutil.which("ffmpeg")
 ESPEAK = shutil.which("espeak-ng")
@@ -54,10 +54,7 @@ def voxbento(tmp_path_factory):
     if FFMPEG is None:
         pytest.skip("ffmpeg is not installed (Debian package ffmpeg): VoxBento's workers run it")
     tmp = tmp_path_factory.mktemp("voxbento-rtsp")
-    try:
-        settings, no_model = offline_models.voxbento_settings(tmp / "hf-hub"), None
-    except offline_models.OfflineModelUnavailable as exc:
-        settings, no_model = {}, str(exc)
+    settings, no_model = offline_model_settings(tmp / "hf-hub")
     with running_voxbento(tmp / "stack", **settings) as stack:
         yield stack, no_model
 
