@@ -246,7 +246,7 @@ def test_killed_engine_gives_a_typed_error_promptly(relay, tmp_path):
 
 
 def test_probes_per_booth_are_capped_and_replaced(relay, tmp_path):
-    # A share of 0.5 would make every other listener a probe; the cap keeps a booth at 2 live probes, the
+    # A share of 0.5 would make every other listener a probe; a cap of 2 keeps a booth at 2 live probes, the
     # audience beyond them are RTP-tap listeners, and a probe that leaves is replaced by the next listener.
     path = "cap/1/es"
     add_path(relay, path)
@@ -265,3 +265,19 @@ def test_probes_per_booth_are_capped_and_replaced(relay, tmp_path):
             bridge.close(handle)
     with pytest.raises(ValueError):
         MediaBridge(tmp_path / "bad", probes_per_booth_max=0)
+
+
+def test_default_is_one_probe_per_booth(relay, bridge):
+    # PROBES_PER_BOOTH_MAX: with the default share a booth's first listener decodes, and however many join
+    # after it (here more than the share's period of 50) none of them does while it is live.
+    path = "one/1/es"
+    add_path(relay, path)
+    url = f"{relay.media_http_url}/{path}"
+    publisher = bridge.publish(f"{url}/whip", "one-1-es")
+    bridge._listeners_per_booth["one-1-es"] = 0
+    first = bridge.listen(f"{url}/whep", "one-1-es")
+    bridge._listeners_per_booth["one-1-es"] = 50  # the share (0.02) would make this one a probe
+    second = bridge.listen(f"{url}/whep", "one-1-es")
+    assert (first.role, second.role) == ("probe", "listener")
+    for handle in (first, second, publisher):
+        bridge.close(handle)

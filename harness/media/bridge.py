@@ -39,9 +39,11 @@ logger = logging.getLogger(__name__)
 
 StatsCallback = Callable[[dict], None]
 
-# Decoding probe listeners per booth (per bridge, i.e. per Locust process) at most: enough for the booth's
-# mouth-to-ear latency and continuity figures (two markers a second each, and a spare if one leaves).
-PROBES_PER_BOOTH_MAX = 2
+# Decoding probe listeners per booth (per bridge, i.e. per Locust process) at most. One probe gives the
+# booth's mouth-to-ear latency and continuity figures (two markers a second: 1,200 samples in ten minutes)
+# and costs as much as ~80 tap listeners (docs/scaling.md); a probe that leaves is replaced by the next
+# listener, and a distributed run has one per worker.
+PROBES_PER_BOOTH_MAX = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,7 +264,7 @@ class MediaBridge:
         if not 0.0 <= probe_share <= 1.0:
             raise ValueError(f"probe_share={probe_share}: must be within 0..1")
         self._engine_args = [arg for host in ice_hosts for arg in ("--ice-host", host)] + list(engine_args)
-        # Probe listeners decode audio and look for markers: each costs as much as 30-40 tap listeners (the
+        # Probe listeners decode audio and look for markers: each costs as much as ~80 tap listeners (the
         # 200-listener profile in docs/scaling.md). The first listener of every booth, then this share of the
         # others, up to a fixed count per booth: a large audience adds tap listeners, not probes.
         self.probe_share = probe_share
