@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,15 +104,18 @@ class Run:
         self.before: dict[str, float] = {}
         self.after: dict[str, float] = {}
 
-    def live_listeners(self, start_s: float, end_s: float) -> float | None:
-        """Mean listener sessions the engine(s) held per second in the window (their own records)."""
-        means = []
+    def engine_window(self, start_s: float, end_s: float) -> tuple[float | None, float | None, float]:
+        """(mean listener sessions held, median loop-lag p95 ms, share of saturated seconds) in the window,
+        from the engines' own per-second records."""
+        means, lags, saturated, seconds = [], [], 0, 0
         for path in (self.work / "bench" / "media").glob("media-*-seconds.jsonl"):
-            counts = [r["health"]["listeners"] for r in map(json.loads, path.read_text().splitlines())
-                      if start_s <= r["t_epoch_s"] <= end_s]
-            if counts:
-                means.append(sum(counts) / len(counts))
-        return sum(means) if means else None
+            health = [r["health"] for r in map(json.loads, path.read_text().splitlines()) if start_s <= r["t_epoch_s"] <= end_s]
+            if health:
+                means.append(sum(h["listeners"] for h in health) / len(health))
+                lags += [h["loop_lag_p95_ms"] for h in health]
+                saturated += sum(1 for h in health if h["saturated"])
+                seconds += len(health)
+        return (sum(means) if means else None, statistics.median(lags) if lags else None, saturated / seconds if seconds else 0.0)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -130,10 +134,12 @@ def _previous_tree(ref: str, dest: Path) -> Path:
     return dest
 
 
-def _report(run: Run, n: int, elapsed_s: float, live: float | None) -> float:
+def _report(run: Run, n: int, elapsed_s: float, window: tuple[float | None, float | None, float]) -> float:
     """Print one run's table; returns the harness's CPU % of a core per listener."""
+    live, lag_ms, saturated = window
     print(f"\n[{run.label}] {n} listeners, steady window {elapsed_s:.0f} s, live listener sessions "
-          f"{'n/a' if live is None else f'{live:.0f}'}")
+          f"{'n/a' if live is None else f'{live:.0f}'}, engine loop lag p95 median "
+          f"{'n/a' if lag_ms is None else f'{lag_ms:.1f}'} ms, saturated {100 * saturated:.0f} % of seconds")
     print(f"{'part':18} {'CPU % of a core':>16} {'% per listener':>15} {'listeners per core':>19}")
     harness_pct = 0.0
     for part in PARTS:
@@ -147,6 +153,9 @@ def _report(run: Run, n: int, elapsed_s: float, live: float | None) -> float:
           f"listeners per core {CORE_BUDGET_PCT / per if per else float('inf'):.0f}")
     if live is None or live < 0.95 * n:
         print(f"  WARNING [{run.label}]: the engine held {live} of {n} listeners in the window: not comparable")
+    if saturated > 0.05:
+        # The machine (or this run) starved the engine: its CPU figure still counts, its media figures do not.
+        print(f"  WARNING [{run.label}]: the engine was saturated (loop lag) in {100 * saturated:.0f} % of the window's seconds")
     return per
 
 
@@ -182,7 +191,7 @@ def main() -> None:
     finally:
         for run in runs:
             run.stop()
-    per = {run.label: _report(run, n, elapsed, run.live_listeners(w0, w1)) for run in runs}
+    per = {run.label: _report(run, n, elapsed, run.engine_window(w0, w1)) for run in runs}
     print(f"\nlisteners per core at <= {CORE_BUDGET_PCT:g} % of a core; the target's rows are context, not harness cost.")
     if len(runs) == 2 and per[runs[0].label] > 0:
         print(f"harness cost per listener, {runs[1].label} / this tree: {per[runs[1].label] / per[runs[0].label]:.2f}x "
