@@ -152,7 +152,8 @@ def _report(run: Run, n: int, elapsed_s: float, window: tuple[float | None, floa
     print(f"harness total (locust + media engine) [{run.label}] {harness_pct:.1f} % of a core, {per:.3f} % per listener, "
           f"listeners per core {CORE_BUDGET_PCT / per if per else float('inf'):.0f}")
     if live is None or live < 0.95 * n:
-        print(f"  WARNING [{run.label}]: the engine held {live} of {n} listeners in the window: not comparable")
+        print(f"  WARNING [{run.label}]: the engine held {'no' if live is None else f'{live:.0f} of'} {n} listeners "
+              f"in the window: not comparable")
     if saturated > 0.05:
         # The machine (or this run) starved the engine: its CPU figure still counts, its media figures do not.
         print(f"  WARNING [{run.label}]: the engine was saturated (loop lag) in {100 * saturated:.0f} % of the window's seconds")
