@@ -207,6 +207,7 @@ class ListenerUser(_Conference, FastHttpUser):
     wait_time = constant(AUDIO_DELAY_POLL_S)
     network_timeout = DEFAULT_TIMEOUT_S
     connection_timeout = DEFAULT_TIMEOUT_S
+    insecure = False  # verify TLS as the requests-based users do (FastHttpUser skips it by default)
 
     def on_start(self) -> None:
         super().on_start()
