@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ExitCode, UserError, exit_codes_help
-from .inputs import absolute_path, results_dir_argument, run_id_argument, url_argument
+from .inputs import absolute_path, folder_argument, run_id_argument, url_argument
 
 # A second Ctrl-C asks Locust to stop at once; if it has not exited this long after, its process group is killed.
 HARD_STOP_GRACE_S = 10.0
@@ -98,7 +98,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     up.add_argument("--media-rtsp-port", type=_port, default=8554, metavar="PORT",
                     help="media RTSP port, where transcription workers read booths (MEDIAMTX_RTSP_BASE; default 8554)")
     up.add_argument("--no-media", action="store_true", help="start the portal only")
-    up.add_argument("--data-dir", type=absolute_path, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
+    up.add_argument("--data-dir", type=folder_argument, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
     up.add_argument("--set", dest="knobs", type=_knob, action="append", default=[], metavar="KEY=VALUE", help="set a portal knob (repeatable)")
     up.add_argument("--media-arg", dest="media_args", action="append", default=[], metavar="ARG", help="extra argument for the media relay (repeatable)")
     up.add_argument("--voxbento", type=Path, metavar="DIR",
@@ -120,7 +120,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     rehearse.add_argument("--host", type=url_argument, metavar="URL",
                           help="a VoxBento deployment you own (admin password in $VOXLOAD_ADMIN_PASSWORD)")
     rehearse.add_argument("--run-id", type=run_id_argument, metavar="ID")
-    rehearse.add_argument("--results-dir", type=results_dir_argument, default="reports", metavar="DIR")
+    rehearse.add_argument("--results-dir", type=folder_argument, default="reports", metavar="DIR")
     rehearse.add_argument("--keep", action="store_true", help="keep the provisioned event on the target")
     rehearse.set_defaults(func=cmd_rehearse)
 
@@ -363,7 +363,7 @@ def cmd_stack_up_voxbento(args: argparse.Namespace) -> int:
         if tmp is not None:
             tmp.cleanup()
     print("voxload VoxBento stack stopped.", flush=True)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,8 +106,8 @@ def url_argument(text: str) -> str:
     return text.rstrip("/")
 
 
-def results_dir_argument(text: str) -> str:
-    """``type=`` for ``--results-dir``: an absolute folder path where files can be created.
+def folder_argument(text: str) -> str:
+    """``type=`` for ``--results-dir`` and ``--data-dir``: an absolute folder path where files can be created.
 
     A string, not a Path: Locust sends parsed options to its workers as msgpack."""
     import argparse

@@ -24,7 +24,7 @@ from locust import between, events
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from .errors import ExitCode
-from .inputs import results_dir_argument, run_id_argument, scenario_argument, url_argument
+from .inputs import folder_argument, run_id_argument, scenario_argument, url_argument
 from .results import RunDirectory, ResultsError, RunStatus
 from . import distributed
 from .run import ConferenceRun, Role, RunSetupError, load_run_scenario, results_root
@@ -56,7 +56,7 @@ def _add_arguments(parser, **_kwargs) -> None:
                             "workers get the master's")
     group.add_argument("--run-id", default=None, type=run_id_argument, metavar="ID", env_var="VOXLOAD_RUN_ID",
                        help="results go to RESULTS_DIR/ID")
-    group.add_argument("--results-dir", default="reports", type=results_dir_argument, metavar="DIR",
+    group.add_argument("--results-dir", default="reports", type=folder_argument, metavar="DIR",
                        env_var="VOXLOAD_RESULTS_DIR", help="default reports")
     group.add_argument("--keep", action="store_true", default=False, env_var="VOXLOAD_KEEP",
                        help="keep the provisioned event on the target after the run")
@@ -245,6 +245,14 @@ def _remember_environment(environment, **_kwargs) -> None:
 
 def _current_run():
     return getattr(_environment, "conference_run", None)
+
+
+@events.test_stopping.add_listener
+def _on_test_stopping(environment, **_kwargs) -> None:
+    # Before users stop: browser canaries must not record the interpreters leaving as the target's silence.
+    run = getattr(environment, "conference_run", None)
+    if run is not None:
+        run.stop_canaries()
 
 
 @events.test_start.add_listener

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .browser.files import read_canaries, read_status
 from .results import load_metric_samples
 from .slo import METRICS
 
@@ -142,6 +143,11 @@ def collect(run_path: Path, handovers: Sequence, transcribed: Iterable[str] = ()
         metrics["generator_cpu_pct"] = np.concatenate([metrics.get("generator_cpu_pct", np.array([])), cpu])
     if lag:
         metrics["generator_loop_lag_ms"] = np.concatenate([metrics.get("generator_loop_lag_ms", np.array([])), lag])
+    metrics.update(browser_metrics(run_path))
+    canary_cpu = browser_cpu_pct(run_path)
+    if len(canary_cpu):
+        # Canaries are load generators too: a starved browser's figures measure the harness, not the target.
+        metrics["generator_cpu_pct"] = np.concatenate([metrics.get("generator_cpu_pct", np.array([])), canary_cpu])
     transcribed = set(transcribed)
     if transcribed:
         metrics["captioned_booths_ratio"] = np.array([len(transcribed & set(captioned)) / len(transcribed)])
@@ -314,3 +320,43 @@ def engine_death_events(run_path: Path, start_epoch_s: float, end_epoch_s: float
 def worker_lost_event(worker: str, lost_at_epoch_s: float, start_epoch_s: float) -> dict:
     return {"t": lost_at_epoch_s, "kind": "worker_lost", "offset_s": round(lost_at_epoch_s - start_epoch_s, 1), "worker": worker,
             "text": f"Locust worker {worker} was lost at {_offset(lost_at_epoch_s, start_epoch_s)}: its users and media stop there"}
+
+
+def browser_metrics(run_path: Path) -> dict[str, np.ndarray]:
+    """The browser_* SLO metrics from the canaries' per-second files (harness/browser/files.py).
+
+    Mouth-to-ear: every marker a canary listener heard. Jitter buffer and concealment: one sample per canary
+    listener and second that received packets. Receiving ratio: canary listeners that received any packet /
+    canary listeners the run started (one that died before playing counts as not receiving); no canary started,
+    no sample (a scenario that asks for them then reads no_data, never a pass)."""
+    canaries = read_canaries(run_path)
+    started = {s.get("canary") for s in read_status(run_path) if s.get("kind") == "started" and s.get("role", "listener") == "listener"}
+    started |= {name for name, data in canaries.items() if any(r.get("role") == "listener" for r in data["seconds"])}
+    m2e, jbd, concealed, receiving = [], [], [], set()
+    for name, data in canaries.items():
+        for row in data["seconds"]:
+            if row.get("role") != "listener":
+                continue
+            m2e.extend(row.get("latencies_ms") or [])
+            if row.get("packets", 0) > 0:
+                receiving.add(name)
+                if row.get("jitter_buffer_delay_ms") is not None:
+                    jbd.append(row["jitter_buffer_delay_ms"])
+                if row.get("concealed_pct") is not None:
+                    concealed.append(row["concealed_pct"])
+    metrics: dict[str, np.ndarray] = {}
+    if m2e:
+        metrics["browser_mouth_to_ear_latency_ms"] = np.asarray(m2e, dtype=float)
+    if jbd:
+        metrics["browser_jitter_buffer_delay_ms"] = np.asarray(jbd, dtype=float)
+    if concealed:
+        metrics["browser_concealed_pct"] = np.asarray(concealed, dtype=float)
+    if started:
+        metrics["browser_listeners_receiving_ratio"] = np.array([len(receiving & started) / len(started)])
+    return metrics
+
+
+def browser_cpu_pct(run_path: Path) -> np.ndarray:
+    values = [row["health"]["cpu_pct"] for data in read_canaries(run_path).values() for row in data["seconds"]
+              if (row.get("health") or {}).get("cpu_pct") is not None]
+    return np.asarray(values, dtype=float)

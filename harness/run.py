@@ -34,6 +34,7 @@ from .handover import HandoverOrder, HandoverRecord
 from .junit import write_junit
 from .report import ReportError, build_report
 from .media.bridge import MediaBridge
+from .browser.rehearsal import BrowserRequirementError, RehearsalCanaries
 from .media.errors import MediaError
 from .provision import ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
 from .results import (
@@ -101,11 +102,15 @@ class ConferenceRun:
         self.captioned_booths: set[str] = set()
         self.problems: list[str] = []
         self._stopping = threading.Event()
+        # Browser canaries run beside the process that owns the run (local or master), never on a worker.
+        self.canaries = RehearsalCanaries(scenario, run_dir.path, lambda: self.stopping) if role is not Role.WORKER else None
         self.load_complete = False  # the load shape reached its end (set by the shape's last tick)
         self.interrupted_by_user = False  # Ctrl-C (SIGINT): exit 130
 
     # --- set-up ---
     def setup(self) -> None:
+        if self.canaries is not None:
+            self._check_canaries()  # before anything is provisioned: a scenario that needs them and cannot have them stops here
         if self.role is Role.WORKER:
             self._setup_worker()
         else:
@@ -120,6 +125,17 @@ class ConferenceRun:
         self.started_epoch_s = started_epoch_s if started_epoch_s is not None else time.time()
         if self.role is not Role.WORKER:
             self.run_dir.mark_started(self.started_epoch_s)
+        if self.canaries is not None and self.event is not None:
+            # Canaries start with the load (each waits for its booth to be live); handover times count from here.
+            self.canaries.start(self.environment.host, self.event, self.booths_unlocked, self.started_epoch_s)
+
+    def _check_canaries(self) -> None:
+        try:
+            line = self.canaries.check()
+        except BrowserRequirementError as exc:
+            raise RunSetupError(str(exc)) from None
+        if line:
+            print(f"voxload: {line}", flush=True)
 
     def _setup_worker(self, timeout_s: float = 300.0) -> None:
         """A worker waits for the master's provisioned event; it never provisions or judges."""
@@ -264,6 +280,8 @@ class ConferenceRun:
 
     def add_publisher_schedule(self, booth_id: str, schedule: dict) -> None:
         self.publisher_schedules.setdefault(booth_id, []).append(schedule)
+        if self.canaries is not None:
+            self.canaries.add_schedule(booth_id, schedule)
         if self.role is Role.WORKER:
             self.link.send_schedule(booth_id, schedule)  # listeners of this booth may be on other workers
 
@@ -271,8 +289,16 @@ class ConferenceRun:
         if schedule in self.publisher_schedules.get(booth_id, []):
             return  # our own, echoed back by the master
         self.publisher_schedules.setdefault(booth_id, []).append(schedule)
+        if self.canaries is not None:
+            self.canaries.add_schedule(booth_id, schedule)
         if self.bridge is not None:
             self.bridge.add_schedule(booth_id, schedule)
+
+    def stop_canaries(self) -> None:
+        """At the end of load, before users leave; safe to call again."""
+        if self.canaries is not None and not self.canaries.stopped:
+            self.problems += self.canaries.dead()  # before stop: a canary asked to stop is not dead
+            self.canaries.stop()
 
     @property
     def stopping(self) -> bool:
@@ -282,6 +308,8 @@ class ConferenceRun:
     def finish_failed(self, error: str, status: RunStatus = RunStatus.FAILED, code: ExitCode = ExitCode.USAGE) -> None:
         """Setup failed (or Ctrl-C during it): stop what was started and leave a readable run.json with the one-line error."""
         self._stopping.set()
+        if self.canaries is not None:
+            self.canaries.stop()
         if self.bridge is not None:
             self.bridge.stop()
         if self.stack is not None:
@@ -308,6 +336,7 @@ class ConferenceRun:
         started = self.started_epoch_s
         if self.hub is not None:
             self.hub.wait_for_workers()
+        self.stop_canaries()
         if self.bridge is not None:
             self.bridge.stop()
         if self.event is not None and not self.options.keep and self.environment.host:

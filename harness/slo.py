@@ -95,7 +95,14 @@ METRICS: Mapping[str, Metric] = _metrics(
     Metric("handover_failure_rate", "ratio", MetricKind.RATE,
            "1 per scheduled handover that was refused by booth:error or did not complete, else 0 (contract 5.3, 14.15)"),
     Metric("caption_delay_ms", "ms", MetricKind.TREND,
-           "audio sent to the caption 'final' message carrying it on /ws/captions (contract 6.3)"),
+           "end of an utterance's audio (speech corpus; or a timing marker's send, marker stand-in) to the caption "
+           "'final' message carrying it on /ws/captions (contract 6.3; harness/media/captions_match.py)"),
+    Metric("caption_first_partial_delay_ms", "ms", MetricKind.TREND,
+           "end of an utterance's audio (or a marker's send) to the first caption of any status carrying it: when a "
+           "listener first sees it; negative when shown before the speaker finished"),
+    Metric("caption_word_error_rate", "ratio", MetricKind.TREND,
+           "word error rate of a listener's caption finals against the transcript of what the booth's publishers "
+           "said (jiwer), one sample per listener of a booth with a speech recogniser"),
     Metric("http_req_duration_ms", "ms", MetricKind.TREND,
            "HTTP round trip of every portal request (page, form, JSON API, audio-delay poll)"),
     Metric("http_error_rate", "ratio", MetricKind.RATE,
@@ -118,6 +125,16 @@ METRICS: Mapping[str, Metric] = _metrics(
            "CPU busy of each load-generator process (Locust and media engines), per second"),
     Metric("generator_loop_lag_ms", "ms", MetricKind.TREND,
            "event-loop (or gevent hub) lag of each load-generator process, per second"),
+    # Browser canaries (harness/browser): headless Chromium playing the target's own listener page.
+    Metric("browser_mouth_to_ear_latency_ms", "ms", MetricKind.TREND,
+           "interpreter's send time of a timing marker to Chromium handing the decoded marker over for playout "
+           "(markers detected in the audio the canary's page played; excludes the sound card)"),
+    Metric("browser_jitter_buffer_delay_ms", "ms", MetricKind.TREND,
+           "per canary listener and second: getStats() jitterBufferDelay / jitterBufferEmittedCount (NetEq), in ms"),
+    Metric("browser_concealed_pct", "%", MetricKind.TREND,
+           "per canary listener and second: getStats() concealedSamples / totalSamplesReceived x 100"),
+    Metric("browser_listeners_receiving_ratio", "ratio", MetricKind.GAUGE,
+           "canary listeners whose page received audio packets / canary listeners started, at the end of the run"),
 )
 
 _AGGREGATIONS_BY_KIND: Mapping[MetricKind, frozenset[str]] = {

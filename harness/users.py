@@ -23,8 +23,10 @@ from .clients.http import DEFAULT_TIMEOUT_S, PortalHttp
 from .clients.interpreter import InterpreterClient
 from .clients.listener import ListenerClient
 from .handover import HandoverDuty, HandoverRecord
+from .media import captions_match
 from .media.errors import MediaError
 from .media.schedule import PublisherSchedule
+from .media.speech import CorpusError, default_corpus
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +142,9 @@ class InterpreterUser(ConferenceUser):
                                              event_slug=self.booth.booth.event_slug)
         self.socket.connect()
         # Contract 5.5: whoever joins first is active; the others are backups.
-        self.socket.join(f"Interpreter {ref} #{index}", "interpreter", language=self.booth.language)
+        # As the page's JS sends it (contract 5.2 step 6): the page's channel, and its room when it has one.
+        self.socket.join(f"Interpreter {ref} #{index}", "interpreter", language=self.booth.language,
+                         channel_id=self.page.default_channel, room_id=self.page.room_id)
         self.participant_id = self.socket.participant_id
         self.duty = HandoverDuty(self.socket)
 
@@ -165,7 +169,7 @@ class InterpreterUser(ConferenceUser):
 
     def _publish(self) -> None:
         try:
-            self.publisher = self.conference.bridge.publish(self.page.whip_url, self.booth.booth_id)
+            self.publisher = self.conference.bridge.publish(self.page.whip_url, self.booth.booth_id, language=self.booth.language)
         except MediaError as exc:
             self.environment.events.request.fire(request_type="WHIP", name="publish", response_time=0, response_length=0, exception=exc, context={})
             return
@@ -236,9 +240,11 @@ class ListenerUser(_Conference, FastHttpUser):
             token = run.minter.listener(run.event.slug, embed=True)
             self.captions = CaptionSocket.for_portal(self.http, self.booth.booth_id, token=token, report=report)
             self.captions.connect()
+            self.captions_since_s = time.time()
         else:
             self.captions = CaptionSocket.for_portal(self.http, self.booth.booth_id, report=report)
             self.captions.connect()
+            self.captions_since_s = time.time()
             self._wait_for_ingest(BoothApi(self.http))
         try:
             # The bridge makes each booth's first listener a probe, then the scenario's probe share.
@@ -271,28 +277,64 @@ class ListenerUser(_Conference, FastHttpUser):
             except MediaError:
                 pass
         if self.captions is not None:
-            self._record_caption_delays()
+            self._record_captions()
             self.captions.close()
 
-    def _record_caption_delays(self) -> None:
-        finals = self.captions.finals()
-        if finals:
+    def _record_captions(self) -> None:
+        """Caption delays and error rate of this listener's caption stream (captions_match.py, or timing markers)."""
+        captions = self.captions.captions()
+        if any(c.status == "final" for c in captions):
             self.conference.captioned_booths.add(self.booth.booth_id)
         schedules = [PublisherSchedule.from_wire(s) for s in self.conference.publisher_schedules.get(self.booth.booth_id, [])]
         if not schedules:
             return
         offset_s = time.time() - time.monotonic()  # caption receipts are monotonic; schedules are wall clock
-        for caption in finals:
-            arrival_ns = int((caption.received_at_s + offset_s) * 1e9)
-            for marker in caption.markers:
-                if not marker.isdigit():
-                    continue
-                sends = [s.marker_send_time_ns(int(marker), arrival_ns) for s in schedules]
-                sends = [t for t in sends if t is not None]
+        received = [captions_match.ReceivedCaption(c.status, c.text, c.received_at_s + offset_s)
+                    for c in captions if c.status in (captions_match.PARTIAL, captions_match.FINAL) and c.text]
+        recogniser = captions_match.recogniser_of(received)
+        booth = self.booth.booth_id
+        write = self.conference.samples.write
+        if recogniser == captions_match.Recogniser.STAND_IN:
+            self._record_marker_delays(received, schedules)
+            return
+        language = next((s.language for s in schedules if s.language), None)
+        if recogniser != captions_match.Recogniser.SPEECH or language is None:
+            return  # no caption text, or publishers played the synthetic loop: nothing to compare with
+        try:
+            transcript = default_corpus().transcript(language)
+        except CorpusError as exc:
+            logger.warning("captions of %s not matched: %s", booth, exc)
+            return
+        result = captions_match.match_booth(transcript, schedules, received, language=language,
+                                            listen_start_s=self.captions_since_s, listen_end_s=time.time())
+        for utterance in result.utterances:
+            # Stamped with the caption's arrival, not with this (end-of-session) write.
+            if utterance.first_partial_delay_ms is not None:
+                write("caption_first_partial_delay_ms", utterance.first_partial_delay_ms,
+                      t=utterance.audio_end_s + utterance.first_partial_delay_ms / 1000, booth=booth, recogniser=recogniser)
+            if utterance.final_delay_ms is not None:
+                write("caption_delay_ms", utterance.final_delay_ms,
+                      t=utterance.audio_end_s + utterance.final_delay_ms / 1000, booth=booth, recogniser=recogniser)
+        if result.word_error_rate is not None:
+            write("caption_word_error_rate", result.word_error_rate, booth=booth, recogniser=recogniser,
+                  utterances=len(result.utterances), carried=result.carried)
+
+    def _record_marker_delays(self, received: list, schedules: list[PublisherSchedule]) -> None:
+        """The marker stand-in: each 'marker N' is matched to the send time of marker N (first caption and final)."""
+        first_any: dict[int, float] = {}
+        first_final: dict[int, float] = {}
+        for caption in received:
+            for marker in captions_match.marker_ids(caption.text):
+                first_any.setdefault(marker, caption.received_s)
+                if caption.status == captions_match.FINAL:
+                    first_final.setdefault(marker, caption.received_s)
+        for metric, receipts in (("caption_first_partial_delay_ms", first_any), ("caption_delay_ms", first_final)):
+            for marker, arrival_s in receipts.items():
+                arrival_ns = int(arrival_s * 1e9)
+                sends = [t for t in (s.marker_send_time_ns(marker, arrival_ns) for s in schedules) if t is not None]
                 if sends:
-                    # Stamped with the caption's arrival, not with this (end-of-session) write.
-                    self.conference.samples.write("caption_delay_ms", (arrival_ns - max(sends)) / 1e6,
-                                                  t=arrival_ns / 1e9, booth=self.booth.booth_id)
+                    self.conference.samples.write(metric, (arrival_ns - max(sends)) / 1e6, t=arrival_s,
+                                                  booth=self.booth.booth_id, recogniser=captions_match.Recogniser.STAND_IN)
 
 
 class ListenerBlocked(Exception):

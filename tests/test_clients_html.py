@@ -233,3 +233,20 @@ def test_parser_tree_rules() -> None:
     with pytest.raises(ReadBackError) as err:
         doc.one("code", class_="nope")
     assert str(err.value) == 'read-back failed on u: not found: <code class="nope">'
+
+
+def test_links_in_comments_scripts_and_attributes_are_not_links() -> None:
+    # A lobby whose only booth link is real; look-alikes in a comment, a script string and a title attribute are not.
+    page = ("<!-- <a href='/interpreter/ghost/1/es'>old</a> -->"
+            "<script>var t = '<a href=\"/interpreter/ghost/2/fr\">';</script>"
+            "<span title='<a href=/interpreter/ghost/3/de>'></span>"
+            "<a class='btn enter-btn' data-x=1 href=/interpreter/real-event/7/it>Enter Booth</a>")
+    assert [(b.event_slug, b.room_id, b.language_code) for b in interpreter.lobby_booths(page, "u")] == [("real-event", 7, "it")]
+    with pytest.raises(ReadBackError) as none:
+        interpreter.lobby_booths(page.split("<a class")[0], "http://h/interpreter")
+    assert str(none.value).startswith("read-back failed on http://h/interpreter: not found: a link /interpreter/")
+
+
+def test_first_attribute_wins_and_bare_attributes_are_empty() -> None:
+    el = html.parse("<div data-booth-id='a' data-booth-id='b' hidden data-granted-role></div>", "u").find("div")
+    assert el.data() == {"booth-id": "a", "granted-role": ""} and el.get("hidden") == ""

@@ -309,3 +309,34 @@ def test_caption_socket_records_the_admin_pushed_final(portal) -> None:
     finally:
         captions.close()
         booth.close()
+
+
+@pytest.mark.parametrize("date,room_scoped", [("2026-08-12", False), ("HEAD", True)])
+def test_clients_recognise_the_booth_layout_and_listener_data_of_each_era(stack_factory, date, room_scoped) -> None:
+    """Contract 15: d2bee53 (room id in booth ids and pages) and 6134303 (<script id="listener-data">); the reference
+    portal plays either side by date, and the clients take every identifier from what the portal serves."""
+    from harness.clients import html as html_reader
+
+    portal = stack_factory(portal_env={"REFSTACK_VOXBENTO_DATE": date})
+    admin = AdminClient(PortalHttp.for_url(portal.portal_url))
+    admin.login(portal.admin_password)
+    slug = f"era-{secrets.token_hex(3)}"
+    setup = admin.setup_event("Era", slug, {"Hall": ["es"]})
+    assert setup.room_scoped is room_scoped
+    room = setup.rooms[0]
+    ref = BoothRef(slug, room.room_id, "es", room_scoped=setup.room_scoped)
+    invite = admin.create_invite(setup.event_id, room.room_id, room.booth_ids["es"], "era")
+    interpreter = InterpreterClient(PortalHttp.for_url(portal.portal_url))
+    interpreter.join_invite(invite)
+    (link,) = interpreter.lobby()
+    assert link.path == ref.page_path and link.room_scoped is room_scoped
+    page = interpreter.booth_page(ref)
+    assert page.booth_id == ref.booth_id and page.default_channel == ref.mediamtx_path
+    assert (page.room_id is not None) is room_scoped
+    with BoothSocket.for_portal(interpreter.http, page.booth_id, event_slug=slug).connect() as sock:
+        assert sock.join("Era", "interpreter").booth_id == ref.booth_id
+    http = PortalHttp.for_url(portal.portal_url, forwarded_for="10.1.2.3")
+    listen = ListenerClient(http).open_page(slug, setup.join_code)
+    assert listen.booth(room.room_id, "es").ref(slug) == ref
+    served = http.session.get(f"{portal.portal_url}/listener/{slug}", timeout=10).text
+    assert (html_reader.parse(served, "u").find("script", id_="listener-data") is not None) is room_scoped  # 6134303 is after d2bee53

@@ -103,7 +103,7 @@ SCRIPTED_CHUNKS = (
 SCRIPTED_CHUNK_PAUSE_S = 0.2
 
 
-async def scripted_transcribe(whep_url: str):
+async def scripted_transcribe(whep_url: str, *, language: str | None = None):
     assert whep_url.endswith("/whep"), whep_url
     for chunk in SCRIPTED_CHUNKS:
         await asyncio.sleep(SCRIPTED_CHUNK_PAUSE_S)

@@ -84,6 +84,11 @@ def test_capacity_statements_state_the_measured_numbers(smoke_report):
     if caption["observed"] is not None:
         assert f"arrived p95 {caption['observed'] / 1000:.1f} s after the audio" in statements["captions"]
         assert verdict["key_numbers"]["caption_delay_p95_ms"] == pytest.approx(caption["observed"])
+    # One row per transcribed booth, naming what captioned it: the smoke's English booth has a real recogniser.
+    booth_row = statements["captions:Main Hall/en"]
+    assert booth_row.startswith("Booth Main Hall/en, captioned by a speech recogniser: final p50 ")
+    wer = next(r for r in summary["slos"] if r["metric"] == "caption_word_error_rate")
+    assert wer["observed"] is not None and f"word error rate {100 * wer['observed']:.0f} %" in booth_row
     assert "HTTP requests" in statements["portal"] and "generator" in statements
 
 

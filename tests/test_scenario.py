@@ -80,7 +80,7 @@ def test_show_prints_the_resolved_scenario_as_json():
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["name"] == "smoke"
-    assert [b["language"] for b in data["event"]["rooms"][0]["booths"]] == ["es", "fr"]
+    assert [b["language"] for b in data["event"]["rooms"][0]["booths"]] == ["en", "fr"]
     assert data["slos"][0]["metric"] == "mouth_to_ear_latency_ms"
 
 

@@ -4,6 +4,7 @@ They work against a real VoxBento deployment and the reference target alike, nev
 reference portal, and never import locust or gevent (Locust users wrap them; see ``reporting``).
 
 - ``errors``       the typed error tree (one class per failure phase), URL redaction
+- ``html``         the one HTML reader: pages parsed with the stdlib parser, elements found by tag and attributes
 - ``reporting``    the ``report(...)`` callable shape (Locust's ``events.request.fire`` keywords)
 - ``http``         ``PortalHttp``: base URL, redirects off, X-Forwarded-For, status checks, reporting
 - ``cookies``      cookie names (contract 3.1) and Cookie headers for WebSockets
@@ -19,7 +20,7 @@ reference portal, and never import locust or gevent (Locust users wrap them; see
 - ``booth_ws``     ``BoothSocket``: `/ws/booth/{booth_id}` (contract 5.3)
 - ``captions_ws``  ``CaptionSocket``: `/ws/captions/{booth_id}` (contract 6.3)
 - ``users``        ``UserClient``: `/register` and `/login` forms, outcomes as Enums (contract 3.3, 10)
-- ``health``       ``healthz``: `GET /healthz`, a liveness signal only (contract 9.2)
+- ``health``       ``healthz``: `GET /healthz`, a liveness signal only, and how a VoxBento is recognised (contract 9.2)
 - ``media_api``    ``MediaControlApi``: reads of the MediaMTX Control API, path lists and configurations (contract 12.2)
 """
 
@@ -31,6 +32,7 @@ from .captions_ws import Caption, CaptionSocket
 from .errors import (
     AuthRejected,
     BoothErrorReply,
+    BoothMismatch,
     ClientError,
     CredentialsUnavailable,
     HandshakeRejected,
@@ -56,7 +58,7 @@ from .users import LoginOutcome, RegisterOutcome, UserClient
 from .ws_base import SocketState
 
 __all__ = [
-    "AdminClient", "AuthRejected", "BoothApi", "BoothErrorReply", "BoothPage", "BoothRef", "BoothSocket", "BoothState",
+    "AdminClient", "AuthRejected", "BoothApi", "BoothErrorReply", "BoothMismatch", "BoothPage", "BoothRef", "BoothSocket", "BoothState",
     "Caption", "CaptionSocket", "ClientError", "CreatedBooth", "CredentialsUnavailable", "EventSetup", "HandoffState",
     "HandshakeRejected", "IngestStatus", "InterpreterClient", "ListenerClient", "ListenerPage", "MalformedResponse", "MediaControlApi",
     "NotFound", "Participant", "PortalHttp", "RateLimited", "ReadBackError", "ReplyTimeout", "RequestTimeout", "RoomSetup",

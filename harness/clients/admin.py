@@ -19,7 +19,7 @@ from .cookies import ADMIN_COOKIE, jar_value
 from .errors import AuthRejected, MalformedResponse, ReadBackError
 from .html import Document, Element, parse
 from .http import PortalHttp
-from .identifiers import recognise_room_scoped
+from .identifiers import INVITE_TOKEN_HEX, recognise_room_scoped
 from .interpreter import BOOTH_PAGE_HREF
 
 # Contract 3.2
@@ -61,7 +61,7 @@ BOOTH_HREF = "^/admin/events/{e}/rooms/{r}/booths/(\\d+)/$"
 # The same row links the interpreter page (`Open Booth`); its shape shows the version's layout (contract 5.1, 15).
 INTERPRETER_HREF = BOOTH_PAGE_HREF
 # App. B invite token: the `<tr>` holding `<td>{label}</td>` also holds `/join/{64 hex}` (in `<code id="tok-...">`).
-INVITE_LINK = re.compile(r"/join/([0-9a-f]{64})\b")
+INVITE_LINK = re.compile(rf"/join/({INVITE_TOKEN_HEX})\b")
 # App. B / 4.1 join code: `<span class="join-code">{CODE}</span>`, 6 chars of ABCDEFGHJKLMNPQRSTUVWXYZ23456789.
 JOIN_CODE = re.compile(r"^[ABCDEFGHJKLMNPQRSTUVWXYZ23456789]{6}$")
 JOIN_CODE_CLASS = "join-code"
@@ -148,7 +148,7 @@ def invite_tokens(doc: Document, label: str) -> set[str]:
     """App. B: the invite tokens in rows that hold a `<td>` whose text is the label."""
     tokens: set[str] = set()
     for tr in doc.iter("tr"):
-        if any(td.text() == label.strip() for td in tr.find_all("td")):
+        if any(td.text() == " ".join(label.split()) for td in tr.find_all("td")):
             tokens.update(INVITE_LINK.findall(tr.raw_text()))
             tokens.update(t for a in tr.iter("a") for t in INVITE_LINK.findall(a.get("href") or ""))
     return tokens
@@ -160,7 +160,8 @@ def join_code(doc: Document) -> str:
     valid = {c for c in codes if JOIN_CODE.match(c)}
     if len(valid) != 1:
         raise ReadBackError(doc.url, f'one <span class="{JOIN_CODE_CLASS}"> holding 6 characters of the join-code alphabet',
-                            "not found" if not codes else f"found {sorted(codes)}")
+                            # Codes are credentials: counted, never shown.
+                            "not found" if not codes else f"{len(codes)} such elements, {len(valid)} holding a valid code")
     return valid.pop()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from .booth_state import BoothState
 from .errors import MalformedResponse
 from .http import PortalHttp
+from .identifiers import INVITE_TOKEN_HEX
 from .media_urls import encode_uri_component
 
 # Contract 4.2
@@ -37,7 +38,7 @@ AUTH_TOKEN = "/api/auth/token"
 INTERPRETER_STATUS = "/api/interpreter/status/{channel}"
 
 # Contract 4.2: `interpreter_invite_url` is `{PUBLIC_BASE_URL}/join/{token}`, token 64 hex (contract 2).
-_INVITE_URL_TOKEN = re.compile(r"/join/([0-9a-f]{64})$")
+_INVITE_URL_TOKEN = re.compile(rf"/join/({INVITE_TOKEN_HEX})$")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,6 +35,9 @@ JOINED = "booth:joined"
 STATE = "booth:state"
 ERROR = "booth:error"
 
+# VoxBento's `booth:error` text for a join whose event_slug is not the booth id's event (portal/booth_state.py).
+BOOTH_OF_OTHER_EVENT = "does not belong to event"
+
 # Contract 5.3: transcription trouble is pushed to every booth socket as `booth:error` with a bracketed text
 # (`[Server overloaded - ...]`, `[Transcription provider failed. ...]`); those are notices, not replies.
 _NOTICE_PREFIX = "["
@@ -123,9 +126,15 @@ class BoothSocket(BoothScopedSocket):
         optional = {"language": language, "channel_id": channel_id, "participant_id": participant_id,
                     "event_slug": slug, "room_id": room_id}
         message.update({k: v for k, v in optional.items() if v is not None})
-        reply = self.request(
-            message, accept=lambda m: m.type == JOINED, fail=self._fail_on_error(JOIN), waiting_for=JOINED, timeout_s=timeout_s
-        )
+        try:
+            reply = self.request(
+                message, accept=lambda m: m.type == JOINED, fail=self._fail_on_error(JOIN), waiting_for=JOINED, timeout_s=timeout_s
+            )
+        except BoothErrorReply as exc:
+            # Contract 5.3: the server refuses a join whose event_slug does not match the booth id it parsed.
+            if slug is not None and BOOTH_OF_OTHER_EVENT in exc.message:
+                raise BoothMismatch(self.url, f"{self.booth_id} of event {slug}", exc.message) from None
+            raise
         self.participant_id = str(reply.payload["participant_id"])
         state = BoothState.from_json(reply.payload.get("state"), self.url)
         if state.booth_id != self.booth_id or (slug is not None and state.event_slug != slug):

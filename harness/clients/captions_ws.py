@@ -2,16 +2,15 @@
 
 Server to client only (client text is read and ignored). :class:`CaptionSocket` records every caption
 (`partial`, `final`, `clear`) and every `booth:state` (sent here only on broadcast lock/unlock) with its
-monotonic receive time. Caption texts are scanned for ``marker <id>`` tokens: the reference target's
-stand-in transcriber speaks those so caption latency can be matched to audio markers; a real
-transcriber will not, so markers are optional everywhere.
+monotonic receive time. Matching captions with what was said is harness/media/captions_match.py's job
+(speech transcript, or the reference portal's ``marker <id>`` stand-in).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 
+from ..media.captions_match import marker_ids
 from .booth_state import BoothState
 from .ws_base import BoothScopedSocket, ReceivedMessage
 
@@ -25,9 +24,6 @@ PARTIAL = "partial"
 FINAL = "final"
 CLEAR = "clear"
 
-# Stand-in transcriber convention (not VoxBento): "marker 17" inside caption text.
-MARKER_PATTERN = re.compile(r"\bmarker\s+([0-9A-Za-z_-]+)", re.IGNORECASE)
-
 
 @dataclasses.dataclass(frozen=True)
 class Caption:
@@ -36,7 +32,7 @@ class Caption:
     segment_id: str | None  # only on finals from a worker (contract 6.3); absent on admin-pushed empty finals
     seq: int | None  # restarts at 1 when the worker's loop restarts
     received_at_s: float
-    markers: tuple[str, ...]
+    markers: tuple[int, ...]  # the reference portal's marker stand-in only
 
     @classmethod
     def from_message(cls, message: ReceivedMessage) -> Caption:
@@ -49,7 +45,7 @@ class Caption:
             segment_id=payload.get("segment_id"),
             seq=int(seq) if isinstance(seq, int) else None,
             received_at_s=message.received_at_s,
-            markers=tuple(MARKER_PATTERN.findall(text)),
+            markers=tuple(marker_ids(text)),
         )
 
 
@@ -62,14 +58,6 @@ class CaptionSocket(BoothScopedSocket):
 
     def finals(self) -> list[Caption]:
         return self.captions(FINAL)
-
-    def marker_receipts(self) -> dict[str, float]:
-        """First receive time (monotonic s) of each marker id, over partials and finals."""
-        first: dict[str, float] = {}
-        for caption in self.captions():
-            for marker in caption.markers:
-                first.setdefault(marker, caption.received_at_s)
-        return first
 
     def state_receipts(self) -> list[tuple[float, BoothState]]:
         return [(m.received_at_s, BoothState.from_json(m.payload.get("state"), self.url)) for m in self.received(STATE)]

@@ -17,6 +17,8 @@ SLUG_MAX_LEN = 64
 # Contract 2: two lower-case letters from an ISO 639-1 allow-list, or `floor`. The allow-list itself
 # is the server's; the client only checks the shape.
 LANGUAGE_PATTERN = re.compile(r"^(?:[a-z]{2}|floor)$")
+# Contract 2: invite tokens are 64 hex characters, single use; they travel as `/join/{token}`.
+INVITE_TOKEN_HEX = r"[0-9a-f]{64}"
 
 
 class InvalidIdentifier(ValueError):

@@ -19,7 +19,7 @@ from .cookies import SESSION_COOKIE, jar_value
 from .errors import AuthRejected, BoothMismatch, MalformedResponse, ReadBackError
 from .html import parse
 from .http import PortalHttp
-from .identifiers import BoothRef
+from .identifiers import INVITE_TOKEN_HEX, BoothRef
 from .media_urls import browser_whip_url
 
 JOIN = "/join/{token}"
@@ -29,7 +29,7 @@ BOOTH_PAGE = "/interpreter/{slug}/{room_id}/{lang}"
 LOGIN_PREFIX = "/login"
 
 # Contract 2: invite tokens are 64 hex characters; accepts a bare token or any URL ending in /join/<token>.
-INVITE_TOKEN = re.compile(r"(?:^|/join/)([0-9a-f]{64})/?$")
+INVITE_TOKEN = re.compile(rf"(?:^|/join/)({INVITE_TOKEN_HEX})/?$")
 # Contract App. B / 5.1: booth page links `/interpreter/{slug}/{room_id}/{lang}`; before d2bee53 (contract 2, 15)
 # `/interpreter/{slug}/{lang}`. Matched on parsed `href` values.
 BOOTH_PAGE_HREF = re.compile(r"^/interpreter/([a-z0-9]+(?:-[a-z0-9]+)*)/(?:(\d+)/)?([a-z]{2}|floor)$")

@@ -4,6 +4,9 @@ Map (one module per concern):
 
 - ``markers``: timing-marker scheme (tone pairs, 240 ids) and the streaming ``MarkerDetector`` (pure numpy).
 - ``audio``: speech-like synthetic signal with markers, pre-encoded once to an Opus loop, cached on disk.
+- ``speech``: the committed speech corpus (``corpus/``: espeak-ng sentences per language as Opus packets, and
+  their transcript), the per-language loops engines publish and the payload index their listeners share.
+- ``captions_match``: captions aligned with the corpus transcript: per-utterance delays, word error rate.
 - ``signaling``: WHIP/WHEP HTTP (POST offer -> 201/Location/ETag, DELETE).
 - ``session``: one WebRTC session's state machine, setup timing and per-phase error translation.
 - ``publisher``: ``WhipPublisher`` and its pre-encoded, absolutely paced ``LoopTrack``.

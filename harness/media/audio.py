@@ -153,13 +153,44 @@ class OpusLoop:
     index_by_hash: dict[bytes, int]
     duplicate_hashes: int
     index_by_payload: dict[bytes, int]
+    # The 500 ms slots that carry a marker; None = every slot (the synthetic loop). Speech loops (speech.py)
+    # carry markers only between utterances.
+    marker_slots: tuple[int, ...] | None = None
+    language: str | None = None  # what the loop speaks (speech corpus); None for the synthetic loop
 
     @property
     def length(self) -> int:
         return len(self.payloads)
 
     @classmethod
-    def from_payloads(cls, params: AudioParams, payloads: list[bytes]) -> OpusLoop:
+    def merged(cls, loops: list[OpusLoop]) -> OpusLoop:
+        """One lookup for listeners of booths that play different loops of one length (speech.AudioLibrary).
+
+        ``payloads`` are the first loop's; a payload that two loops share is ambiguous and left out of the index.
+        """
+        if len(loops) == 1:
+            return loops[0]
+        if len({loop.length for loop in loops}) != 1:
+            raise ValueError("merged loops must have one length")
+        by_hash: dict[bytes, int] = {}
+        by_payload: dict[bytes, int] = {}
+        seen: set[bytes] = set()
+        duplicated = sum(loop.duplicate_hashes for loop in loops)
+        for loop in loops:
+            for payload, i in loop.index_by_payload.items():
+                if payload in seen:
+                    by_payload.pop(payload, None)
+                    duplicated += 1
+                    continue
+                seen.add(payload)
+                by_payload[payload] = i
+        by_hash = {payload_hash(p): i for p, i in by_payload.items()}
+        slots = None if any(loop.marker_slots is None for loop in loops) else tuple(sorted({s for loop in loops for s in loop.marker_slots}))
+        return cls(loops[0].params, loops[0].payloads, by_hash, duplicated, by_payload, slots, None)
+
+    @classmethod
+    def from_payloads(cls, params: AudioParams, payloads: list[bytes], *, marker_slots: tuple[int, ...] | None = None,
+                      language: str | None = None) -> OpusLoop:
         index: dict[bytes, int] = {}
         duplicated: set[bytes] = set()
         for i, payload in enumerate(payloads):
@@ -171,7 +202,7 @@ class OpusLoop:
             # An ambiguous payload cannot name its loop position: leave it out of the index.
             del index[key]
         by_payload = {payload: i for i, payload in enumerate(payloads) if payload_hash(payload) in index}
-        return cls(params, tuple(payloads), index, len(duplicated), by_payload)
+        return cls(params, tuple(payloads), index, len(duplicated), by_payload, marker_slots, language)
 
 
 def _write_cache(path: Path, payloads: list[bytes]) -> None:

@@ -365,11 +365,15 @@ class MediaBridge:
             raise UnknownHandle(f"no media engine {name!r} for handle {handle}")
         return engine
 
-    def publish(self, whip_url: str, booth_key: str, engine: str | None = None) -> MediaHandle:
-        """Start a publisher; returns once its first packet is sent. ``engine`` forces the placement."""
+    def publish(self, whip_url: str, booth_key: str, engine: str | None = None, language: str | None = None) -> MediaHandle:
+        """Start a publisher; returns once its first packet is sent. ``engine`` forces the placement; ``language``
+        (the booth's) picks what it says when engines play the speech corpus."""
         picked = self._pick_engine(engine)
+        params = {"whip_url": whip_url, "booth": booth_key}
+        if language is not None:
+            params["language"] = language
         try:
-            result = picked.call("publish", {"whip_url": whip_url, "booth": booth_key}, self.call_timeout_s)
+            result = picked.call("publish", params, self.call_timeout_s)
         except BaseException:
             self._release(picked)
             raise

@@ -23,7 +23,8 @@ import aiohttp
 
 from . import aiortc_patches, rpc
 from .aggregate import IntervalAggregator
-from .audio import AudioParams, OpusLoop, load_loop
+from .audio import AudioParams
+from .speech import AudioLibrary, AudioSource, CorpusError
 from .errors import MediaError, SessionError, UnknownHandle, error_to_wire
 from .health import EngineHealth
 from .listener import ListenerMode, WhepListener
@@ -45,10 +46,10 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 
 class Engine:
-    def __init__(self, name: str, results_dir: Path, loop: OpusLoop, timeouts: SessionTimeouts,
+    def __init__(self, name: str, results_dir: Path, audio: AudioLibrary, timeouts: SessionTimeouts,
                  interval_s: float = 1.0, silence_threshold_ms: float = 200.0, health: EngineHealth | None = None) -> None:
         self.name = name
-        self.loop = loop
+        self.audio = audio
         self.timeouts = timeouts
         self.interval_s = interval_s
         self.silence_threshold_ms = silence_threshold_ms
@@ -149,15 +150,17 @@ class Engine:
             "protocol": rpc.PROTOCOL_VERSION,
             "loop": type(asyncio.get_running_loop()).__module__,
             "imported": {"gevent": "gevent" in sys.modules, "locust": "locust" in sys.modules},
-            "loop_packets": self.loop.length,
+            "loop_packets": self.audio.length,
         }
 
     def _new_handle(self, kind: str) -> str:
         self._counter += 1
         return f"{self.name}:{kind}{self._counter}"
 
-    async def _op_publish(self, whip_url: str, booth: str) -> dict:
-        publisher = WhipPublisher(self._new_handle("p"), whip_url, booth, self.loop, self._http, self.timeouts)
+    async def _op_publish(self, whip_url: str, booth: str, language: str | None = None) -> dict:
+        # The booth's language picks the speech loop (speech.py); every loop shares one payload index.
+        loop = self.audio.loop_for(language)
+        publisher = WhipPublisher(self._new_handle("p"), whip_url, booth, loop, self._http, self.timeouts)
         await self._setup(publisher, "publisher")
         schedule = publisher.schedule
         self._booth_schedules(booth).add(schedule)
@@ -172,7 +175,7 @@ class Engine:
         for wire in schedules or []:
             booth_schedules.add(PublisherSchedule.from_wire(wire))
         listener = WhepListener(
-            self._new_handle("l"), whep_url, booth, self.loop, booth_schedules, self._http, self.timeouts,
+            self._new_handle("l"), whep_url, booth, self.audio.listening, booth_schedules, self._http, self.timeouts,
             mode=listener_mode, silence_threshold_ms=self.silence_threshold_ms,
         )
         await self._setup(listener, listener_mode.value)
@@ -318,7 +321,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connect-timeout-s", type=float, default=10.0, metavar="SECONDS")
     parser.add_argument("--first-packet-timeout-s", type=float, default=5.0, metavar="SECONDS")
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR", help="Opus loop cache (default ~/.cache/voxload/media)")
-    parser.add_argument("--audio-seed", type=int, default=AudioParams.seed)
+    parser.add_argument("--audio", choices=AudioSource.CHOICES, default=AudioSource.SPEECH,
+                        help="what publishers play: the speech corpus in each booth's language (markers between "
+                             "utterances), or the synthetic speech-like loop (a marker every 500 ms)")
+    parser.add_argument("--audio-seed", type=int, default=AudioParams.seed, help="seed of the synthetic loop")
     parser.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
     parser.add_argument("--cpu", type=int, action="append", metavar="N", help="pin the engine to this CPU (repeat for a set)")
     parser.add_argument("--log-level", default="WARNING")
@@ -329,9 +335,15 @@ async def _main(args: argparse.Namespace) -> None:
     if args.cpu:
         os.sched_setaffinity(0, set(args.cpu))
     aiortc_patches.install(aiortc_patches.Role.TAP, args.ice_host or aiortc_patches.DEFAULT_ICE_HOSTS)
-    loop = load_loop(AudioParams(seed=args.audio_seed), args.cache_dir)
+    if args.audio == AudioSource.SPEECH:
+        try:
+            audio = AudioLibrary.speech()
+        except CorpusError as exc:
+            raise SystemExit(f"engine {args.name}: {exc}") from None
+    else:
+        audio = AudioLibrary.synthetic(AudioParams(seed=args.audio_seed), args.cache_dir)
     timeouts = SessionTimeouts(post_s=args.post_timeout_s, connect_s=args.connect_timeout_s, first_packet_s=args.first_packet_timeout_s)
-    engine = Engine(args.name, args.results_dir, loop, timeouts, args.interval_s, args.silence_threshold_ms,
+    engine = Engine(args.name, args.results_dir, audio, timeouts, args.interval_s, args.silence_threshold_ms,
                     EngineHealth(args.lag_limit_ms, args.cpu_limit_pct))
     running = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

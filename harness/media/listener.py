@@ -60,9 +60,12 @@ DETECT_BATCH_FRAMES = 5
 class ProbeAnalyzer:
     """Decoded-audio checks of a probe listener (pure: frames and their wall times are passed in)."""
 
-    def __init__(self, loop_markers: int, detect_batch_frames: int = DETECT_BATCH_FRAMES) -> None:
+    def __init__(self, loop_markers: int, marker_slots: tuple[int, ...] | None = None,
+                 detect_batch_frames: int = DETECT_BATCH_FRAMES) -> None:
         self._detector = MarkerDetector(SAMPLE_RATE)
         self._loop_markers = loop_markers
+        # Speech loops carry markers only between utterances: skipped = expected slots passed over, not ids.
+        self._slot_rank = {slot: rank for rank, slot in enumerate(sorted(marker_slots))} if marker_slots is not None else None
         self._detect_batch_frames = detect_batch_frames
         self._pending: list = []  # decoded mono frames not yet given to the detector
         self._schedules: BoothSchedules | None = None
@@ -106,7 +109,10 @@ class ProbeAnalyzer:
     def _on_marker(self, marker_id: int, offset: int, schedules: BoothSchedules) -> None:
         self._markers += 1
         if self._last_marker is not None:
-            self._skipped += (marker_id - self._last_marker - 1) % self._loop_markers
+            if self._slot_rank is None:
+                self._skipped += (marker_id - self._last_marker - 1) % self._loop_markers
+            elif marker_id in self._slot_rank and self._last_marker in self._slot_rank:
+                self._skipped += (self._slot_rank[marker_id] - self._slot_rank[self._last_marker] - 1) % len(self._slot_rank)
         self._last_marker = marker_id
         ear_ns = None
         for start, wall_ns in reversed(self._frame_times):
@@ -151,7 +157,7 @@ class WhepListener(MediaSession):
         self._unknown_payloads = 0
         self._malformed = 0
         self._awaiting_first_packet = True
-        self.analyzer = ProbeAnalyzer(loop.params.loop_markers) if mode == ListenerMode.PROBE else None
+        self.analyzer = ProbeAnalyzer(loop.params.loop_markers, loop.marker_slots) if mode == ListenerMode.PROBE else None
         self._decode_task: asyncio.Task | None = None
 
     def _prepare(self) -> None:

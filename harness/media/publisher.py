@@ -34,6 +34,7 @@ class LoopTrack(MediaStreamTrack):
         super().__init__()
         self._payloads = loop.payloads
         self._loop_length = loop.length
+        self._language = loop.language
         self._k = 0
         self._epoch_mono_ns: int | None = None
         self.epoch_wall_ns: int | None = None
@@ -74,6 +75,7 @@ class WhipPublisher(MediaSession):
         self.booth = booth
         self.track = LoopTrack(loop, self._first_packet_seen)
         self._loop_length = loop.length
+        self._language = loop.language
 
     def _prepare(self) -> None:
         self.pc.addTransceiver(self.track, direction="sendonly")
@@ -82,7 +84,8 @@ class WhipPublisher(MediaSession):
     def schedule(self) -> PublisherSchedule | None:
         if self.track.epoch_wall_ns is None:
             return None
-        return PublisherSchedule(publisher_id=self.handle, epoch_ns=self.track.epoch_wall_ns, loop_length=self._loop_length)
+        return PublisherSchedule(publisher_id=self.handle, epoch_ns=self.track.epoch_wall_ns, loop_length=self._loop_length,
+                                 language=self._language)
 
     def _on_close(self) -> None:
         self.track.stop()

@@ -32,6 +32,7 @@ class PublisherSchedule:
     epoch_ns: int  # wall-clock send time of packet k = 0
     loop_length: int
     period_ns: int = PACKET_PERIOD_NS
+    language: str | None = None  # the speech loop it plays (speech.py); None for the synthetic loop
 
     def send_time_ns(self, loop_index: int, arrival_ns: int) -> int | None:
         """Scheduled send time of the latest packet with ``loop_index`` sent by ``arrival_ns``; None before the epoch."""

@@ -34,7 +34,8 @@ class Interpreter:
         # The page's booth id and the event's slug on join (contract 15: a mismatch raises BoothMismatch).
         self.socket = BoothSocket.for_portal(self.http, self.page.booth_id, event_slug=self.booth.ref.event_slug)
         self.socket.connect()
-        self.socket.join(self.display_name, "interpreter", language=self.booth.language)
+        self.socket.join(self.display_name, "interpreter", language=self.booth.language,
+                         channel_id=self.page.default_channel, room_id=self.page.room_id)
         return self.socket
 
     def drop(self) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 import sys
 from pathlib import Path
 
 from ..clients.errors import ClientError
-from ..inputs import results_dir_argument, run_id_argument, url_argument
+from ..inputs import folder_argument, run_id_argument, url_argument
 from ..media.errors import MediaError
 from ..errors import ExitCode
 from ..results import ResultsError, RunDirectory, RunStatus
@@ -44,8 +45,8 @@ def _positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be > 0 seconds")
+    if not value > 0 or value == math.inf:  # `not >` also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number of seconds > 0")
     return value
 
 
@@ -58,7 +59,7 @@ def _common_arguments(parser: argparse.ArgumentParser, probe: type[Probe]) -> No
     target.add_argument("--restart-cmd", metavar="CMD", help="shell command that restarts the portal of --host (restart drills)")
     target.add_argument("--media-restart-cmd", metavar="CMD", help="shell command that restarts the media server of --host")
     results = parser.add_argument_group("results")
-    results.add_argument("--results-dir", type=results_dir_argument, default="reports", metavar="DIR",
+    results.add_argument("--results-dir", type=folder_argument, default="reports", metavar="DIR",
                          help="where run folders go (default reports)")
     results.add_argument("--run-id", type=run_id_argument, metavar="ID", help="run folder name (default: UTC time plus random suffix)")
     results.add_argument("--max-duration-s", type=_positive_seconds, default=probe.default_budget_s, metavar="SECONDS",

@@ -106,8 +106,9 @@ class MediaRestartProbe(Probe):
     def check_arguments(cls, args: argparse.Namespace) -> None:
         if not 1 <= args.listeners <= 200:
             raise ValueError(f"--listeners {args.listeners}: must be 1..200")
-        if args.republish_delay_s < 0 or args.settle_s < 0 or args.recovery_timeout_s <= 0:
-            raise ValueError("--republish-delay-s and --settle-s must be >= 0, --recovery-timeout-s > 0")
+        # Chained comparisons with math.inf also refuse nan and infinity.
+        if not (0 <= args.republish_delay_s < math.inf and 0 <= args.settle_s < math.inf and 0 < args.recovery_timeout_s < math.inf):
+            raise ValueError("--republish-delay-s and --settle-s must be finite numbers >= 0, --recovery-timeout-s > 0")
         if args.media_api_url and not args.host:
             raise ValueError("--media-api-url applies to --host; the embedded stack knows its own")
 

@@ -9,6 +9,7 @@ with it. No locust import (and light: the scenario loader imports it).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 
@@ -35,8 +36,8 @@ class StepPlan:
             raise RampError(f"ramp levels must be >= 1, got {list(self.levels)}")
         if list(self.levels) != sorted(set(self.levels)):
             raise RampError(f"ramp levels must increase strictly, got {list(self.levels)}")
-        if self.step_s <= 0:
-            raise RampError(f"step length must be > 0 s, got {self.step_s}")
+        if not 0 < self.step_s < math.inf:  # also refuses nan, which compares false with everything
+            raise RampError(f"step length must be a finite number > 0 s, got {self.step_s}")
 
     @classmethod
     def parse(cls, text: str, step_s: float) -> StepPlan:

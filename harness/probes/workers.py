@@ -11,6 +11,7 @@ cycles and counts again. Every worker the probe started is stopped at the end.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 from ..clients.captions_ws import FINAL, Caption
@@ -75,8 +76,8 @@ class WorkersProbe(Probe):
     def check_arguments(cls, args: argparse.Namespace) -> None:
         if not 2 <= args.booths <= len(LANGUAGES):
             raise ValueError(f"--booths {args.booths}: must be 2..{len(LANGUAGES)}")
-        if args.observe_s < 0 or args.cycles < 0:
-            raise ValueError("--observe-s and --cycles must be >= 0")
+        if not 0 <= args.observe_s < math.inf or args.cycles < 0:  # the chained comparison also refuses nan
+            raise ValueError("--observe-s must be a finite number >= 0 and --cycles >= 0")
 
     def run(self, ctx: ProbeContext) -> Finding:
         args = ctx.args

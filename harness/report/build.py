@@ -17,6 +17,7 @@ from typing import Any
 from .. import __version__
 from ..results import utc_now_iso
 from . import capacity, plots, series
+from .browser import BrowserSection, browser_section
 from .capacity import CapacityInputs, Recommendation, Statement
 from .errors import OutputNotWritable
 from .faults import Outage, outages
@@ -58,6 +59,7 @@ class Report:
     scenario_name: str
     status: str
     outages: list[Outage] = dataclasses.field(default_factory=list)
+    browser: BrowserSection | None = None  # Chromium canaries, when the run had any (or asked for them)
 
 
 def _fmt_stage(stage: dict[str, Any]) -> str:
@@ -162,6 +164,7 @@ def assemble(run: RunData) -> Report:
         setups=series.media_setups(run),
         handovers=series.handovers(run, t0),
         captions=series.caption_delays(run, t0),
+        caption_booths=series.caption_booths(run),
         refusals=series.transcription_refusals(run),
         http=series.percentiles(http["value"]) if not http.empty else None,
         http_peak_rps=float(timeline["rps"].max()) if "rps" in timeline and timeline["rps"].notna().any() else None,
@@ -198,6 +201,7 @@ def assemble(run: RunData) -> Report:
         scenario_name=scenario_name,
         status=str((run.run_meta or {}).get("status", "unknown")),
         outages=faults,
+        browser=browser_section(run.path, run.listeners),
     )
 
 

@@ -21,7 +21,7 @@ from .verdicts import Verdicts
 
 @dataclasses.dataclass(frozen=True)
 class Statement:
-    topic: str  # audience, audio, first audio, handovers, captions, portal, generator, probe:<name>
+    topic: str  # audience, audio, first audio, handovers, captions, captions:<booth>, portal, generator, probe:<name>
     text: str
     ok: bool  # False when it states a breach, a refusal or a limit that was reached
 
@@ -63,6 +63,24 @@ class CapacityInputs:
     http: dict[str, float] | None
     http_peak_rps: float | None
     http_error_pct: float | None
+    # One row per captioned booth (series.caption_booths): recogniser, delays, word error rate.
+    caption_booths: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+
+
+_RECOGNISER_TEXT = {"speech": "a speech recogniser", "stand-in": "the marker stand-in (no speech recognition)"}
+
+
+def _caption_booth_text(row) -> str:
+    def sec(ms) -> str:
+        return "n/a" if ms is None or pd.isna(ms) else f"{ms / 1000:.1f} s"
+
+    who = " and ".join(_RECOGNISER_TEXT.get(r.strip(), r.strip()) for r in str(row.recogniser).split(","))
+    text = (f"Booth {row.booth}, captioned by {who}: final p50 {sec(row.final_p50_ms)} / p95 {sec(row.final_p95_ms)} "
+            f"after the audio ({row.final_count} samples), first caption p50 {sec(row.first_partial_p50_ms)} / "
+            f"p95 {sec(row.first_partial_p95_ms)}")
+    if row.word_error_rate is not None and not pd.isna(row.word_error_rate):
+        text += f", word error rate {100 * row.word_error_rate:.0f} %"
+    return text + "."
 
 
 def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health: GeneratorHealthView,
@@ -132,7 +150,9 @@ def statements(run: RunData, inputs: CapacityInputs, verdicts: Verdicts, health:
         out.append(Statement("captions", (
             f"Captions of {booths} transcribed booth{'s' if booths != 1 else ''} arrived p95 {captions['ms'].quantile(0.95) / 1000:.1f} s "
             f"after the audio (p50 {captions['ms'].median() / 1000:.1f} s, {len(captions)} caption samples){note}."), ok))
-    elif transcribed:
+    for row in inputs.caption_booths.itertuples(index=False):
+        out.append(Statement(f"captions:{row.booth}", _caption_booth_text(row), row.final_count > 0))
+    if captions.empty and transcribed:
         out.append(Statement("captions", f"No caption arrived for the {len(transcribed)} transcribed booth(s) ({', '.join(transcribed)}).", False))
     if not inputs.refusals.empty:
         refused = len(inputs.refusals)

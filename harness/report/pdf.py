@@ -113,6 +113,8 @@ def write_pdf(report: Report, path: Path) -> None:
             text.paragraph(period.describe(), bullet=True, color="#b00020")
         for note in health.notes:
             text.paragraph(note, bullet=True)
+        if report.browser is not None:
+            _browser_pages(text, report.browser)
         text.heading("Recommendations")
         for rec in report.recommendations or []:
             text.paragraph(f"{rec.text} (because: {rec.because})", bullet=True)
@@ -137,3 +139,33 @@ def write_pdf(report: Report, path: Path) -> None:
             caption = plot.figure.text(0.01, 0.0, textwrap.fill(f"{plot.title}. {plot.caption}", 150), fontsize=8, va="top", color="#444")
             pdf.savefig(plot.figure, bbox_inches="tight")
             caption.remove()  # the figure stays as the HTML showed it
+
+
+def _ms(value: float | None, fmt: str = "%.0f ms") -> str:
+    return fmt % value if value is not None else "no data"
+
+
+def _browser_pages(text: _TextPages, browser) -> None:
+    """The HTML report's browser section, as text (harness/report/browser.py)."""
+    text.heading("Browser canaries: real Chromium beside the synthetic listeners")
+    for line in browser.status_lines:
+        text.paragraph(line, bullet=True, color="#a06800")
+    for c in browser.canaries:
+        text.paragraph(f"{c.name} ({c.role}, {c.booth}, player: {c.player}): ended {c.final_state}, playing {c.playing_s} s, "
+                       f"{c.packets} packets ({c.lost} lost), jitter buffer p50 {_ms(c.jitter_buffer_delay_p50_ms)}, "
+                       f"mouth-to-ear p50 {_ms(c.m2e_p50_ms)} / p95 {_ms(c.m2e_p95_ms)}, language picked to first audio "
+                       f"{_ms(c.pick_to_first_audio_ms)} (page load {_ms(c.page_to_first_audio_ms)}), {c.whep_posts} WHEP POSTs ({c.whep_failed} failed), CPU "
+                       f"{_ms(c.cpu_pct_mean, '%.0f %%')}, RSS max {_ms(c.rss_mb_max, '%.0f MB')}", bullet=True)
+    for row in browser.calibration:
+        offset = f"{row.offset_ms:+.1f} ms" if row.offset_ms is not None else "n/a"
+        text.paragraph(f"Calibration {row.booth}: browser {_ms(row.browser_p50_ms, '%.1f ms')} vs synthetic probe "
+                       f"{_ms(row.probe_p50_ms, '%.1f ms')} (offset {offset}), synthetic tap {_ms(row.tap_p50_ms, '%.1f ms')}, "
+                       f"browser jitter buffer {_ms(row.browser_jbd_p50_ms)}", bullet=True)
+    if browser.calibration:
+        for label in browser.labels.values():
+            text.paragraph(label, indent=0.02, size=8, color="#555")
+    for problem in browser.problems:
+        text.paragraph(problem.sentence, bullet=True, color="#b00020" if problem.kind != "blocked" else "#555")
+    if not browser.problems:
+        text.paragraph("No console error, uncaught exception or failed request in any canary page." if browser.canaries
+                       else "No canary ran.")

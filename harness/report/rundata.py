@@ -39,8 +39,9 @@ LISTENER_USECOLS = (
     "t_epoch_s", "handle", "booth", "role", "packets", "expected", "lost", "jitter_ms", "latency_p50_ms",
     "silence_max_ms", "max_interarrival_ms", "marker_latency_ms",
 )
-# Sample tags the report groups by (harness.locust_plugin: name, method, error; users/run: booth; hub lag: process).
-SAMPLE_TAGS = ("name", "booth", "process", "method", "error")
+# Sample tags the report groups by (harness.locust_plugin: name, method, error; users/run: booth; hub lag: process;
+# caption samples: recogniser, harness/media/captions_match.py).
+SAMPLE_TAGS = ("name", "booth", "process", "method", "error", "recogniser")
 # media-*-seconds.jsonl lines are {"engine", "t_epoch_s", "interval_s", "health", "groups"} in this order
 # (harness/media/engine.py); the report needs only the head, so the (large) groups list is cut off unparsed.
 _GROUPS_KEY = ',"groups":'

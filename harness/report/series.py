@@ -186,6 +186,35 @@ def caption_delays(run: RunData, t0: float) -> pd.DataFrame:
     return pd.DataFrame({"t_s": delays["t"] - t0, "booth": run.labels(delays["booth"]), "ms": delays["value"]})
 
 
+CAPTION_BOOTH_COLUMNS = ["booth", "recogniser", "final_p50_ms", "final_p95_ms", "final_count", "first_partial_p50_ms",
+                         "first_partial_p95_ms", "word_error_rate"]
+
+
+def caption_booths(run: RunData) -> pd.DataFrame:
+    """One row per captioned booth: what recognised it (captions_match.Recogniser), delays, mean word error rate."""
+    frames = {name: metric(run, name) for name in ("caption_delay_ms", "caption_first_partial_delay_ms", "caption_word_error_rate")}
+    booths = sorted({str(b) for f in frames.values() if not f.empty and "booth" in f for b in f["booth"].dropna()})
+    rows = []
+    for booth in booths:
+        def of(name: str) -> pd.DataFrame:
+            f = frames[name]
+            return f[f["booth"].astype(str) == booth] if not f.empty and "booth" in f else f.iloc[0:0]
+
+        final, first, wer = of("caption_delay_ms"), of("caption_first_partial_delay_ms"), of("caption_word_error_rate")
+        recognisers = pd.concat([x["recogniser"] for x in (final, first, wer) if "recogniser" in x]).dropna().astype(str)
+        rows.append({
+            "booth": run.label(booth),
+            "recogniser": ", ".join(sorted(set(recognisers))) or "unknown",
+            "final_p50_ms": float(final["value"].median()) if len(final) else None,
+            "final_p95_ms": float(final["value"].quantile(0.95)) if len(final) else None,
+            "final_count": int(len(final)),
+            "first_partial_p50_ms": float(first["value"].median()) if len(first) else None,
+            "first_partial_p95_ms": float(first["value"].quantile(0.95)) if len(first) else None,
+            "word_error_rate": float(wer["value"].mean()) if len(wer) else None,
+        })
+    return pd.DataFrame(rows, columns=CAPTION_BOOTH_COLUMNS)
+
+
 def transcription_refusals(run: RunData) -> pd.DataFrame:
     """Booths whose transcription start got HTTP 429 (contract 7.2), first refusal time per booth."""
     refused = metric(run, "transcription_start_rejected")

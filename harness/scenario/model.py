@@ -209,6 +209,8 @@ class MediaSpec:
     probe_listener_share: float
     silence_threshold_ms: float
     engines: int | None  # None = auto (one per spare core, decided by the media engine)
+    browser_listeners: int = 0  # Chromium canary listeners playing the target's listener page (harness/browser)
+    browser_interpreter: bool = False  # one Chromium canary interpreter on the target's booth page
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,6 +365,8 @@ def build_media(media: Mapping[str, Any]) -> MediaSpec:
         probe_listener_share=float(media.get("probe_listener_share", DEFAULT_PROBE_LISTENER_SHARE)),
         silence_threshold_ms=float(media.get("silence_threshold_ms", DEFAULT_SILENCE_THRESHOLD_MS)),
         engines=None if engines == "auto" else int(engines),
+        browser_listeners=int(media.get("browser_listeners", 0)),
+        browser_interpreter=bool(media.get("browser_interpreter", False)),
     )
 
 

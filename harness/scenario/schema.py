@@ -133,6 +133,9 @@ MEDIA = _object(
         "probe_listener_share": {"type": "number", "minimum": 0, "maximum": 1},
         "silence_threshold_ms": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SILENCE_THRESHOLD_MS},
         "engines": {"type": ["string", "integer"], "maximum": MAX_ENGINES},
+        # Headless Chromium canaries (harness/browser): each is a whole browser, hence the cap.
+        "browser_listeners": {"type": "integer", "minimum": 0, "maximum": 8},
+        "browser_interpreter": {"type": "boolean"},
     }
 )
 

@@ -318,6 +318,8 @@ class VoxBentoStack:
     def _wait(self, name: str, proc_of, port: int, path: str) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
+            if self._stopping.is_set() and self._supervisor is not None:
+                raise VoxBentoError(f"{name}: stopped while starting")  # Ctrl-C during a supervised restart
             proc = proc_of()
             if proc is None or proc.poll() is not None:
                 code = None if proc is None else proc.returncode
@@ -361,6 +363,8 @@ class VoxBentoStack:
                         self._relay.media_proc = self._relay._spawn_media()
                         self._wait_media()
                 except VoxBentoError as exc:
+                    if self._stopping.is_set():
+                        return
                     self.problem = str(exc)
                     self._set_state("portal" if "portal" in str(exc) else "media", ProcState.FAILED)
                     return

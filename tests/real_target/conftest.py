@@ -92,5 +92,6 @@ def explain(done: subprocess.CompletedProcess, cwd: Path | None = None, run_id: 
     if cwd is not None and run_id is not None and (cwd / "reports" / run_id / "verdict.json").exists():
         v = verdict(cwd, run_id)
         slos = {s["metric"]: f"{s['state']} {s['measured']}" for s in v["slos"]}
-        why = f"verdict {v['verdict']} (exit {v['exit_code']}): {v['reason']}\nslos {slos}\nmissing {v.get('missing')}\n"
+        why = (f"verdict {v['verdict']} (exit {v['exit_code']}): {v['reason']}\nslos {slos}\nmissing {v.get('missing')}\n"
+               f"generator {v.get('generator_health')}\n")
     return f"{why}exit {done.returncode}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-2000:]}"

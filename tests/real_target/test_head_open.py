@@ -15,9 +15,10 @@ from harness.errors import ExitCode
 from .conftest import explain, finding, operator_env, running_voxbento, scenario_into, verdict, voxload
 
 # Contract 7.3: the local provider loads faster-whisper on the first chunk, downloading it from the Hugging Face hub;
-# offline here (HF_HUB_OFFLINE=1) no caption is ever produced, so caption SLOs have no data.
+# offline here (HF_HUB_OFFLINE=1) no caption is ever produced, so caption SLOs have no data. The worker does read the
+# booth over our relay's RTSP; tests/real_target/test_transcription_rtsp.py captions an English booth with a packaged model.
 NO_CAPTIONS = ("VoxBento's local transcription provider downloads its faster-whisper model at the first audio chunk "
-               "(contract 7.3); offline here, and our relay has no RTSP for the worker's ffmpeg, so no caption arrives")
+               "(contract 7.3); offline here, so no caption arrives for the smoke run's Spanish booth")
 CAPTION_SLOS = {"caption_delay_ms"}
 
 
@@ -49,7 +50,6 @@ def test_smoke_rehearsal_meets_every_slo_that_does_not_need_captions(smoke):
     # Caption data is missing, which is never a pass: the run is not signable, and says so by its exit code.
     assert slos["caption_delay_ms"]["state"] == "no_data"
     assert done.returncode == v["exit_code"] != ExitCode.OK, explain(done, cwd, "smoke")
-    assert "Traceback" not in done.stderr.split("Error report")[0]
 
 
 @pytest.mark.xfail(strict=True, reason=NO_CAPTIONS)
@@ -85,7 +85,7 @@ def test_handover_drill_rehearsal_with_json_provisioning(voxbento, tmp_path):
     v = verdict(tmp_path, "handover")
     assert done.returncode == ExitCode.OK, explain(done, tmp_path, "handover")
     assert all(s["state"] == "pass" for s in v["slos"] if s["required"]), explain(done, tmp_path, "handover")
-    # Requested handovers on both booths (every 7 s from 8 s), all completed.
+    # Requested handovers on both booths (every 7 s from 12 s), all completed.
     assert _slos(v)["handover_failure_rate"]["sample_count"] >= 4, explain(done, tmp_path, "handover")
 
 

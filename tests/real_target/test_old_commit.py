@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from harness.clients.booth_ws import BoothSocket
-from harness.clients.errors import BoothErrorReply, BoothMismatch
+from harness.clients.errors import BoothMismatch
 from harness.errors import ExitCode
 from harness.probes.event import provision
 from harness.probes.target import RemoteTarget
@@ -76,17 +76,17 @@ def test_a_booth_socket_in_a_phantom_booth_fails_with_one_line(voxbento):
             assert state.event_slug == f"{event.slug}-{event.room_id}" != event.slug
         finally:
             blind.close()
-        # The join now names its event: this commit already checks event_slug and refuses with booth:error (the
-        # client's own BoothMismatch check is the second line, for a server that ignores it). Either way: one line.
+        # The join now names its event: this commit already checks event_slug and refuses with booth:error
+        # "Booth ... does not belong to event ...", which the client raises as BoothMismatch: one line naming both.
         checked = BoothSocket.for_portal(event.admin.http, newer_shape, event_slug=event.slug)
         checked.connect()
         try:
-            with pytest.raises((BoothErrorReply, BoothMismatch)) as caught:
+            with pytest.raises(BoothMismatch) as caught:
                 checked.join("Phantom", "interpreter")
         finally:
             checked.close()
         message = str(caught.value)
-        assert isinstance(caught.value, BoothErrorReply) and "does not belong to event" in message, message
+        assert "does not belong to event" in message, message
         assert "\n" not in message and newer_shape in message and event.slug in message, message
     finally:
         event.teardown()

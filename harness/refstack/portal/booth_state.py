@@ -128,15 +128,20 @@ class ChatMessage:
 class Booth:
     """One booth's live state. Mutated only by :class:`BoothRegistry` while it holds the registry lock."""
 
-    def __init__(self, identity: BoothIdentity, *, language: str, instance: str = "primary") -> None:
+    def __init__(self, identity: BoothIdentity, *, language: str, instance: str = "primary", channel_id: str | None = None,
+                 room_id: int | None = None) -> None:
+        if room_id is not None:
+            # As VoxBento's `_get_or_create_booth`: a room id given at creation wins over the one the id names.
+            identity = dataclasses.replace(identity, room_id=room_id)
         self.identity = identity
         self.booth_id = identity.booth_id
         self.language = language
         self.instance = instance
         self.mediamtx_path = identity.mediamtx_path
-        # The booth's audio channel is its MediaMTX path, the value the booth page renders as
-        # data-default-channel (contract 5.1) and the interpreter JS passes to the status route.
-        self.channel_id = self.mediamtx_path
+        # The booth's audio channel: its MediaMTX path when an HTTP route creates it (the value the booth page renders
+        # as data-default-channel, contract 5.1); when a socket message creates it, that socket's channel, as in
+        # VoxBento (`_get_or_create_booth` keeps the creator's channel_id; a socket's default is `{booth_id}-audio`).
+        self.channel_id = channel_id or self.mediamtx_path
         # dict keeps insertion order: contract 5.5 picks "the first remaining eligible one" by it.
         self.participants: dict[str, Participant] = {}
         self.chat: collections.deque[ChatMessage] = collections.deque(maxlen=CHAT_KEPT)
@@ -228,12 +233,14 @@ class BoothRegistry:
             chat_messages_kept=sum(len(b.chat) for b in booths),
         )
 
-    def _get_or_create(self, booth_id: str, language: str | None = None, instance: str = "primary") -> Booth:
+    def _get_or_create(self, booth_id: str, language: str | None = None, instance: str = "primary",
+                       channel_id: str | None = None, room_id: int | None = None) -> Booth:
         booth = self._booths.get(booth_id)
         if booth is None:
             # Contract 8.2, 14.23: any message naming an unknown booth id creates it, never freed.
             identity = BoothIdentity.parse(booth_id, self._naming)
-            booth = Booth(identity, language=language or identity.language_code.upper(), instance=instance)
+            booth = Booth(identity, language=language or identity.language_code.upper(), instance=instance, channel_id=channel_id,
+                          room_id=room_id)
             self._booths[booth_id] = booth
         return booth
 
@@ -246,10 +253,11 @@ class BoothRegistry:
         async with self._lock:
             return [b.as_public_dict() for b in self._booths.values() if b.identity.event_slug == event_slug]
 
-    async def get_or_create(self, booth_id: str, *, language: str | None = None, instance: str = "primary") -> dict[str, Any]:
+    async def get_or_create(self, booth_id: str, *, language: str | None = None, instance: str = "primary",
+                            room_id: int | None = None) -> dict[str, Any]:
         """Create the booth if missing (contract 4.2: "created, or snapshotted if it exists")."""
         async with self._lock:
-            return self._get_or_create(booth_id, language, instance).as_public_dict()
+            return self._get_or_create(booth_id, language, instance, room_id=room_id).as_public_dict()
 
     async def delete(self, booth_id: str) -> bool:
         """Contract 4.4: only the JSON DELETE route drops a booth; open sockets recreate it on their next message."""
@@ -269,7 +277,7 @@ class BoothRegistry:
         booth_language: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         async with self._lock:
-            booth = self._get_or_create(booth_id, booth_language)
+            booth = self._get_or_create(booth_id, booth_language, channel_id=channel_id)
             # Contract 2, 8.4: a client-sent participant id is trusted as given (a rejoin overwrites).
             pid = participant_id or uuid.uuid4().hex
             participant = Participant(pid, display_name, role, language, channel_id)
@@ -356,10 +364,11 @@ class BoothRegistry:
             booth._recompute_ingest()
             return booth.as_public_dict()
 
-    async def set_broadcast_unlocked(self, booth_id: str, unlocked: bool, *, language: str | None = None) -> dict[str, Any]:
+    async def set_broadcast_unlocked(self, booth_id: str, unlocked: bool, *, language: str | None = None,
+                                     channel_id: str | None = None) -> dict[str, Any]:
         """Permission (manager role) is checked by the caller: no join is needed (contract 5.3)."""
         async with self._lock:
-            booth = self._get_or_create(booth_id, language)
+            booth = self._get_or_create(booth_id, language, channel_id=channel_id)
             booth.broadcast_unlocked = unlocked
             if not unlocked:
                 # Contract 5.3: locking clears every publisher flag and forces `disconnected`.

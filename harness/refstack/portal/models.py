@@ -51,6 +51,8 @@ class Room(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
     display_name: Mapped[str] = mapped_column(String(255))
+    # VoxBento's external (eventyay) room id; before d2bee53 the JSON shortcut's room_id is matched against it.
+    eventyay_room_id: Mapped[str | None] = mapped_column(String(200), nullable=True, default=None)
     audio_delay_ms: Mapped[int] = mapped_column(Integer, default=0)  # contract 6.2: 0-10000
     floor_transcription_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # Contract 6.1: listener-data `rooms` carries these two flags and the room's translation languages.

@@ -128,6 +128,20 @@ async def _resolve_room(session, event: Event, room_id: int | None, room_name: s
     return room
 
 
+async def _resolve_room_by_external_id(session, event: Event, room_id: int, room_name: str | None) -> Room:
+    """Before d2bee53 (7cc5f3e's portal/routers/api.py): `room_id` is an external (eventyay) room id, matched against
+    `rooms.eventyay_room_id`; a room made by the admin forms has none, so a new room is created; a match is renamed."""
+    room = (await session.scalars(select(Room).where(Room.event_id == event.id, Room.eventyay_room_id == str(room_id)))).first()
+    display_name = room_name or f"Room {room_id}"
+    if room is None:
+        room = Room(event_id=event.id, display_name=display_name, eventyay_room_id=str(room_id))
+        session.add(room)
+        await session.flush()
+    else:
+        room.display_name = display_name
+    return room
+
+
 @router.post("/api/events/{event_slug}/booths", status_code=201, dependencies=[Depends(require_access)])
 async def create_booth(event_slug: str, request: Request):
     """Contract 4.2: the JSON provisioning shortcut; a NEW single-use interpreter invite on every call."""
@@ -157,15 +171,22 @@ async def create_booth(event_slug: str, request: Request):
             event = Event(slug=event_slug, display_name=event_slug.title())
             session.add(event)
             await session.flush()
-        room = await _resolve_room(session, event, room_id, room_name)
         naming = settings.timeline.naming
+        if naming.multiroom or room_id is None:
+            room = await _resolve_room(session, event, room_id, room_name)
+        else:
+            room = await _resolve_room_by_external_id(session, event, room_id, room_name)
         booth_id = naming.booth_id(event_slug, room.id, language_code)
         path = naming.mediamtx_path(event_slug, room.id, language_code)
-        state = await request.app.state.booths.get_or_create(booth_id, language=language, instance=instance)
+        # Before d2bee53 the in-memory booth keeps the room id as sent (VoxBento passes body.room_id).
+        state = await request.app.state.booths.get_or_create(
+            booth_id, language=language, instance=instance, room_id=None if naming.multiroom else room_id)
         await media.ensure_path(path)
+        # Before d2bee53 the DB booth is the event's booth of that language, whatever its room.
+        booth_filter = Booth.room_id == room.id if naming.multiroom else Booth.event_id == event.id
         db_booth = (
-            await session.scalars(select(Booth).where(Booth.room_id == room.id, Booth.language_code == language_code))
-        ).one_or_none()
+            await session.scalars(select(Booth).where(booth_filter, Booth.language_code == language_code).order_by(Booth.id))
+        ).first()
         if db_booth is None:
             db_booth = Booth(
                 event_id=event.id, room_id=room.id, language_code=language_code, language_name=language, instance=instance
@@ -234,7 +255,8 @@ async def whip_url(event_slug: str, language_code: str, request: Request, partic
         raise HTTPException(403, str(exc)) from None
     path = state["mediamtx_path"]
     await request.app.state.media.ensure_path(path)
-    return {"whip_url": request.app.state.media.whip_url(path), "channel_id": state["channel_id"], "booth_id": booth_id}
+    # VoxBento answers with the MediaMTX path as channel_id, whatever channel the booth was created with.
+    return {"whip_url": request.app.state.media.whip_url(path), "channel_id": path, "booth_id": booth_id}
 
 
 @router.delete("/api/events/{event_slug}/rooms/{room_id}/booths/{language_code}", dependencies=[MULTIROOM_ROUTE, Depends(require_access)])

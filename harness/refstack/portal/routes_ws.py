@@ -161,6 +161,8 @@ class BoothSocketSession:
         self.payload = payload
         self.granted_role = granted_role
         self.language_name = language_name
+        # VoxBento's session channel (portal/websockets/handlers.py): `{booth_id}-audio` until a join names another.
+        self.channel_id = f"{identity.booth_id}-audio"
         self.participant_id: str | None = None
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "booth:join": self.on_join,
@@ -233,8 +235,9 @@ class BoothSocketSession:
         if rank(role) > rank(self.granted_role):
             raise BoothError(f"Your assigned role ({self.granted_role}) does not permit joining as {role}.")
         event_slug = message.get("event_slug")
-        if event_slug and event_slug != self.identity.event_slug:
-            raise BoothError("Event slug does not match this booth.")
+        # VoxBento checks any event_slug sent, even "", with this text (portal/booth_state.py validate_booth_event).
+        if event_slug is not None and event_slug != self.identity.event_slug:
+            raise BoothError(f"Booth '{self.booth_id}' does not belong to event '{event_slug}'.")
         room_id = message.get("room_id")
         if room_id is not None:
             try:
@@ -242,13 +245,14 @@ class BoothSocketSession:
             except (TypeError, ValueError):
                 raise BoothError("room_id must be an integer.") from None
         raw_pid = message.get("participant_id")
+        self.channel_id = message.get("channel_id") or self.channel_id
         participant_id, state = await self.booths.join(
             self.booth_id,
             participant_id=str(raw_pid) if raw_pid else None,
             display_name=message.get("display_name") or "Interpreter",
             role=role,
             language=message.get("language") or self.language_name,
-            channel_id=message.get("channel_id") or f"{self.booth_id}-audio",
+            channel_id=self.channel_id,
             booth_language=self.language_name,
         )
         self.participant_id = participant_id
@@ -294,7 +298,8 @@ class BoothSocketSession:
         if self.granted_role not in MANAGER_ROLES:
             raise BoothError("Only Room Coordinators can manage broadcast lock.")
         unlocked = bool(message.get("unlocked"))
-        state = await self.booths.set_broadcast_unlocked(self.booth_id, unlocked, language=self.language_name)
+        state = await self.booths.set_broadcast_unlocked(self.booth_id, unlocked, language=self.language_name,
+                                                         channel_id=self.channel_id)
         if not unlocked:
             # Contract 5.3, 7.1: locking stops the booth's transcription worker.
             await self.app.state.workers.stop(self.booth_id)

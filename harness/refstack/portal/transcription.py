@@ -13,8 +13,8 @@ Reproduced on purpose (contract 7.1, 7.2, 14.2, 14.3):
   provider until it ends, waits 1 s and repeats; with no provider or no audio that is about one iteration
   (and one DB session) per second, forever, like VoxBento respawning a failing ffmpeg.
 
-The provider stands in for ffmpeg + speech recognition: ``async def transcribe(whep_url) -> AsyncIterator[str]``
-yielding one text chunk per ~3 s of audio ('' for silence). It is looked up by ``module:function`` from
+The provider stands in for ffmpeg + speech recognition: ``async def transcribe(whep_url, *, language) ->
+AsyncIterator[str]`` yielding one text chunk per ~3 s of audio ('' for silence). It is looked up by ``module:function`` from
 ``Settings.caption_provider`` (knob ``REFSTACK_CAPTION_PROVIDER``, default the media engineer's
 ``captioner.transcribe``) when a worker first runs, so the portal imports no media stack until then.
 
@@ -30,6 +30,7 @@ import dataclasses
 import enum
 import importlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -151,7 +152,7 @@ class TranscriptionWorker:
             aggregator = CaptionAggregator(self._send_caption, self._schedule_segment_save)
             try:
                 transcribe = load_provider(spec)
-                async for chunk in transcribe(self._whep_url()):
+                async for chunk in transcribe(self._whep_url(), language=self.language_code):
                     await aggregator.add_chunk(chunk)
             except ProviderUnavailable as exc:
                 if not unavailable_logged:
@@ -278,6 +279,10 @@ class WorkerRegistry:
         async with self._lock:
             workers, self._workers = list(self._workers.values()), {}
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+        # The captioner's recogniser process (recogniser.py), if a worker ever started it.
+        recogniser = sys.modules.get("harness.refstack.portal.recogniser")
+        if recogniser is not None:
+            recogniser.shutdown()
 
 
 router = APIRouter()
@@ -324,7 +329,8 @@ async def _start(request: Request, event_slug: str, room_id: int | None, languag
     async with request.app.state.db.get_session() as session:
         booth = (await session.scalars(query)).first()
     if booth is None or not booth.transcription_enabled:
-        return {"status": "disabled", "booth_id": booth_id, "message": "Transcription is disabled for this booth."}
+        # VoxBento's exact body (portal/routers/api.py).
+        return {"status": "disabled", "message": "Transcription is not enabled for this booth."}
     try:
         await request.app.state.workers.start(
             booth_id,
