@@ -11,6 +11,11 @@ measured over a window from the engine's own per-second pushes.
 
     python benchmarks/media_capacity.py --quick       # about a minute
     python benchmarks/media_capacity.py               # about three minutes
+    python benchmarks/media_capacity.py --compare main  # and main's version of this benchmark at the same time
+
+``--compare REF`` runs REF's tree (``git archive``) of this benchmark with the same arguments at the same time,
+so both ramps see the same machine (their measured engines share the same CPU), and prints the tap listeners
+per engine core of both and their ratio.
 
 A step is *clean* when every session gets >= 49 packets/s (publishers: send lateness p95 < 20 ms), the
 engine's mean per-second loop lag p95 is < 20 ms and its CPU <= 80 %. Per-session cost is the engine CPU
@@ -29,6 +34,9 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -318,6 +326,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=None, metavar="SECONDS", help="overall time budget")
     parser.add_argument("--setup-concurrency", type=int, default=20, metavar="N")
     parser.add_argument("--results-dir", default=None, metavar="DIR")
+    parser.add_argument("--compare", default=None, metavar="REF",
+                        help="also run REF's version of this benchmark (git archive) at the same time and print both")
     args = parser.parse_args(argv)
     quick = args.quick
     args.tap_steps = args.tap_steps or ([200, 400, 600] if quick else [200, 400, 600, 800, 1000])
@@ -330,10 +340,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _start_previous(ref: str, argv: list[str]) -> tuple[subprocess.Popen, Path, Path]:
+    """REF's version of this benchmark, with the same arguments (minus --compare/--results-dir), started now."""
+    work = Path(tempfile.mkdtemp(prefix="voxload-media-bench-previous-"))
+    tree = work / "tree"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    passed, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--compare", "--results-dir"):
+            skip = True
+        elif not arg.startswith(("--compare=", "--results-dir=")):
+            passed.append(arg)
+    results = work / "results"
+    log = open(work / "output.txt", "w")
+    proc = subprocess.Popen([sys.executable, str(tree / "benchmarks" / "media_capacity.py"), *passed, "--results-dir", str(results)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)})
+    return proc, results, work
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print("command:", shlex.join([sys.executable, *sys.argv]))
     print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    previous = _start_previous(args.compare, list(sys.argv[1:] if argv is None else argv)) if args.compare else None
     bench = Benchmark(args)
     print(f"measured engine on CPU {bench.engine_cpu}; relay and publisher engine on CPU {bench.shared_cpu}; results in {bench.results_dir}")
     started = time.monotonic()
@@ -349,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         stock = bench.listeners("stock", "stock", args.stock_steps)
         print("publishers (pre-encoded Opus loop):")
         pubs = bench.publishers(args.publisher_steps)
+    except BaseException:
+        if previous is not None:  # ours failed or was interrupted: do not leave the other ramp running
+            previous[0].send_signal(signal.SIGINT)
+        raise
     finally:
         bench.stop()
     summary = {"tap": capacity(tap), "stock": capacity(stock), "publishers": capacity(pubs), "fast_path": side}
@@ -368,6 +405,26 @@ def main(argv: list[str] | None = None) -> int:
               f"without ({side.get('queued_over_fast', 'n/a')}x), {side['sessions']} listeners each, side by side")
     if any(step.verdict == "contended" for step in bench.steps):
         print("  note: some steps were contended by other processes on the engine's CPU; rerun on a quieter machine for a clean ramp")
+    if previous is not None:
+        proc, results, work = previous
+        try:
+            proc.wait(timeout=args.max_seconds + 300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        try:
+            before = json.loads((results / "media_capacity.json").read_text())
+        except (OSError, ValueError):
+            before = None
+        if before is None:
+            print(f"  {args.compare}'s run left no summary (see {work / 'output.txt'}): no side-by-side figure")
+        else:
+            ours, theirs = summary["tap"]["per_core"], before["tap"]["per_core"]
+            ratio = f"{ours / theirs:.2f}x" if ours and theirs else "n/a"
+            print(f"  RTP-tap listeners per engine core, side by side: this tree {ours or 'n/a'}, {args.compare} "
+                  f"{theirs or 'n/a'} (this tree / {args.compare}: {ratio}; both ramps at the same time; {args.compare}'s "
+                  f"output in {work / 'output.txt'})")
+        shutil.rmtree(work / "tree", ignore_errors=True)
     print(f"took {time.monotonic() - started:.0f} s; load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"summary in {bench.results_dir / 'media_capacity.json'}")
     return 0

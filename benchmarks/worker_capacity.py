@@ -1,18 +1,28 @@
-"""What one Locust worker costs per simulated listener, measured on this machine.
+"""What the generator (one Locust process and its media engine) costs per simulated listener, side by side.
 
 Runs `locust -f scenarios/conference.py --headless` against the embedded stack with N listeners (a
 generated scenario: 2 booths, one backup interpreter each, steady state), and during the steady window
 reads the CPU time of every process of the run (psutil): the Locust process (HTTP, WebSockets, bridge), its
-media engines, and, for context, the portal and the relay. CPU time, not wall time, so a busy machine
-shifts the figures less. Prints per-listener costs and the listeners one core of each part carries.
+media engine, and, for context, the portal and the relay. CPU time, not wall time, so a busy machine
+shifts the figures less. Prints per-listener costs, the listeners one core of each part carries, and the
+line `harness total ... listeners per core N` (Locust + media engine: the generator's own cost).
 
-    python3 benchmarks/worker_capacity.py [--listeners 60] [--steady-s 40]
+Side by side: the same run of a previous version (``--compare REF``, default ``main``: its tree from
+``git archive``) runs at the same time, so both see the same machine, and the ratio is printed. Each run's
+live listener sessions in the window are counted from its engine's per-second records; a run that did not
+hold all N is said so (its figures are not comparable).
+
+    python3 benchmarks/worker_capacity.py [--listeners 200] [--steady-s 30] [--compare main|none]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +52,7 @@ load:
     listener: [0.1, 0.3]
 media:
   engines: 1
-  probe_listener_share: 0.02
+  probe_listener_share: {probe_share}
 slos:
   http_error_rate: ["rate < 0.05"]
 """
@@ -72,34 +82,123 @@ def _cpu_by_part(root: psutil.Process) -> dict[str, float]:
     return totals
 
 
+PARTS = ("locust", "media engine", "portal (target)", "relay (target)")
+HARNESS_PARTS = ("locust", "media engine")  # the generator's own cost; the target's rows are context
+CORE_BUDGET_PCT = 80.0  # listeners per core are counted at <= 80 % of a core
+
+
+class Run:
+    """One version's Locust run: its tree, its process, its CPU snapshots."""
+
+    def __init__(self, label: str, tree: Path, work: Path, scenario_text: str) -> None:
+        self.label, self.tree, self.work = label, tree, work
+        work.mkdir(parents=True, exist_ok=True)
+        scenario = work / "worker-capacity.yaml"
+        scenario.write_text(scenario_text)
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", str(tree / "scenarios" / "conference.py"), "--headless", "--only-summary",
+             "--scenario", str(scenario), "--results-dir", str(work), "--run-id", "bench"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tree, env=env)
+        self.root = psutil.Process(self.proc.pid)
+        self.before: dict[str, float] = {}
+        self.after: dict[str, float] = {}
+
+    def engine_window(self, start_s: float, end_s: float) -> tuple[float | None, float | None, float]:
+        """(mean listener sessions held, median loop-lag p95 ms, share of saturated seconds) in the window,
+        from the engines' own per-second records."""
+        means, lags, saturated, seconds = [], [], 0, 0
+        for path in (self.work / "bench" / "media").glob("media-*-seconds.jsonl"):
+            health = [r["health"] for r in map(json.loads, path.read_text().splitlines()) if start_s <= r["t_epoch_s"] <= end_s]
+            if health:
+                means.append(sum(h["listeners"] for h in health) / len(health))
+                lags += [h["loop_lag_p95_ms"] for h in health]
+                saturated += sum(1 for h in health if h["saturated"])
+                seconds += len(health)
+        return (sum(means) if means else None, statistics.median(lags) if lags else None, saturated / seconds if seconds else 0.0)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _previous_tree(ref: str, dest: Path) -> Path:
+    """The repository at ``ref`` (committed files only), unpacked into ``dest``."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def _report(run: Run, n: int, elapsed_s: float, window: tuple[float | None, float | None, float]) -> float:
+    """Print one run's table; returns the harness's CPU % of a core per listener."""
+    live, lag_ms, saturated = window
+    print(f"\n[{run.label}] {n} listeners, steady window {elapsed_s:.0f} s, live listener sessions "
+          f"{'n/a' if live is None else f'{live:.0f}'}, engine loop lag p95 median "
+          f"{'n/a' if lag_ms is None else f'{lag_ms:.1f}'} ms, saturated {100 * saturated:.0f} % of seconds")
+    print(f"{'part':18} {'CPU % of a core':>16} {'% per listener':>15} {'listeners per core':>19}")
+    harness_pct = 0.0
+    for part in PARTS:
+        pct = 100.0 * (run.after.get(part, 0.0) - run.before.get(part, 0.0)) / elapsed_s
+        if part in HARNESS_PARTS:
+            harness_pct += pct
+        per = pct / n
+        print(f"{part:18} {pct:16.1f} {per:15.3f} {(CORE_BUDGET_PCT / per if per else float('inf')):19.0f}")
+    per = harness_pct / n
+    print(f"harness total (locust + media engine) [{run.label}] {harness_pct:.1f} % of a core, {per:.3f} % per listener, "
+          f"listeners per core {CORE_BUDGET_PCT / per if per else float('inf'):.0f}")
+    if live is None or live < 0.95 * n:
+        print(f"  WARNING [{run.label}]: the engine held {'no' if live is None else f'{live:.0f} of'} {n} listeners "
+              f"in the window: not comparable")
+    if saturated > 0.05:
+        # The machine (or this run) starved the engine: its CPU figure still counts, its media figures do not.
+        print(f"  WARNING [{run.label}]: the engine was saturated (loop lag) in {100 * saturated:.0f} % of the window's seconds")
+    return per
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listeners", type=int, default=60, metavar="N")
-    parser.add_argument("--steady-s", type=float, default=40.0, metavar="SECONDS")
+    parser.add_argument("--listeners", type=int, default=200, metavar="N")
+    parser.add_argument("--steady-s", type=float, default=30.0, metavar="SECONDS")
+    parser.add_argument("--probe-share", type=float, default=0.02, metavar="SHARE",
+                        help="the scenario's media.probe_listener_share (default 0.02)")
+    parser.add_argument("--compare", default="main", metavar="REF",
+                        help="git ref of the previous version run side by side ('none': this tree only)")
     args = parser.parse_args()
     n, ramp_s = args.listeners, max(10, args.listeners // 8)
     tmp = Path(tempfile.mkdtemp(prefix="voxload-bench-"))
-    scenario = tmp / "worker-capacity.yaml"
     # The run holds far longer than the window; it is interrupted (Ctrl-C) once the window is measured.
-    scenario.write_text(SCENARIO.format(half=n // 2, rest=n - n // 2, n=n, ramp_s=ramp_s, hold_s=int(args.steady_s) + 300))
+    text = SCENARIO.format(half=n // 2, rest=n - n // 2, n=n, ramp_s=ramp_s, hold_s=int(args.steady_s) + 300,
+                           probe_share=args.probe_share)
     print(f"command: {' '.join(sys.argv)}")
-    proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / "conference.py"), "--headless",
-                             "--only-summary", "--scenario", str(scenario), "--results-dir", str(tmp), "--run-id", "bench"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-    root = psutil.Process(proc.pid)
-    time.sleep(ramp_s + 25)  # stack start, provisioning, ramp
-    before, t0 = _cpu_by_part(root), time.monotonic()
-    time.sleep(args.steady_s)
-    after, elapsed = _cpu_by_part(root), time.monotonic() - t0
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)
-    print(f"{n} listeners, steady window {elapsed:.0f} s")
-    print(f"{'part':18} {'CPU % of a core':>16} {'% per listener':>15} {'listeners per core':>19}")
-    for part in ("locust", "media engine", "portal (target)", "relay (target)"):
-        pct = 100.0 * (after.get(part, 0.0) - before.get(part, 0.0)) / elapsed
-        per = pct / n
-        print(f"{part:18} {pct:16.1f} {per:15.3f} {(80.0 / per if per else float('inf')):19.0f}")
-    print("listeners per core at <= 80 % of a core; the target's rows are context, not harness cost.")
+    print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    runs = [Run("this tree", REPO, tmp / "new", text)]
+    try:
+        if args.compare != "none":
+            old = _previous_tree(args.compare, tmp / "previous-tree")
+            runs.append(Run(f"{args.compare}", old, tmp / "old", text))
+        time.sleep(ramp_s + 30)  # stack start, provisioning, ramp (both runs at once: a little longer)
+        t0, w0 = time.monotonic(), time.time()
+        for run in runs:
+            run.before = _cpu_by_part(run.root)
+        time.sleep(args.steady_s)
+        for run in runs:
+            run.after = _cpu_by_part(run.root)
+        elapsed, w1 = time.monotonic() - t0, time.time()
+    finally:
+        for run in runs:
+            run.stop()
+    per = {run.label: _report(run, n, elapsed, run.engine_window(w0, w1)) for run in runs}
+    print(f"\nlisteners per core at <= {CORE_BUDGET_PCT:g} % of a core; the target's rows are context, not harness cost.")
+    if len(runs) == 2 and per[runs[0].label] > 0:
+        print(f"harness cost per listener, {runs[1].label} / this tree: {per[runs[1].label] / per[runs[0].label]:.2f}x "
+              f"(both runs at the same time on this machine)")
+    print(f"load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())}; run folders in {tmp}")
+    shutil.rmtree(tmp / "previous-tree", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import random
 import time
 
 import gevent
-from locust import HttpUser, between, constant, task
+from locust import FastHttpUser, HttpUser, between, constant, task
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 from locust.user.users import LOCUST_STATE_STOPPING
 
@@ -21,7 +21,7 @@ from .clients.booth_api import BoothApi
 from .clients.booth_ws import BoothSocket
 from .clients.captions_ws import CaptionSocket
 from .clients.errors import BoothMismatch, ClientError, SocketClosed, UnexpectedStatus
-from .clients.http import PortalHttp
+from .clients.http import DEFAULT_TIMEOUT_S, PortalHttp
 from .clients.interpreter import InterpreterClient
 from .clients.listener import ListenerClient
 from .handover import HandoverDuty, HandoverRecord
@@ -46,8 +46,8 @@ def _distinct_ip() -> str:
 RUN_READY_TIMEOUT_S = 300.0
 
 
-class ConferenceUser(HttpUser):
-    abstract = True
+class _Conference:
+    """What every conference user shares, whichever Locust HTTP client it runs on."""
 
     @property
     def conference(self):
@@ -78,6 +78,10 @@ class ConferenceUser(HttpUser):
         if isinstance(kwargs.get("exception"), SocketClosed) and self.leaving:
             return
         self.environment.events.request.fire(**kwargs)
+
+
+class ConferenceUser(_Conference, HttpUser):
+    abstract = True
 
 
 class CoordinatorUser(ConferenceUser):
@@ -236,10 +240,17 @@ class InterpreterUser(ConferenceUser):
             self.socket.close()
 
 
-class ListenerUser(ConferenceUser):
-    """A listener's browser (contract 6.2): page with code, captions socket, WHEP, audio-delay poll."""
+class ListenerUser(_Conference, FastHttpUser):
+    """A listener's browser (contract 6.2): page with code, captions socket, WHEP, audio-delay poll.
+
+    On Locust's FastHttpUser (geventhttpclient): the audience's polls are most of the Locust process's CPU,
+    and requests' per-call session/adapter work cost about twice as much per poll (docs/scaling.md).
+    """
 
     wait_time = constant(AUDIO_DELAY_POLL_S)
+    network_timeout = DEFAULT_TIMEOUT_S
+    connection_timeout = DEFAULT_TIMEOUT_S
+    insecure = False  # verify TLS as the requests-based users do (FastHttpUser skips it by default)
 
     def on_start(self) -> None:
         self.handle = None  # before any wait: a user stopped during on_start still runs on_stop

@@ -82,3 +82,29 @@ def test_locust_http_session_reports_once_with_contract_verdicts(portal) -> None
         {"name": "booth:join", "type": "WS", "error": None},
         {"name": "booth:chat", "type": "WS", "error": None},
     ]
+
+
+def test_fast_http_session_gives_the_same_verdicts_and_cookies(portal) -> None:
+    # ListenerUser runs on Locust's FastHttpUser (docs/scaling.md): the clients must give the same typed
+    # verdicts over its FastHttpSession, read its cookie jar, and report each request once.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    script = SCRIPT.replace("from locust.clients import HttpSession",
+                            "from locust.contrib.fasthttp import FastHttpSession\n"
+                            "def HttpSession(base_url, request_event, user):\n"
+                            "    return FastHttpSession(base_url, request_event, user, insecure=False, network_timeout=5.0, connection_timeout=5.0)")
+    assert script != SCRIPT
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", script, portal.portal_url, portal.admin_password, closed_url],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # The admin cookie is found in FastHttpSession's jar, and the interpreter's session cookie reaches its socket.
+    assert result["outcomes"] == [["AuthRejected", 403], ["cookie", True], ["NotFound", 404], ["TargetUnreachable", 0],
+                                  ["chat", "under gevent"], ["socket", "closed"]]
+    assert [(e["name"], e["error"]) for e in result["seen"]] == [
+        ("/admin/login", "AuthRejected"), ("/admin/login", None), ("/api/events/[slug]/booths/[lang]/state", "NotFound"),
+        ("/admin/", "TargetUnreachable"), ("/api/events/[slug]/booths", None), ("/join/[token]", None),
+        ("/ws/booth/[booth_id]", None), ("booth:join", None), ("booth:chat", None),
+    ]

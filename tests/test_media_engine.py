@@ -244,3 +244,41 @@ def test_killed_engine_gives_a_typed_error_promptly(relay, tmp_path):
     assert death["engine"] == victim.name and death["exit_code"] == -signal.SIGKILL
     assert killed_at <= death["t_epoch_s"] < killed_at + 2.0
     assert sorted(p.name for p in tmp_path.glob("media-*-exit.jsonl")) == [f"media-{victim.name}-exit.jsonl"]
+
+
+def test_probes_per_booth_are_capped_and_replaced(relay, tmp_path):
+    # A share of 0.5 would make every other listener a probe; a cap of 2 keeps a booth at 2 live probes, the
+    # audience beyond them are RTP-tap listeners, and a probe that leaves is replaced by the next listener.
+    path = "cap/1/es"
+    add_path(relay, path)
+    url = f"{relay.media_http_url}/{path}"
+    with MediaBridge(tmp_path / "results", engines=1, engine_args=ENGINE_ARGS, probe_share=0.5, probes_per_booth_max=2) as bridge:
+        publisher = bridge.publish(f"{url}/whip", "cap-1-es")
+        listeners = [bridge.listen(f"{url}/whep", "cap-1-es") for _ in range(6)]
+        assert [h.role for h in listeners] == ["probe", "listener", "probe", "listener", "listener", "listener"]
+        other_booth = bridge.listen(f"{url}/whep", "cap-2-fr")  # a booth's cap is its own
+        assert other_booth.role == "probe"
+        bridge.close(listeners[0])
+        bridge.close(listeners[2])
+        replacement = bridge.listen(f"{url}/whep", "cap-1-es")
+        assert replacement.role == "probe"  # no live probe left in the booth: the next listener decodes
+        for handle in [listeners[1], *listeners[3:], other_booth, replacement, publisher]:
+            bridge.close(handle)
+    with pytest.raises(ValueError):
+        MediaBridge(tmp_path / "bad", probes_per_booth_max=0)
+
+
+def test_default_is_one_probe_per_booth(relay, bridge):
+    # PROBES_PER_BOOTH_MAX: with the default share a booth's first listener decodes, and however many join
+    # after it (here more than the share's period of 50) none of them does while it is live.
+    path = "one/1/es"
+    add_path(relay, path)
+    url = f"{relay.media_http_url}/{path}"
+    publisher = bridge.publish(f"{url}/whip", "one-1-es")
+    bridge._listeners_per_booth["one-1-es"] = 0
+    first = bridge.listen(f"{url}/whep", "one-1-es")
+    bridge._listeners_per_booth["one-1-es"] = 50  # the share (0.02) would make this one a probe
+    second = bridge.listen(f"{url}/whep", "one-1-es")
+    assert (first.role, second.role) == ("probe", "listener")
+    for handle in (first, second, publisher):
+        bridge.close(handle)

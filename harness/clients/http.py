@@ -125,7 +125,9 @@ class PortalHttp:
 
     @property
     def cookies(self) -> Any:
-        return self.session.cookies
+        # Locust's FastHttpSession keeps its jar (a http.cookiejar.CookieJar) as ``cookiejar``.
+        jar = getattr(self.session, "cookies", None)
+        return jar if jar is not None else getattr(self.session, "cookiejar", None)
 
     # --- requests ---
     def request(
@@ -185,12 +187,15 @@ class PortalHttp:
 
     def _request_locust(self, method: str, url: str, name: str, expected: Collection[int], kwargs: dict[str, Any]) -> requests.Response:
         error: ClientError | None = None
+        if not hasattr(self.session, "cookies"):
+            # FastHttpSession (geventhttpclient): its network_timeout applies; urlopen takes no per-call timeout.
+            kwargs = {k: v for k, v in kwargs.items() if k != "timeout"}
         with self.session.request(method, url, name=name, catch_response=True, **kwargs) as response:
             status = getattr(response, "status_code", 0) or 0
             if status == 0:
                 # Locust turns connection errors into a response with status 0 and `error` set.
                 reason = getattr(response, "error", None)
-                if isinstance(reason, requests.Timeout):
+                if isinstance(reason, (requests.Timeout, TimeoutError)):
                     error = RequestTimeout(url, str(reason))
                 else:
                     error = TargetUnreachable(url, str(reason or "no response"))

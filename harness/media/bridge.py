@@ -39,6 +39,12 @@ logger = logging.getLogger(__name__)
 
 StatsCallback = Callable[[dict], None]
 
+# Decoding probe listeners per booth (per bridge, i.e. per Locust process) at most. One probe gives the
+# booth's mouth-to-ear latency and continuity figures (two markers a second: 1,200 samples in ten minutes)
+# and costs as much as ~80 tap listeners (docs/scaling.md); a probe that leaves is replaced by the next
+# listener, and a distributed run has one per worker.
+PROBES_PER_BOOTH_MAX = 1
+
 
 @dataclasses.dataclass(frozen=True)
 class MediaHandle:
@@ -249,6 +255,7 @@ class MediaBridge:
         cpu_affinity: Sequence[int] | None = None,
         ice_hosts: Sequence[str] = ("127.0.0.1",),
         probe_share: float = 0.02,
+        probes_per_booth_max: int | None = None,
     ) -> None:
         self.results_dir = Path(results_dir)
         self.engine_count = engines or os.cpu_count() or 1
@@ -257,9 +264,15 @@ class MediaBridge:
         if not 0.0 <= probe_share <= 1.0:
             raise ValueError(f"probe_share={probe_share}: must be within 0..1")
         self._engine_args = [arg for host in ice_hosts for arg in ("--ice-host", host)] + list(engine_args)
-        # Probe listeners decode audio (about 5x a tap listener's cost): the first listener of every booth,
-        # then this share of the others.
+        # Probe listeners decode audio and look for markers: each costs as much as ~80 tap listeners (the
+        # 200-listener profile in docs/scaling.md). The first listener of every booth, then this share of the
+        # others, up to a fixed count per booth: a large audience adds tap listeners, not probes.
         self.probe_share = probe_share
+        self.probes_per_booth_max = PROBES_PER_BOOTH_MAX if probes_per_booth_max is None else probes_per_booth_max
+        if self.probes_per_booth_max < 1:
+            raise ValueError(f"probes_per_booth_max={self.probes_per_booth_max}: must be at least 1")
+        self._probes_per_booth: dict[str, int] = {}  # live probes the bridge chose, per booth
+        self._auto_probes: dict[str, str] = {}  # their handles -> booth
         self._listeners_per_booth: dict[str, int] = {}
         # Engine i is pinned to cpu_affinity[i % len]; None leaves placement to the OS.
         self._cpu_affinity = list(cpu_affinity) if cpu_affinity else None
@@ -385,38 +398,64 @@ class MediaBridge:
                     logger.warning("could not forward the schedule of %s to engine %s: %s", booth_key, other.name, exc)
 
     def _auto_probe(self, booth_key: str) -> bool:
+        period = round(1.0 / self.probe_share) if self.probe_share > 0 else 0
         with self._lock:
             n = self._listeners_per_booth.get(booth_key, 0)
             self._listeners_per_booth[booth_key] = n + 1
-        if n == 0:
-            return True
-        period = round(1.0 / self.probe_share) if self.probe_share > 0 else 0
-        return period > 0 and n % period == 0
+            probes = self._probes_per_booth.get(booth_key, 0)
+            # A booth without a live probe gets the next listener as one (also after its probes left).
+            probe = probes < self.probes_per_booth_max and (probes == 0 or (period > 0 and n % period == 0))
+            if probe:
+                self._probes_per_booth[booth_key] = probes + 1
+        return probe
 
     def listen(self, whep_url: str, booth_key: str, probe: bool | None = None, *, mode: str | None = None, engine: str | None = None) -> MediaHandle:
         """Start a listener; returns once its first RTP packet arrived.
 
         ``probe``: True/False makes it a probe (decoded audio, markers) or an RTP-tap listener; None lets the
-        bridge choose (the booth's first listener, then ``probe_share`` of the rest). ``mode`` ("listener",
+        bridge choose (the booth's first listener, then ``probe_share`` of the rest, at most
+        ``probes_per_booth_max`` probes live per booth). ``mode`` ("listener",
         "probe", "stock", "queued") overrides both ("stock" = stock aiortc decoding, the benchmarks' baseline;
         "queued" = the RTP tap without its raw fast path, to measure what the fast path saves).
         """
+        auto_probe = mode is None and probe is None and self._auto_probe(booth_key)
         if mode is None and probe is None:
-            probe = self._auto_probe(booth_key)
+            probe = auto_probe
         role = mode or ("probe" if probe else "listener")
-        picked = self._pick_engine(engine)
+        try:
+            picked = self._pick_engine(engine)
+        except BaseException:
+            if auto_probe:
+                self._probe_left(booth_key)
+            raise
         with self._lock:
             schedules = list(self._schedules.get(booth_key, []))
         try:
             result = picked.call("listen", {"whep_url": whep_url, "booth": booth_key, "mode": role, "schedules": schedules}, self.call_timeout_s)
         except BaseException:
             self._release(picked)
+            if auto_probe:
+                self._probe_left(booth_key)
             raise
+        if auto_probe:
+            with self._lock:
+                self._auto_probes[result["handle"]] = booth_key
         return MediaHandle(result["handle"], picked.name, booth_key, role, result["setup"])
+
+    def _probe_left(self, booth_key: str) -> None:
+        with self._lock:
+            self._probes_per_booth[booth_key] -= 1
 
     def close(self, handle: MediaHandle | str) -> dict:
         engine = self._engine_of(handle)
-        result = engine.call("close", {"handle": handle.handle if isinstance(handle, MediaHandle) else handle}, self.call_timeout_s)
+        name = handle.handle if isinstance(handle, MediaHandle) else handle
+        try:
+            result = engine.call("close", {"handle": name}, self.call_timeout_s)
+        finally:
+            with self._lock:
+                booth_key = self._auto_probes.pop(name, None)
+            if booth_key is not None:
+                self._probe_left(booth_key)  # closed or not, it no longer measures the booth
         self._release(engine)
         return result
 
