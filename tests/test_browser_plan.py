@@ -25,8 +25,8 @@ def test_canary_listeners_spread_over_booths_like_the_audience():
     scenario = parse_scenario(text, "three-canaries.yaml")
     plans = plan_canaries(scenario)
     assert [(p.name, p.role, p.booth_ref) for p in plans] == [
-        ("l0", "listener", "Main Hall/es"), ("l1", "listener", "Main Hall/fr"), ("l2", "listener", "Main Hall/es"),
-        ("i0", "interpreter", "Main Hall/es"),
+        ("l0", "listener", "Main Hall/en"), ("l1", "listener", "Main Hall/fr"), ("l2", "listener", "Main Hall/en"),
+        ("i0", "interpreter", "Main Hall/en"),
     ]
     assert [p.booth_ref for p in plans[:3]] == [scenario.event.listener_booth(i).ref for i in range(3)]
 

@@ -78,7 +78,8 @@ def _run_acceptance(target: Target, opened: list) -> None:
     # --- A2 interpreter: invite join -> session_token; lobby lists the booth; booth page data ---
     interp_a = InterpreterClient(PortalHttp.for_url(target.url))
     assert interp_a.join_invite(token_a) == "/interpreter"  # contract 3.4: 303 to the landing page
-    assert booth in interp_a.lobby()
+    lobby = [(b.event_slug, b.room_id, b.language_code) for b in interp_a.lobby()]
+    assert (slug, main.room_id, "es") in lobby
     page = interp_a.booth_page(booth)
     assert page.booth_id == booth.booth_id  # contract 2: `{slug}-{room_id}-{lang}`
     assert page.default_channel == booth.mediamtx_path  # contract 5.1: = MediaMTX path

@@ -57,7 +57,7 @@ def test_verdict_rows_are_the_runs_slo_rows_with_measured_values(smoke_report):
     for row in verdict["slos"]:
         cells = slo_row_html(page, row["metric"])
         assert row["measured"] in cells and html.escape(row["threshold"]) in cells
-        assert {"pass": "pass", "fail": "FAIL", "no_data": "no data"}[row["state"]] in cells
+        assert {"pass": "pass", "fail": "FAIL", "no_data": "no data", "insufficient_data": "insufficient data"}[row["state"]] in cells
     m2e = next(r for r in verdict["slos"] if r["metric"] == "mouth_to_ear_latency_ms")
     observed = m2e["observed"]
     assert m2e["measured"] == (f"{observed:,.0f} ms" if observed >= 100 else f"{observed:.1f} ms" if observed >= 10 else f"{observed:.3g} ms")

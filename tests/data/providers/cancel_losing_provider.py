@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 
-async def transcribe(whep_url: str):
+async def transcribe(whep_url: str, language: str | None = None):
     ready = os.environ.get("CANCEL_LOSING_PROVIDER_READY")
     if ready:
         Path(ready).touch()
