@@ -21,7 +21,7 @@ import av
 import jiwer
 import numpy as np
 
-from harness.media.audio import decode_opus
+from harness.rtc.audio import decode_opus
 from harness.media.captions_match import normalise
 from harness.media.speech import load_corpus
 from harness.refstack.portal import captioner, recogniser

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from harness.media.audio import load_loop
+from harness.rtc.audio import load_loop
 from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber, RtspClient
 from harness.refstack.stack import Stack, StackConfig
 

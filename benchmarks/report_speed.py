@@ -1,11 +1,11 @@
 """Report speed: how long `build_report` takes on a one-hour, 500-listener run folder, against a 60 s one.
 
-Synthesises run folders in the real formats (``harness.results``: run.json, summary.json, samples/*.jsonl;
+Synthesises run folders in the real formats (``harness.results.run_folder``: run.json, summary.json, samples/*.jsonl;
 ``harness.media.samples``: media-*-{listeners,publishers}.csv, -events.jsonl, -seconds.jsonl; Locust's
 stats history CSV) with the row counts a real run of that size writes: one listener row per listener and
 second, one seconds.jsonl line per engine and second with a group per booth and role, ~0.3 audio-delay
 polls per listener and second (what the smoke run measures), caption samples of the transcribed booths and
-the hub-lag probe every 100 ms, and harness.locust_plugin's stats history. Values are random but plausible; the timing is what is measured.
+the hub-lag probe every 100 ms, and harness.rehearsal.plugin's stats history. Values are random but plausible; the timing is what is measured.
 
 Issue 6 budget: a one-hour run with 500 listeners reports in under 30 s.
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from harness.media.samples import LISTENER_COLUMNS, PUBLISHER_COLUMNS  # noqa: E402
 from harness.report import build_report  # noqa: E402
-from harness.results import write_json_atomic  # noqa: E402
+from harness.results.run_folder import write_json_atomic  # noqa: E402
 
 T0 = 1_795_000_000.0
 BUDGET_S = 30.0

@@ -145,7 +145,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
     from .clients.tokens import ADMIN_PASSWORD_ENV_VAR
-    from .results import new_run_id
+    from .results.run_folder import new_run_id
     from .scenario import ScenarioError, load_scenario
 
     try:
@@ -216,7 +216,7 @@ def _run_locust(cmd: list[str], run_path: Path) -> int:
 def _finish_hard_stopped(run_path: Path) -> None:
     """After a second Ctrl-C: the folder says interrupted and gets a report that says it is partial."""
     from .report import ReportError, build_report
-    from .results import InvalidTransition, RunDirectory, RunStatus
+    from .results.run_folder import InvalidTransition, RunDirectory, RunStatus
 
     if not (run_path / "run.json").exists():
         return

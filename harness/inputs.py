@@ -131,10 +131,10 @@ def scenario_argument(text: str) -> str:
 
 
 def run_id_argument(text: str) -> str:
-    """``type=`` for ``--run-id``: a run folder name (the rule is ``harness.results``')."""
+    """``type=`` for ``--run-id``: a run folder name (the rule is ``harness.results.run_folder``')."""
     import argparse
 
-    from .results import _RUN_ID_RE
+    from .results.run_folder import _RUN_ID_RE
 
     if not _RUN_ID_RE.match(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a run id: use letters, digits, '.', '_' and '-' (at most 100)")

@@ -5,5 +5,5 @@ from $VOXLOAD_ADMIN_PASSWORD). Results go to reports/<run-id>/; the exit code is
 met, 1 an SLO breached, 2 usage or input error, 3 the run is not valid evidence, 130 Ctrl-C (README "Exit codes").
 """
 
-from harness.locust_plugin import ConferenceShape  # noqa: F401  (registers the CLI flags and event hooks)
-from harness.users import AdminUser, CoordinatorUser, InterpreterUser, ListenerUser  # noqa: F401
+from harness.rehearsal.plugin import ConferenceShape  # noqa: F401  (registers the CLI flags and event hooks)
+from harness.rehearsal.users import AdminUser, CoordinatorUser, InterpreterUser, ListenerUser  # noqa: F401

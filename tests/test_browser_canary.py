@@ -167,7 +167,7 @@ def test_a_booth_that_never_plays_counts_as_not_receiving_and_a_dead_canary_is_s
     """Hostile cases: a WHEP URL the relay answers 404, and a canary killed mid-run. Neither reads as a pass."""
     import signal
 
-    from harness.measures import browser_metrics
+    from harness.results.measures import browser_metrics
 
     fleet = CanaryFleet(tmp_path)
     lost = fleet.start("l0", {"role": "listener", "booth_id": "none-1-es", "whep_url": f"{relay.media_http_url}/no/such/path/whep"})

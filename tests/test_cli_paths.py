@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from conftest import REPO, TEST_PORTAL_ENV
-from harness.embedded import EmbeddedTarget
+from harness.target.embedded import EmbeddedTarget
 from harness.refstack.stack import Stack, StackConfig
 
 # A 25 s rehearsal (one booth, a backup, one handover) for the relative-path run.

@@ -1,4 +1,4 @@
-"""The coverage rule (harness.slo.COVERAGE_REQUIRED, harness.measures): a media SLO holds only on the steady state."""
+"""The coverage rule (harness.results.slo.COVERAGE_REQUIRED, harness.results.measures): a media SLO holds only on the steady state."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import measures
-from harness.handover import HandoverRecord
+from harness.results import measures
+from harness.rehearsal.handover import HandoverRecord
 from harness.scenario import load_scenario
-from harness.slo import COVERAGE_REQUIRED, SloState, evaluate, parse_threshold
+from harness.results.slo import COVERAGE_REQUIRED, SloState, evaluate, parse_threshold
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = 1_800_000_000.0

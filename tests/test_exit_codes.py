@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.errors import EXIT_CODE_MEANINGS, ExitCode, exit_codes_help
 from harness.report.render import VERDICT_WORDS
-from harness.results import SUMMARY_SCHEMA, Verdict, exit_code_meaning, verdict_for
+from harness.results.run_folder import SUMMARY_SCHEMA, Verdict, exit_code_meaning, verdict_for
 
 REPO = Path(__file__).resolve().parents[1]
 

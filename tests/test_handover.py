@@ -1,9 +1,9 @@
-"""Who does what in a handover, decided from the booth state each interpreter sees (harness/handover.py)."""
+"""Who does what in a handover, decided from the booth state each interpreter sees (harness/rehearsal/handover.py)."""
 
 from __future__ import annotations
 
 from harness.clients.booth_state import BoothState
-from harness.handover import Method, Part, part_of
+from harness.rehearsal.handover import Method, Part, part_of
 
 
 def _state(active: str | None, participants: list[tuple[str, str]], handoff: str = "idle") -> BoothState:

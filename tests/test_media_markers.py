@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.media import audio, markers
+from harness.rtc import audio
+from harness.rtc import markers
 from harness.media.schedule import PACKETS_PER_MARKER
 
 # libopus look-ahead: a decoder shows the input 312 samples (6.5 ms) late.

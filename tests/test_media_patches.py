@@ -8,7 +8,8 @@ import threading
 import pytest
 from aiortc import RTCPeerConnection
 
-from harness.media import aiortc_patches, audio
+from harness.rtc import aiortc_patches
+from harness.rtc import audio
 from harness.media.publisher import LoopTrack
 from harness.media.rtpstats import parse_rtp
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.media import audio
+from harness.rtc import audio
 from harness.media.listener import DETECT_BATCH_FRAMES, ProbeAnalyzer
-from harness.media.markers import FRAME_SAMPLES
+from harness.rtc.markers import FRAME_SAMPLES
 from harness.media.schedule import PACKET_PERIOD_NS, BoothSchedules, PublisherSchedule
 
 LOOP_MARKERS = 24

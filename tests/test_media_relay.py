@@ -13,7 +13,7 @@ import re
 import httpx
 from aiortc import RTCPeerConnection
 
-from harness.media import aiortc_patches
+from harness.rtc import aiortc_patches
 from harness.refstack.stack import Stack, StackConfig
 from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber
 
@@ -175,7 +175,7 @@ def test_whep_201_headers_percent_path_patch_and_delete(relay):
 
 
 def test_override_disabled_refuses_second_publisher(relay):
-    from harness.media.audio import load_loop
+    from harness.rtc.audio import load_loop
 
     payloads = load_loop().payloads
     httpx.post(f"{relay.media_api_url}/v3/config/paths/add/solo/1/es", json={"overridePublisher": False})
@@ -259,7 +259,7 @@ def test_abandoned_reader_is_closed_and_unlisted(relay):
 
 
 def test_recording_subscriber_sees_publisher_listed(relay):
-    from harness.media.audio import load_loop
+    from harness.rtc.audio import load_loop
 
     async def scenario():
         async with httpx.AsyncClient() as http:

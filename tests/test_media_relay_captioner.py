@@ -8,7 +8,7 @@ import re
 import httpx
 import numpy as np
 
-from harness.media.audio import encode_opus_loop, load_loop
+from harness.rtc.audio import encode_opus_loop, load_loop
 from harness.refstack.portal.captioner import UNMARKED_TEXT, chunk_text, transcribe
 from harness.refstack.media.loopback_peers import LoopPublisher
 

@@ -12,7 +12,7 @@ import statistics
 import httpx
 import pytest
 
-from harness.media.audio import load_loop, payload_hash
+from harness.rtc.audio import load_loop, payload_hash
 from harness.refstack.stack import Stack
 from harness.refstack.media.loopback_peers import LoopPublisher, RecordingSubscriber, WhipWhepError
 

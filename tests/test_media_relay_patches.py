@@ -9,7 +9,7 @@ import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection
 
-from harness.media import aiortc_patches
+from harness.rtc import aiortc_patches
 from harness.refstack.media.forwarding import RtpRewriter, SourcePacket
 from harness.refstack.media.loopback_peers import wait_connected
 

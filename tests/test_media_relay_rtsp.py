@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 import pytest
 
-from harness.media.audio import load_loop, payload_hash
+from harness.rtc.audio import load_loop, payload_hash
 from harness.refstack.media.forwarding import OPUS_DTX_FRAME
 from harness.refstack.media.loopback_peers import LoopPublisher, RtspClient
 

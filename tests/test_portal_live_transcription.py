@@ -215,7 +215,7 @@ def test_admin_disable_on_a_live_booth_pushes_an_empty_final(portal):
 
 def test_end_to_end_captions_from_published_booth_audio(stack):
     """Real chain: WHIP publisher -> relay -> worker's WHEP captioner -> aggregator -> /ws/captions (contract 7)."""
-    from harness.media.audio import load_loop
+    from harness.rtc.audio import load_loop
     from harness.refstack.media.loopback_peers import LoopPublisher
 
     booth = provision(stack, SLUG, "es")

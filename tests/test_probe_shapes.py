@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.probes.knee import CurveShape, kneedle
-from harness.probes.ramp import RampError, StepPlan
+from harness.scenario.ramp import RampError, StepPlan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def test_locust_shape_follows_the_plan_and_stops():
     code = textwrap.dedent("""
         import locust  # first, as in a locustfile: gevent patches before anything imports ssl
         from harness.probes.shapes import probe_shape
-        from harness.probes.ramp import RampError
+        from harness.scenario.ramp import RampError
         shape_cls = probe_shape("db-pool", levels="2,5", step_s=1.0, spawn_rate_per_s=3)
         shape = shape_cls()
         shape.start_time -= 0.5; print(shape.tick())

@@ -152,7 +152,7 @@ def test_saturated_generator_is_a_warning_with_its_period(smoke_run, tmp_path):
             record["health"].update(saturated=False, reasons=[])
         lines.append(json.dumps(record, separators=(",", ":")))
     seconds.write_text("\n".join(lines) + "\n")
-    # What harness.run would have judged from those seconds (beyond SATURATED_SECONDS_TOLERATED).
+    # What harness.rehearsal.run would have judged from those seconds (beyond SATURATED_SECONDS_TOLERATED).
     summary["generator_health"] = {**summary["generator_health"], "saturated": True, "notes": ["media engines saturated for 10 engine-seconds"]}
     summary["exit_code"], summary["verdict"] = 3, "invalid"
     (run / "summary.json").write_text(json.dumps(summary))
@@ -273,7 +273,7 @@ def test_transcription_refusals_become_a_capacity_statement_and_a_cap_recommenda
         booths[f"Hall {i}/de"] = {"booth_id": f"{event['slug']}-{i + 2}-de", "room_id": i + 2, "transcribed": True}
     (run / "event.json").write_text(json.dumps(event))
     refused = f"{event['slug']}-11-de"
-    with open(run / "samples" / "locust.jsonl", "a") as fh:  # what harness.users writes on a 429 (contract 7.2)
+    with open(run / "samples" / "locust.jsonl", "a") as fh:  # what harness.rehearsal.users writes on a 429 (contract 7.2)
         fh.write(json.dumps({"t": pd.Timestamp.now().timestamp(), "metric": "transcription_start_rejected", "value": 1.0,
                              "tags": {"booth": refused}}, separators=(",", ":")) + "\n")
     verdict = json.loads(build_report(run).verdict_json.read_text())

@@ -6,13 +6,13 @@ import json
 
 from harness.report import build_report
 from harness.report.faults import OUTAGE_MIN_FAILED
-from harness.results import RunDirectory
+from harness.results.run_folder import RunDirectory
 
 T0 = 1_800_000_000.0
 
 
 def _run_with_requests(tmp_path, outcomes):
-    """`outcomes`: (offset s, failed?, request name, error) as harness.locust_plugin writes them."""
+    """`outcomes`: (offset s, failed?, request name, error) as harness.rehearsal.plugin writes them."""
     run = RunDirectory.create(root=tmp_path, run_id="r", now=T0)
     with run.sample_writer("locust") as writer:
         for offset_s, failed, name, error in outcomes:

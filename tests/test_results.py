@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from harness.errors import EXIT_CODE_MEANINGS, ExitCode
-from harness.results import (
+from harness.results.run_folder import (
     SUMMARY_SCHEMA,
     GeneratorHealth,
     InvalidRunId,
@@ -32,7 +32,7 @@ from harness.results import (
     read_samples,
 )
 from harness.scenario import load_scenario
-from harness.slo import SloState, evaluate, parse_threshold
+from harness.results.slo import SloState, evaluate, parse_threshold
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -175,7 +175,7 @@ def test_summary_is_schema_valid_and_round_trips(tmp_path):
 WRITER_CHILD = r'''
 import sys, time
 from pathlib import Path
-from harness.results import RunDirectory
+from harness.results.run_folder import RunDirectory
 run = RunDirectory.create(root=Path(sys.argv[1]), run_id="crash")
 writer = run.sample_writer("engine-1", flush_interval_s=0.2)
 print("ready", flush=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from harness.errors import EXIT_CODE_MEANINGS, ExitCode
-from harness.junit import junit_xml, write_junit
-from harness.results import RunStatus, build_summary
-from harness.slo import evaluate, parse_threshold
+from harness.results.junit import junit_xml, write_junit
+from harness.results.run_folder import RunStatus, build_summary
+from harness.results.slo import evaluate, parse_threshold
 
 # The element/attribute rules of the common Jenkins/xunit junit-10.xsd that CI parsers rely on.
 SUITE_REQUIRED = {"name", "tests"}

@@ -138,7 +138,7 @@ USER_ERRORS = textwrap.dedent("""\
     from locust import TaskSet, User, constant, task
     from locust.env import Environment
     from harness.clients.errors import BoothMismatch, SocketClosed
-    from harness.locust_plugin import install_one_line_user_errors
+    from harness.rehearsal.plugin import install_one_line_user_errors
 
     class StartFails(User):
         wait_time = constant(0.2)
@@ -252,7 +252,7 @@ LEAVING = textwrap.dedent("""\
     from locust.env import Environment
     from locust.runners import STATE_CLEANUP
     from harness.clients.errors import ReplyTimeout, SocketClosed
-    from harness.users import ConferenceUser
+    from harness.rehearsal.users import ConferenceUser
 
     class Booth(ConferenceUser):
         host = "http://127.0.0.1:9"

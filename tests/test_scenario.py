@@ -24,7 +24,7 @@ from harness.scenario import (
     resolve_scenario_path,
     scenarios_dir,
 )
-from harness.slo import METRICS
+from harness.results.slo import METRICS
 
 REPO = Path(__file__).resolve().parents[1]
 BAD_DIR = REPO / "tests" / "data" / "bad_scenarios"

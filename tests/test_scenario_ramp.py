@@ -33,7 +33,7 @@ def test_ramp_builds_one_stage_per_step_and_keeps_the_plan():
     ramp = scenario.load.ramp
     assert ramp is not None and ramp.probe == "db-pool"
     assert ramp.plan.levels == (1, 2, 4, 8) and ramp.plan.step_s == 5.0
-    assert ramp.spawn_rate_per_s == 10.0  # harness.probes.ramp.DEFAULT_SPAWN_RATE_PER_S
+    assert ramp.spawn_rate_per_s == 10.0  # harness.scenario.ramp.DEFAULT_SPAWN_RATE_PER_S
     assert [(s.start_s, s.duration_s, s.listeners, s.spawn_rate_per_s) for s in scenario.load.stages] == [
         (0.0, 5.0, 1, 10.0), (5.0, 5.0, 2, 10.0), (10.0, 5.0, 4, 10.0), (15.0, 5.0, 8, 10.0)]
     assert scenario.load.total_duration_s == 20.0 and scenario.load.peak_listeners == 8
@@ -80,7 +80,7 @@ def test_handovers_are_checked_against_the_ramp_length():
 SHAPE_PROBE = r'''
 import json
 from harness.scenario import parse_scenario
-from harness.shape import ScenarioShape
+from harness.rehearsal.shape import ScenarioShape
 
 class RampShape(ScenarioShape):
     scenario = parse_scenario(

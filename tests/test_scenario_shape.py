@@ -23,14 +23,14 @@ import json, logging, sys, types
 from locust import User
 from locust.util.load_locustfile import is_shape_class
 from harness.scenario import parse_scenario
-from harness.shape import ScenarioShape, ShapeNotConfigured
+from harness.rehearsal.shape import ScenarioShape, ShapeNotConfigured
 
 records = []
 class Capture(logging.Handler):
     def emit(self, record):
         records.append(record.getMessage())
-logging.getLogger("harness.shape").addHandler(Capture())
-logging.getLogger("harness.shape").setLevel(logging.INFO)
+logging.getLogger("harness.rehearsal.shape").addHandler(Capture())
+logging.getLogger("harness.rehearsal.shape").setLevel(logging.INFO)
 
 SCENARIO = parse_scenario(
     "name: x\n"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.slo import (
+from harness.results.slo import (
     METRICS,
     AggregationNotAllowed,
     MetricKind,

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.media.audio import decode_opus
+from harness.rtc.audio import decode_opus
 from harness.media.bridge import MediaBridge
 from harness.media.listener import ProbeAnalyzer
-from harness.media.markers import MARKER_INTERVAL_S, MarkerDetector, SAMPLE_RATE
+from harness.rtc.markers import MARKER_INTERVAL_S, MarkerDetector, SAMPLE_RATE
 from harness.media.schedule import BoothSchedules
 from harness.media.speech import CORPUS_DIR, TRANSCRIPT_FILE, AudioLibrary, load_corpus
 

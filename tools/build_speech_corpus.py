@@ -28,8 +28,8 @@ import av
 import numpy as np
 
 from harness.media import speech
-from harness.media.audio import encode_opus_loop
-from harness.media.markers import MARKER_ID_COUNT, MARKER_INTERVAL_S, SAMPLE_RATE, marker_start_sample, marker_waveform
+from harness.rtc.audio import encode_opus_loop
+from harness.rtc.markers import MARKER_ID_COUNT, MARKER_INTERVAL_S, SAMPLE_RATE, marker_start_sample, marker_waveform
 
 # Sentences a chair says at a conference, with numbers (recognisers write them as digits or words).
 SENTENCES: dict[str, list[str]] = {

@@ -7,7 +7,7 @@ Map of the package:
   remote audio track's PCM with an AudioWorklet (ear-time stamped), and counts WHEP/WHIP POSTs.
 * ``player.js``: the canary's own WHEP player, used only where the target's listener page cannot play
   (the reference portal's ``listener.html`` has no player code).
-* ``pageaudio``: page records -> per-second figures and marker mouth-to-ear (harness/media/markers.py's
+* ``pageaudio``: page records -> per-second figures and marker mouth-to-ear (harness/rtc/markers.py's
   detector, harness/media/schedule.py's send times). Pure numpy; knows nothing of Playwright.
 * ``pagelog``: console errors, uncaught exceptions and failed requests of a page, as records and a summary.
 * ``files``: the run-folder files canaries write, and reading them back.

@@ -1,6 +1,6 @@
 """The interpreter canary's microphone: a WAV file Chromium's fake capture device plays in a loop.
 
-The same speech-like signal with timing markers the synthetic publishers send (harness/media/audio.py), so a
+The same speech-like signal with timing markers the synthetic publishers send (harness/rtc/audio.py), so a
 listener of the booth hears markers whoever publishes; 16-bit mono 48 kHz, as ``--use-file-for-fake-audio-capture``
 reads it.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..media.audio import AudioParams, synthesize
-from ..media.markers import MARKER_ID_COUNT, MARKER_INTERVAL_S, SAMPLE_RATE
+from ..rtc.audio import AudioParams, synthesize
+from ..rtc.markers import MARKER_ID_COUNT, MARKER_INTERVAL_S, SAMPLE_RATE
 
 
 def write_mic_wav(path: Path, seconds: float = 60.0) -> Path:

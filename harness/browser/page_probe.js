@@ -4,7 +4,7 @@
 // - every RTCPeerConnection the page creates (kept for getStats(); inbound-rtp / outbound-rtp audio figures),
 // - every remote audio track: its PCM is tapped through a second AudioContext + AudioWorklet and kept as
 //   int16 chunks stamped with the wall-clock time each chunk's first sample was handed over for playout,
-//   so that Python can run harness/media/markers.py's detector on exactly what this browser plays,
+//   so that Python can run harness/rtc/markers.py's detector on exactly what this browser plays,
 // - every fetch() POST whose URL ends in /whep or /whip (WHEP retries = WHEP POSTs - 1 per session).
 // Python drains it with window.__voxload.drain() (see harness/browser/canary.py).
 (() => {

@@ -11,7 +11,7 @@ summed over the streams the page had (a WHEP reconnect starts a new stream from 
   ``jitter`` (seconds -> ms).
 
 Mouth-to-ear: the page's tapped PCM (stamped with the time Chromium handed it over for playout: decoded, out of
-NetEq, before the sound card, like the synthetic probe's decode time) goes through harness/media/markers.py's detector; each
+NetEq, before the sound card, like the synthetic probe's decode time) goes through harness/rtc/markers.py's detector; each
 marker's ear time minus its scheduled send time (harness/media/schedule.py) is one sample. Pure numpy.
 """
 
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..media.markers import SAMPLE_RATE, MarkerDetector
+from ..rtc.markers import SAMPLE_RATE, MarkerDetector
 from ..media.schedule import PACKETS_PER_MARKER, BoothSchedules
 
 

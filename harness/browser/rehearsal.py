@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from ..slo import METRICS
+from ..results.slo import METRICS
 from .files import browser_dir
 from .fleet import CanaryFleet
 from .micwav import write_mic_wav

@@ -7,7 +7,7 @@ engine can compute payload-hash latency (schedule.py), delivering pushed per-sec
 callables, and turning an engine's death into ``EngineCrashed`` (name and exit code) for every waiting and
 later call, promptly. An engine that dies while not asked to stop leaves ``media-<name>-exit.jsonl`` (one line:
 engine, time, exit code) next to its sample files, so the run's verdict knows when its instrument died
-(``harness.measures.engine_deaths``); distributed workers forward it with their other media files.
+(``harness.results.measures.engine_deaths``); distributed workers forward it with their other media files.
 
 gevent: this module never imports gevent or locust. It uses ``socket``, ``threading`` and ``subprocess``
 through their modules at call time, so after ``gevent.monkey.patch_all()`` reads and waits yield to the hub

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import aiohttp
 
-from . import aiortc_patches, rpc
+from . import rpc
+from ..rtc import aiortc_patches
 from .aggregate import IntervalAggregator
-from .audio import AudioParams
+from ..rtc.audio import AudioParams
 from .speech import AudioLibrary, AudioSource, CorpusError
 from .errors import MediaError, SessionError, UnknownHandle, error_to_wire
 from .health import EngineHealth

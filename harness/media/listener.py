@@ -27,9 +27,9 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
-from . import aiortc_patches
-from .audio import OpusLoop, frame_to_mono_int16
-from .markers import FRAME_SAMPLES, SAMPLE_RATE, MarkerDetector
+from ..rtc import aiortc_patches
+from ..rtc.audio import OpusLoop, frame_to_mono_int16
+from ..rtc.markers import FRAME_SAMPLES, SAMPLE_RATE, MarkerDetector
 from .rtpstats import IntervalStats, RtpHeaderError, RtpStreamStats, parse_rtp
 from .schedule import PACKETS_PER_MARKER, BoothSchedules
 from .session import MediaSession, SessionTimeouts

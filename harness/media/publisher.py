@@ -19,8 +19,8 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from .audio import OpusLoop
-from .markers import FRAME_SAMPLES, SAMPLE_RATE
+from ..rtc.audio import OpusLoop
+from ..rtc.markers import FRAME_SAMPLES, SAMPLE_RATE
 from .schedule import PACKET_PERIOD_NS, PublisherSchedule
 from .session import MediaSession, SessionTimeouts
 

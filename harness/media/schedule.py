@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .markers import MARKER_INTERVAL_S
+from ..rtc.markers import MARKER_INTERVAL_S
 
 PACKET_PERIOD_NS = 20_000_000
 # Marker m sits in loop packet m * PACKETS_PER_MARKER (markers every MARKER_INTERVAL_S, packets every 20 ms).

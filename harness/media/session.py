@@ -21,7 +21,7 @@ import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from . import signaling
-from .aiortc_patches import ice_configuration
+from ..rtc.aiortc_patches import ice_configuration
 from .errors import AnswerError, FirstPacketTimeout, IceError, OfferError, SessionError
 
 logger = logging.getLogger(__name__)

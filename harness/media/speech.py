@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .audio import AudioParams, OpusLoop
+    from ..rtc.audio import AudioParams, OpusLoop
 
 # audio.py (PyAV) is imported where loops are built, not here: Locust processes read transcripts (caption
 # matching) without loading the codec stack.
@@ -37,7 +37,7 @@ def packets_file(language: str) -> str:
 
 
 def write_packets(path: Path, payloads: list[bytes]) -> None:
-    from .audio import _write_cache
+    from ..rtc.audio import _write_cache
 
     _write_cache(path, payloads)
 
@@ -84,7 +84,7 @@ class SpeechCorpus:
         return self.transcripts[self.language_for(language)]
 
     def loop(self, language: str) -> OpusLoop:
-        from .audio import AudioParams, OpusLoop, _read_cache
+        from ..rtc.audio import AudioParams, OpusLoop, _read_cache
 
         path = self.path / packets_file(language)
         try:
@@ -141,13 +141,13 @@ class AudioLibrary:
             raise CorpusError(f"loops of different lengths {sorted(lengths)}: payload indexes would disagree")
         self._loops = dict(loops)
         self._fallback = fallback
-        from .audio import OpusLoop
+        from ..rtc.audio import OpusLoop
 
         self.listening = OpusLoop.merged(list(self._loops.values()))
 
     @classmethod
     def synthetic(cls, params: AudioParams | None = None, cache_dir: Path | None = None) -> AudioLibrary:
-        from .audio import load_loop
+        from ..rtc.audio import load_loop
 
         return cls({None: load_loop(params, cache_dir)}, None)
 

@@ -16,7 +16,7 @@ with the browser's WHEP back-off), ``slow_reader`` (booth-state's frozen-socket 
 concurrency plans, also a scenario's ``load.ramp``), ``knee`` (kneedle), ``finding`` (the output format below),
 ``shapes`` (Locust LoadTestShape classes for scenarios; imports locust, so only the Locust process imports it).
 
-Output: every probe run makes a run folder with ``harness.results.RunDirectory`` (``<results-dir>/<run-id>/``,
+Output: every probe run makes a run folder with ``harness.results.run_folder.RunDirectory`` (``<results-dir>/<run-id>/``,
 run.json as for rehearsals) and writes into ``<run>/probes/<name>/``:
 
 ``finding.json`` (schema_version 1)::
@@ -52,7 +52,7 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     # PEP 562: ``PROBES`` imports every probe (clients, numpy, the media bridge); it is built on first use so
-    # that ``harness.probes.ramp`` stays light for the scenario loader, which validates ``load.ramp`` with it.
+    # that ``harness.scenario.ramp`` stays light for the scenario loader, which validates ``load.ramp`` with it.
     if name == "PROBES":
         from .registry import PROBES
 

@@ -30,7 +30,7 @@ from .base import Probe, ProbeContext, ProbeError
 from .event import ProbeEvent, provision
 from .finding import DataFile, Finding, KneePoint, Limit, Plot, PlotKind, Severity
 from .knee import METHOD_NAME, kneedle
-from .ramp import StepPlan
+from ..scenario.ramp import StepPlan
 from .slow_reader import LEGACY_CLOSE_TIMEOUT_S as LEGACY_CLOSE
 from .slow_reader import PRESENCE_COLUMNS, TRAFFIC_COLUMNS, SlowReaderDrill, SlowReaderResult
 

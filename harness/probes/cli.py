@@ -20,11 +20,11 @@ from ..clients.errors import ClientError
 from ..inputs import folder_argument, run_id_argument, url_argument
 from ..media.errors import MediaError
 from ..errors import ExitCode
-from ..results import ResultsError, RunDirectory, RunStatus
+from ..results.run_folder import ResultsError, RunDirectory, RunStatus
 from .registry import PROBES
 from .base import Probe, ProbeContext, ProbeError
 from .finding import PROBES_DIR, FindingError
-from .ramp import RampError
+from ..scenario.ramp import RampError
 from .target import ADMIN_PASSWORD_ENV, EmbeddedTarget, ProbeTarget, RemoteTarget, TargetError
 
 DESCRIPTION = "Push one known VoxBento limit against the embedded reference stack or --host, and state a finding."

@@ -1,6 +1,6 @@
 """Probe ``db-pool``: DB-bound request latency against concurrency, reads and writes apart (contract 9, 14.9-11).
 
-Walks a stepped concurrency ramp (:class:`~harness.probes.ramp.StepPlan`). At each level N threads loop
+Walks a stepped concurrency ramp (:class:`~harness.scenario.ramp.StepPlan`). At each level N threads loop
 over DB-bound requests as fast as the portal answers: reads are the listener's audio-delay poll (one DB
 session each, contract 6.2 step 4, the main steady-state read load) and, one in four by default, writes
 are the booth-create shortcut (a new invite row per call, contract 4.2). Every request is streamed to
@@ -27,7 +27,7 @@ from .base import Probe, ProbeContext
 from .event import provision
 from .finding import DataFile, Finding, KneePoint, Limit, Plot, PlotKind, Severity
 from .knee import METHOD_NAME, CurveShape, kneedle
-from .ramp import StepPlan
+from ..scenario.ramp import StepPlan
 
 READ = "read"
 WRITE = "write"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..results import write_json_atomic
+from ..results.run_folder import write_json_atomic
 
 FINDING_SCHEMA_VERSION = 1
 FINDING_JSON = "finding.json"

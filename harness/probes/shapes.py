@@ -1,9 +1,9 @@
 """Probes as Locust load shapes, for scenarios: stepped concurrency ramps (db-pool, booth-state fan-out).
 
 Imports locust (so gevent's monkey patching): only the Locust process may import this module, after locust
-itself (as a locustfile does), never pytest or an engine. The step arithmetic lives in :mod:`harness.probes.ramp` (no locust), shared with the CLI probes.
+itself (as a locustfile does), never pytest or an engine. The step arithmetic lives in :mod:`harness.scenario.ramp` (no locust), shared with the CLI probes.
 
-Two ways in: a scenario names a probe ramp in ``load.ramp`` and ``harness.shape.ScenarioShape`` follows it
+Two ways in: a scenario names a probe ramp in ``load.ramp`` and ``harness.rehearsal.shape.ScenarioShape`` follows it
 through :func:`ramp_target` (listeners are the ramped users: their audio-delay polls are the db-pool read
 load); or a locustfile takes ``probe_shape(name, levels="1,2,4,8", step_s=10)``, a shape class bound to the
 plan, as its own shape.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
-from .ramp import DEFAULT_SPAWN_RATE_PER_S, RAMP_PROBES, RampError, StepPlan
+from ..scenario.ramp import DEFAULT_SPAWN_RATE_PER_S, RAMP_PROBES, RampError, StepPlan
 
 
 class SteppedRampShape(LoadTestShape):
@@ -36,7 +36,7 @@ class SteppedRampShape(LoadTestShape):
 def ramp_target(plan: StepPlan, run_time_s: float, spawn_rate_per_s: float) -> tuple[int, float] | None:
     """What a stepped ramp asks Locust for at `run_time_s`: (users, spawn rate), or None once it is over.
 
-    Shared by :class:`SteppedRampShape` and ``harness.shape.ScenarioShape`` (a scenario's ``load.ramp``,
+    Shared by :class:`SteppedRampShape` and ``harness.rehearsal.shape.ScenarioShape`` (a scenario's ``load.ramp``,
     where the users are the listeners on top of the scenario's fixed users).
     """
     level = plan.level_at(run_time_s)

@@ -1,6 +1,6 @@
 """The target a probe pushes: the embedded reference stack (default) or a deployment given with ``--host``.
 
-Owns the embedded stack as a child process (``harness.embedded``), reaching a remote
+Owns the embedded stack as a child process (``harness.target.embedded``), reaching a remote
 target, and the restart drills: built in for the embedded stack, ``--restart-cmd`` / ``--media-restart-cmd``
 (shell commands the operator supplies) for a real deployment. After any restart the portal is awaited on
 ``/healthz``. Secrets: the embedded admin password is generated here and handed to the child through its
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..clients.errors import ClientError, TransportError
 from ..clients.health import healthz
-from .. import embedded
+from ..target import embedded
 from ..clients.http import PortalHttp
 from ..clients.media_api import MediaControlApi
 from ..clients.tokens import ADMIN_PASSWORD_ENV_VAR
@@ -156,7 +156,7 @@ class RemoteTarget(ProbeTarget):
 
 
 class EmbeddedTarget(ProbeTarget):
-    """The reference stack in a child process (``harness.embedded``), with built-in restart drills."""
+    """The reference stack in a child process (``harness.target.embedded``), with built-in restart drills."""
 
     embedded = True
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..results import utc_now_iso
+from ..results.run_folder import utc_now_iso
 from . import capacity, plots, series
 from .browser import BrowserSection, browser_section
 from .capacity import CapacityInputs, Recommendation, Statement

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..measures import LISTENER_ROLES
-from ..results import utc_now_iso, write_json_atomic
+from ..results.measures import LISTENER_ROLES
+from ..results.run_folder import utc_now_iso, write_json_atomic
 from . import series
 from .build import Report, assemble
 from .errors import OutputNotWritable

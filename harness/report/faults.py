@@ -3,7 +3,7 @@
 Owns the outage rule. An outage is a stretch of the run in which every HTTP request failed: consecutive
 seconds that had requests, none of which succeeded, with at least ``OUTAGE_MIN_FAILED`` failures over at
 least ``OUTAGE_MIN_S``. It is derived from the ``http_error_rate`` samples already on disk (each failure carries
-its request and error class, ``harness.locust_plugin``), so a crashed run's folder states its outages too.
+its request and error class, ``harness.rehearsal.plugin``), so a crashed run's folder states its outages too.
 """
 
 from __future__ import annotations

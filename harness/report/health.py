@@ -3,11 +3,11 @@
 Owns the saturated *periods*. Media engines push their own verdict every second (``harness.media.health``:
 loop lag p95 > 20 ms or CPU > 85 %) into ``media/media-*-seconds.jsonl``; the Locust process samples its
 gevent hub lag ten times a second as ``generator_loop_lag_ms``, and a second whose p95 lag exceeds
-``harness.results.HUB_LAG_SATURATED_MS`` counts as saturated here. Adjacent saturated seconds (at most
+``harness.results.run_folder.HUB_LAG_SATURATED_MS`` counts as saturated here. Adjacent saturated seconds (at most
 ``MERGE_GAP_S`` apart) form one period. Numbers measured inside a period describe the harness, not the target.
 
 Whether the run as a whole counts as saturated is the run's own judgement (summary.json, made by
-``harness.run`` with the tolerances in ``harness.results``); periods inside the tolerance are still shown.
+``harness.rehearsal.run`` with the tolerances in ``harness.results.run_folder``); periods inside the tolerance are still shown.
 A run without summary.json is judged here with the same tolerances.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..results import HUB_LAG_SATURATED_MS, SATURATED_SECONDS_TOLERATED, SATURATED_SHARE_TOLERATED
+from ..results.run_folder import HUB_LAG_SATURATED_MS, SATURATED_SECONDS_TOLERATED, SATURATED_SHARE_TOLERATED
 from .rundata import RunData
 from .series import metric
 
@@ -106,7 +106,7 @@ def generator_health(run: RunData, t0: float) -> GeneratorHealthView:
     if judged is not None:
         saturated = bool(judged.get("saturated"))
     else:
-        # Same rule as harness.run: engines saturated beyond the tolerance, or a hub lag p99 over the limit.
+        # Same rule as harness.rehearsal.run: engines saturated beyond the tolerance, or a hub lag p99 over the limit.
         engine_hot_s = int(engines["saturated"].sum()) if not engines.empty else 0
         saturated = (engine_hot_s > max(SATURATED_SECONDS_TOLERATED, SATURATED_SHARE_TOLERATED * len(engines))
                      or (hub_p99 is not None and hub_p99 > HUB_LAG_SATURATED_MS))

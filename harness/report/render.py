@@ -26,7 +26,7 @@ from typing import Any
 import jinja2
 
 from ..errors import EXIT_CODE_MEANINGS, ExitCode
-from ..results import exit_code_meaning, write_json_atomic
+from ..results.run_folder import exit_code_meaning, write_json_atomic
 from .build import Report
 from .capacity import as_dicts
 

@@ -1,8 +1,8 @@
 """Reading a run folder into pandas frames, tolerating partial and crashed runs.
 
 Owns the one pass over ``reports/<run-id>/`` that the report makes. Formats are those written by
-``harness.results`` (run.json, summary.json, ``samples/*.jsonl``), ``harness.media.samples`` (``media/``),
-``harness.locust_plugin`` (``locust_*.csv``), Locust's own ``locust_stats_history.csv`` and the probes'
+``harness.results.run_folder`` (run.json, summary.json, ``samples/*.jsonl``), ``harness.media.samples`` (``media/``),
+``harness.rehearsal.plugin`` (``locust_*.csv``), Locust's own ``locust_stats_history.csv`` and the probes'
 ``probes/<name>/finding.json`` (``harness.report.findings``).
 
 Nothing here raises for a missing or cut-off file: each gap becomes a line in ``RunData.missing`` so the
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..results import RUN_JSON, SAMPLES_DIR, SUMMARY_JSON
+from ..results.run_folder import RUN_JSON, SAMPLES_DIR, SUMMARY_JSON
 from .errors import NotARunFolder, RunFolderNotFound
 
 
@@ -39,7 +39,7 @@ LISTENER_USECOLS = (
     "t_epoch_s", "handle", "booth", "role", "packets", "expected", "lost", "jitter_ms", "latency_p50_ms",
     "silence_max_ms", "max_interarrival_ms", "marker_latency_ms",
 )
-# Sample tags the report groups by (harness.locust_plugin: name, method, error; users/run: booth; hub lag: process;
+# Sample tags the report groups by (harness.rehearsal.plugin: name, method, error; users/run: booth; hub lag: process;
 # caption samples: recogniser, harness/media/captions_match.py).
 SAMPLE_TAGS = ("name", "booth", "process", "method", "error", "recogniser")
 # media-*-seconds.jsonl lines are {"engine", "t_epoch_s", "interval_s", "health", "groups"} in this order
@@ -136,7 +136,7 @@ def _read_json(path: Path, missing: list[str], why: str) -> dict[str, Any] | Non
     return data
 
 
-# harness.results.SampleWriter writes exactly this shape (json.dumps with compact separators, keys in this
+# harness.results.run_folder.SampleWriter writes exactly this shape (json.dumps with compact separators, keys in this
 # order); matching it with one regex over the file is ~5x faster than json.loads per line, which matters
 # for the ~1.5 M lines of a one-hour run. Lines of any other shape take the json.loads path.
 _SAMPLE_LINE = re.compile(
@@ -205,7 +205,7 @@ def read_listener_csvs(paths: list[Path], missing: list[str]) -> pd.DataFrame:
             frame = frame.iloc[:-1]
         if "handle" in frame:
             # Handles are unique per engine only (every distributed worker has an engine e0): scope them
-            # by the file's engine, as harness.measures does, so listeners of different workers stay apart.
+            # by the file's engine, as harness.results.measures does, so listeners of different workers stay apart.
             source = media_source(path)
             frame["handle"] = frame["handle"].astype(str).astype("category").cat.rename_categories(lambda h: f"{source}/{h}")
         frames.append(frame)
@@ -267,7 +267,7 @@ def read_engine_seconds(paths: list[Path], missing: list[str]) -> pd.DataFrame:
     return frame
 
 
-# locust_stats_history.csv comes in two dialects: the one harness.locust_plugin streams (snake_case, one row
+# locust_stats_history.csv comes in two dialects: the one harness.rehearsal.plugin streams (snake_case, one row
 # per second) and Locust's own --csv history (Aggregated rows among per-request rows). Both map to these.
 _HISTORY_COLUMNS = {
     "timestamp": "t", "user_count": "users", "requests_per_s": "rps", "failures_per_s": "failures_per_s",

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..measures import HANDOVER_GAP_WINDOW_S, HANDOVER_PRESENT_BEFORE_S, LISTENER_ROLES
+from ..results.measures import HANDOVER_GAP_WINDOW_S, HANDOVER_PRESENT_BEFORE_S, LISTENER_ROLES
 from .rundata import RunData
 
 MAX_POINTS = 600
@@ -88,7 +88,7 @@ class BoothDistribution:
 
 
 def mouth_to_ear_by_booth(run: RunData) -> BoothDistribution | None:
-    """Same choice of samples as ``harness.measures.collect``: probe markers, else tap payload latency."""
+    """Same choice of samples as ``harness.results.measures.collect``: probe markers, else tap payload latency."""
     if run.listeners.empty:
         return None
     rows = run.listeners[run.listeners["role"].isin(LISTENER_ROLES)]
@@ -136,7 +136,7 @@ def handovers(run: RunData, t0: float) -> pd.DataFrame:
 
     Handovers are rebuilt from the ``handover_failure_rate`` (one per handover) and ``handover_duration_ms``
     samples, both written when the handover ended; the start is the end minus the duration. The gap is the
-    one ``harness.measures.heard_handovers`` judges: per listener that was receiving before the handover, the
+    one ``harness.results.measures.heard_handovers`` judges: per listener that was receiving before the handover, the
     longest packet-free stretch in the ``HANDOVER_GAP_WINDOW_S`` after the start (a listener that joined after
     the switch heard no handover; a handover nobody heard has no gap). Windows are found by binary search in each booth's rows sorted
     by time, so a one-hour run with thousands of handovers does not rescan the listener table per handover.
@@ -147,7 +147,7 @@ def handovers(run: RunData, t0: float) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     durations = metric(run, "handover_duration_ms")
     ends = outcomes[["t", "value", "booth"]].sort_values("t")
-    # Each outcome sample has a duration sample of the same booth written right after it (harness.run).
+    # Each outcome sample has a duration sample of the same booth written right after it (harness.rehearsal.run).
     matched = pd.merge_asof(ends, durations[["t", "value", "booth"]].sort_values("t").rename(columns={"value": "duration_ms"}),
                             on="t", by="booth", direction="nearest", tolerance=0.5)
     matched["at_epoch_s"] = matched["t"] - matched["duration_ms"].fillna(0.0) / 1000.0

@@ -2,10 +2,10 @@
 
 Owns where the rows come from. A finished run's rows are summary.json's, unchanged (the run judged them;
 the report does not re-judge). A run that never wrote summary.json gets *provisional* rows, recomputed
-from whatever data reached the disk with the same code the run uses (``harness.measures.collect`` and
-``harness.slo.evaluate``), and the verdict ``invalid`` with exit code 3 (``interrupted``/130 when Ctrl-C stopped
+from whatever data reached the disk with the same code the run uses (``harness.results.measures.collect`` and
+``harness.results.slo.evaluate``), and the verdict ``invalid`` with exit code 3 (``interrupted``/130 when Ctrl-C stopped
 it): an unfinished run cannot be signed. Run events (an engine that died, a lost worker) come from summary.json,
-or for an unfinished run from the files the bridge left (``harness.measures.engine_death_events``).
+or for an unfinished run from the files the bridge left (``harness.results.measures.engine_death_events``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .. import measures, slo
+from ..results import measures
+from ..results import slo
 from ..errors import ExitCode
-from ..results import Verdict, verdict_for
+from ..results.run_folder import Verdict, verdict_for
 from .rundata import RunData
 from .series import metric
 
@@ -59,7 +60,7 @@ class SloRow:
 
 @dataclasses.dataclass(frozen=True)
 class Verdicts:
-    verdict: str  # harness.results.Verdict value
+    verdict: str  # harness.results.run_folder.Verdict value
     exit_code: int
     rows: tuple[SloRow, ...]
     provisional: bool  # rows recomputed from a run without summary.json
@@ -105,7 +106,7 @@ def _row(doc: dict[str, Any]) -> SloRow:
 
 @dataclasses.dataclass(frozen=True)
 class _SeenHandover:
-    """What ``harness.measures`` needs of a handover (duck-typed like ``harness.run.HandoverRecord``)."""
+    """What ``harness.results.measures`` needs of a handover (duck-typed like ``harness.rehearsal.run.HandoverRecord``)."""
 
     booth: str
     at_epoch_s: float

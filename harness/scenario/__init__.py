@@ -8,7 +8,7 @@ The public API (everything else in this package is internal)::
     scenario.load.stages                         # Stage(index, start_s, duration_s, listeners, spawn_rate_per_s)
     scenario.load.ramp                           # RampSpec(probe, plan, spawn_rate_per_s) or None (load.ramp)
     scenario.handovers.schedule                  # HandoverAt(at_s, booth="ROOM/LANG"), sorted
-    scenario.slos                                # harness.slo.Threshold tuple, with file and line
+    scenario.slos                                # harness.results.slo.Threshold tuple, with file and line
 
 Modules: ``marked_yaml`` (YAML with line numbers), ``schema`` (the JSON Schema), ``schema_check``
 (jsonschema errors -> one-line issues), ``semantics`` (cross-field rules), ``model`` (frozen dataclasses),

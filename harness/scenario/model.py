@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..probes.ramp import DEFAULT_SPAWN_RATE_PER_S, StepPlan
-from ..slo import Threshold
+from .ramp import DEFAULT_SPAWN_RATE_PER_S, StepPlan
+from ..results.slo import Threshold
 
 
 class AuthMode(enum.Enum):
@@ -158,7 +158,7 @@ class ThinkTime:
 class RampSpec:
     """A probe's stepped ramp as the scenario's load (``load.ramp``): the listeners follow ``plan.levels``."""
 
-    probe: str  # one of harness.probes.ramp.RAMP_PROBES
+    probe: str  # one of harness.scenario.ramp.RAMP_PROBES
     plan: StepPlan
     spawn_rate_per_s: float
 

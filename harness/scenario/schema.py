@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..probes.ramp import RAMP_PROBES
+from .ramp import RAMP_PROBES
 
 # Contract 2: event slugs are `^[a-z0-9]+(?:-[a-z0-9]+)*$`; the scenario name prefixes the per-run slug.
 NAME_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -90,7 +90,7 @@ STAGE = _object(
 
 RAMP = _object(
     {
-        # A probe whose load is a stepped ramp (harness.probes.ramp.RAMP_PROBES); its levels are listener counts.
+        # A probe whose load is a stepped ramp (harness.scenario.ramp.RAMP_PROBES); its levels are listener counts.
         "probe": {"type": "string", "enum": list(RAMP_PROBES)},
         "levels": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_LISTENERS},
                    "minItems": 1, "maxItems": MAX_RAMP_LEVELS},

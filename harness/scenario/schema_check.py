@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 
-from ..slo import closest, suggest
+from ..results.slo import closest, suggest
 from .errors import ScenarioIssue
 from .marked_yaml import MarkedDocument
 from .schema import SCENARIO_SCHEMA

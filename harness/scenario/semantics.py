@@ -5,7 +5,7 @@ returns the issues plus the parsed SLO thresholds (parsed once here, with their 
 event form and languages, duplicate rooms and languages, stages or a probe ramp (``load.ramp``: climbing
 levels within the listener capacity), listener capacity per stage, think-time ranges,
 handover schedules (booths must exist and have a backup; times inside the run), media engines, target URL,
-and every SLO (metric name from ``harness.slo.METRICS``, threshold syntax, aggregation for the metric kind).
+and every SLO (metric name from ``harness.results.slo.METRICS``, threshold syntax, aggregation for the metric kind).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..inputs import url_problem
-from ..refstack.portal.languages import ISO_639_1
-from ..slo import METRICS, SloError, Threshold, parse_threshold, suggest
+from ..contract.languages import ISO_639_1
+from ..results.slo import METRICS, SloError, Threshold, parse_threshold, suggest
 from .errors import ScenarioIssue
 from .marked_yaml import MarkedDocument
 from .model import DEFAULT_HANDOVER_FIRST_AT_S, EventSpec, build_load, expand_event, handover_booths, parse_percent
@@ -142,7 +142,7 @@ class _Checker:
                                                  f"{MAX_DURATION_S:,.0f} s (7 days), the longest supported run")
         for i, level in enumerate(levels):
             path = ("load", "ramp", "levels", i)
-            # harness.probes.ramp.StepPlan: a probe ramp only climbs (each step is a higher concurrency).
+            # harness.scenario.ramp.StepPlan: a probe ramp only climbs (each step is a higher concurrency).
             if i > 0 and level <= levels[i - 1]:
                 self.add(path, f"must be greater than the level before it, {levels[i - 1]} (got {level})")
             # The levels are listener counts: each one must fit the event's seats.

@@ -15,7 +15,7 @@ from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from harness.browser.chromium import unavailable_reason as chromium_unavailable
 from harness.browser.files import read_canaries
 from harness.errors import ExitCode
-from harness.results import read_samples
+from harness.results.run_folder import read_samples
 
 from .conftest import (CAPTION_SLOS, explain, finding, offline_model_settings, operator_env, running_voxbento, scenario_into,
                        verdict, voxload)

@@ -33,7 +33,7 @@ from harness.clients.captions_ws import CaptionSocket
 from harness.clients.http import PortalHttp
 from harness.clients.identifiers import BoothRef
 from harness.clients.listener import ListenerClient
-from harness.media.audio import SAMPLE_RATE, encode_opus_loop
+from harness.rtc.audio import SAMPLE_RATE, encode_opus_loop
 from harness.refstack.media.loopback_peers import LoopPublisher
 from harness.target import offline_models
 from harness.target.voxbento import VoxBentoStack
@@ -96,7 +96,7 @@ def test_worker_reads_the_booth_over_rtsp_from_the_relay(voxbento, tmp_path):
         async with httpx.AsyncClient() as http:
             payloads = await asyncio.to_thread(_speech_payloads, tmp_path) if ESPEAK else None
             if payloads is None:
-                from harness.media.audio import load_loop
+                from harness.rtc.audio import load_loop
 
                 payloads = load_loop().payloads
             publisher = await LoopPublisher(http, stack.media_url, booth.mediamtx_path, payloads).start()

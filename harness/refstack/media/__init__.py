@@ -5,6 +5,6 @@ API on another and RTSP readers on a third. Modules: ``relay`` (session rules pe
 machine), ``forwarding`` (packet fan-out, sequence/timestamp rewriting), ``paths`` (path configuration and
 runtime), ``faults`` (delay/loss/stall knobs), ``whip_server`` and ``control_api`` (HTTP), ``rtsp_server``
 (RTSP readers, TCP interleaved). Every use of
-aiortc/aioice internals is in ``harness.media.aiortc_patches`` (role FORWARD), shared with the harness engine;
+aiortc/aioice internals is in ``harness.rtc.aiortc_patches`` (role FORWARD), shared with the harness engine;
 the relay may import ``harness.media``, never the reverse.
 """

@@ -18,7 +18,7 @@ import sys
 
 from aiohttp import web
 
-from harness.media import pins
+from harness.rtc import pins
 
 from .control_api import ControlApi
 from .faults import FaultConfig, FaultConfigError

@@ -1,6 +1,6 @@
 """Minimal real peers for the relay's own tests and capacity benchmark: a WHIP publisher, a WHEP subscriber, an RTSP reader.
 
-- :class:`LoopPublisher` sends a pre-encoded Opus loop (``harness.media.audio.load_loop``) paced on an absolute
+- :class:`LoopPublisher` sends a pre-encoded Opus loop (``harness.rtc.audio.load_loop``) paced on an absolute
   20 ms schedule; aiortc's sender only packs the ``av.Packet`` s. It records when each payload was sent.
 - :class:`RecordingSubscriber` reads a WHEP path and records every RTP packet (arrival time, sequence number,
   timestamp, SSRC, payload hash) through the relay's RTP tap: no jitter buffer, no decoding.
@@ -28,8 +28,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
-from harness.media.audio import payload_hash
-from harness.media import aiortc_patches
+from harness.rtc.audio import payload_hash
+from harness.rtc import aiortc_patches
 
 FRAME_SAMPLES = 960
 FRAME_S = 0.02

@@ -56,7 +56,7 @@ def _aiortc_sessions() -> ModuleType:
     """The aiortc side of the relay, imported with the first session: an idle relay never loads aiortc, PyAV
     and their OpenSSL/FFmpeg libraries (about half of its idle RSS). The first import also installs the
     aiortc patches (role FORWARD), which checks the pinned internals."""
-    from harness.media import aiortc_patches
+    from harness.rtc import aiortc_patches
 
     from . import sessions
 

@@ -30,7 +30,7 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import candidate_from_sdp
 
-from harness.media import aiortc_patches
+from harness.rtc import aiortc_patches
 
 from .faults import FaultConfig
 from .forwarding import RtpRewriter, SourcePacket

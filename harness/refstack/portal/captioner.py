@@ -16,7 +16,7 @@ faster-whisper in 3 s chunks. This module keeps that shape and timing so caption
   deliberate difference from VoxBento: a word cut in half is misheard by any recogniser, and pocketsphinx's error
   rate on the corpus doubles that way, which would make its captions too poor to measure anything with.
 - ``transcribe_markers`` (``REFSTACK_CAPTION_PROVIDER=harness.refstack.portal.captioner:transcribe_markers``) is
-  the deterministic stand-in for tests: it runs ``harness.media.markers.MarkerDetector`` on the audio and says
+  the deterministic stand-in for tests: it runs ``harness.rtc.markers.MarkerDetector`` on the audio and says
   ``"marker 12 marker 13 ... marker 17."`` (two words per detected marker and a final period, so a chunk with
   >= 5 markers is finalised by the caption aggregator's ">= 10 words before a sentence end" rule, contract 7.4);
   ``"unmarked speech"`` (no period: it stays partial) for audio with energy but no marker;
@@ -43,9 +43,9 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from harness.media.audio import frame_to_mono_int16
-from harness.media.markers import MarkerDetector
-from harness.media import aiortc_patches
+from harness.rtc.audio import frame_to_mono_int16
+from harness.rtc.markers import MarkerDetector
+from harness.rtc import aiortc_patches
 
 from . import recogniser
 

@@ -27,7 +27,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from . import languages, tokens
+from . import tokens
+from ...contract import languages
 from .models import (
     Booth,
     Event,

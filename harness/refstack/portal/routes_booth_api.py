@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from . import languages, tokens
+from . import tokens
+from ...contract import languages
 from .booth_state import ParticipantMissing, PublishForbidden
 from .models import Booth, Event, InviteToken, Room
 from .roles import is_listener_payload

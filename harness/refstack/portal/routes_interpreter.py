@@ -16,7 +16,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
-from . import languages, tokens
+from . import tokens
+from ...contract import languages
 from .models import Booth, Event, Membership, Room
 from .rendering import render
 from .routes_booth_api import MULTIROOM_ROUTE, SINGLE_ROOM_ROUTE

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from . import timeline, tokens
-from .languages import FLOOR
+from ...contract.languages import FLOOR
 from .models import Booth, Event, Room
 from .database import LIST_CAP
 from .rendering import client_ip, db_of, error_response, render, settings_of, wants_html

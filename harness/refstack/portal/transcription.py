@@ -38,7 +38,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from . import languages, timeline, webhooks
+from . import timeline, webhooks
+from ...contract import languages
 from .captions import CaptionAggregator, FinalCaption, settings_changed_message
 from .models import Booth, Event, TranscriptSegment, TranslationLanguage
 from .routes_booth_api import MULTIROOM_ROUTE, SINGLE_ROOM_ROUTE, require_access

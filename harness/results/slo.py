@@ -12,12 +12,12 @@ Owns (conventions item 9, modelled on k6 ``metrics/thresholds.go``):
   ``no_data``, never a pass.
 * The coverage rule (``COVERAGE_REQUIRED``): a media SLO (``Metric.needs_coverage``) holds only when its
   samples cover at least 90 % of the listener-seconds the scenario expected over its steady state
-  (``harness.measures.media_coverage`` counts both). Below that it is ``insufficient_data`` whatever the
+  (``harness.results.measures.media_coverage`` counts both). Below that it is ``insufficient_data`` whatever the
   samples say: 18 good seconds out of 60 are not evidence that the other 42 were good.
 
 Input of ``evaluate``: a mapping ``metric name -> 1-D samples`` (list, numpy array or pandas Series).
 ``samples_from_frame`` turns a long DataFrame with ``metric`` and ``value`` columns (what
-``harness.results.read_samples`` returns) into that mapping. NaN and infinite samples are ignored (a
+``harness.results.run_folder.read_samples`` returns) into that mapping. NaN and infinite samples are ignored (a
 producer that cannot measure writes nothing, or NaN; it never invents a number).
 
 Aggregations: ``p50 p90 p95 p99`` (any ``pNN`` or k6's ``p(NN)``), ``min``, ``max``, ``mean`` (k6 ``avg``),
@@ -185,7 +185,7 @@ class Threshold:
     aggregation: str  # normalised: "p95", "p99.9", "mean", "rate", ...
     op: str
     bound: float
-    # Not required = no_data or insufficient_data is reported but does not make the run exit 3 (harness.results.exit_code).
+    # Not required = no_data or insufficient_data is reported but does not make the run exit 3 (harness.results.run_folder.exit_code).
     required: bool = True
     file: str | None = None
     line: int | None = None
@@ -325,7 +325,7 @@ def evaluate(thresholds: Sequence[Threshold], samples: Mapping[str, Any],
              coverage: Mapping[str, float] | None = None) -> tuple[SloResult, ...]:
     """Evaluate every threshold against ``samples[metric]`` (missing metric = no data).
 
-    `coverage`: ``{metric: share}`` from ``harness.measures.media_coverage``; a media metric absent from it is
+    `coverage`: ``{metric: share}`` from ``harness.results.measures.media_coverage``; a media metric absent from it is
     judged on its samples alone (a caller that cannot know the expected samples, e.g. a unit test)."""
     coverage = coverage or {}
     return tuple(evaluate_one(t, samples.get(t.metric), coverage.get(t.metric)) for t in thresholds)

@@ -1,6 +1,6 @@
 """Locust user classes: what each participant of a conference does. Thin: the clients say how.
 
-The shared run (``environment.conference_run``, see ``harness/run.py``) hands out interpreter seats, the
+The shared run (``environment.conference_run``, see ``harness/rehearsal/run.py``) hands out interpreter seats, the
 event's ids and join code, the media bridge and the handover schedule.
 """
 
@@ -16,19 +16,19 @@ from locust import FastHttpUser, HttpUser, between, constant, task
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 from locust.user.users import LOCUST_STATE_STOPPING
 
-from .clients.admin import AdminClient
-from .clients.booth_api import BoothApi
-from .clients.booth_ws import BoothSocket
-from .clients.captions_ws import CaptionSocket
-from .clients.errors import BoothMismatch, ClientError, SocketClosed, UnexpectedStatus
-from .clients.http import DEFAULT_TIMEOUT_S, PortalHttp
-from .clients.interpreter import InterpreterClient
-from .clients.listener import ListenerClient
+from ..clients.admin import AdminClient
+from ..clients.booth_api import BoothApi
+from ..clients.booth_ws import BoothSocket
+from ..clients.captions_ws import CaptionSocket
+from ..clients.errors import BoothMismatch, ClientError, SocketClosed, UnexpectedStatus
+from ..clients.http import DEFAULT_TIMEOUT_S, PortalHttp
+from ..clients.interpreter import InterpreterClient
+from ..clients.listener import ListenerClient
 from .handover import HandoverDuty, HandoverRecord
-from .media import captions_match
-from .media.errors import MediaError
-from .media.schedule import PublisherSchedule
-from .media.speech import CorpusError, default_corpus
+from ..media import captions_match
+from ..media.errors import MediaError
+from ..media.schedule import PublisherSchedule
+from ..media.speech import CorpusError, default_corpus
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import dataclasses
 import enum
 import time
 
-from .clients.booth_state import BoothState, HandoffState
-from .clients.errors import ClientError
+from ..clients.booth_state import BoothState, HandoffState
+from ..clients.errors import ClientError
 
 # Contract 5.5: the roles that can be the active interpreter.
 ELIGIBLE_ROLES = frozenset({"interpreter", "room_coordinator", "event_owner", "super_admin"})

@@ -23,22 +23,23 @@ from pathlib import Path
 import gevent
 import numpy as np
 
-from . import measures, slo
-from .errors import ExitCode
-from .clients.admin import AdminClient
-from .clients.booth_api import BoothApi
-from .clients.errors import ClientError
-from .clients.http import PortalHttp
-from .clients.tokens import ADMIN_PASSWORD_ENV_VAR, SECRET_ENV_VAR, TokenMinter
-from .embedded import EmbeddedTarget, EmbeddedTargetError
+from ..results import measures
+from ..results import slo
+from ..errors import ExitCode
+from ..clients.admin import AdminClient
+from ..clients.booth_api import BoothApi
+from ..clients.errors import ClientError
+from ..clients.http import PortalHttp
+from ..clients.tokens import ADMIN_PASSWORD_ENV_VAR, SECRET_ENV_VAR, TokenMinter
+from ..target.embedded import EmbeddedTarget, EmbeddedTargetError
 from .handover import HandoverOrder, HandoverRecord
-from .junit import write_junit
-from .report import ReportError, build_report
-from .media.bridge import MediaBridge
-from .browser.rehearsal import BrowserRequirementError, RehearsalCanaries
-from .media.errors import MediaError
+from ..results.junit import write_junit
+from ..report import ReportError, build_report
+from ..media.bridge import MediaBridge
+from ..browser.rehearsal import BrowserRequirementError, RehearsalCanaries
+from ..media.errors import MediaError
 from .provision import ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
-from .results import (
+from ..results.run_folder import (
     HUB_LAG_SATURATED_MS,
     SATURATED_SECONDS_TOLERATED,
     SATURATED_SHARE_TOLERATED,
@@ -50,8 +51,8 @@ from .results import (
     utc_now_iso,
     write_json_atomic,
 )
-from .scenario import ScenarioError, load_scenario
-from .scenario.model import AuthMode, Scenario
+from ..scenario import ScenarioError, load_scenario
+from ..scenario.model import AuthMode, Scenario
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ class ConferenceRun:
             gevent.spawn(runner.quit)
 
     def order_handover(self, booth_ref: str, scheduled_at_s: float) -> HandoverOrder | None:
-        """The coordinator's part: announce; the booth's interpreters carry it out (harness/handover.py).
+        """The coordinator's part: announce; the booth's interpreters carry it out (harness/rehearsal/handover.py).
 
         Coordinators on several workers each announce the schedule; one order per (booth, time) is kept."""
         if self.role is Role.WORKER:
@@ -460,7 +461,7 @@ class ConferenceRun:
         The report is left to `voxload rehearse` (or `voxload report RUN_DIR`): it says partial."""
         import psutil
 
-        from .results import InvalidTransition, close_open_writers
+        from ..results.run_folder import InvalidTransition, close_open_writers
 
         if self.bridge is not None:
             self.bridge.expect_exit()

@@ -2,8 +2,8 @@
 
 Inputs are what the run streamed to disk: the media engines' files under ``media/`` (see
 ``harness/media/samples.py`` for their columns) and the Locust process's samples under ``samples/``
-(``harness/results.py``). Output is ``{metric name: numpy array of samples}`` for ``harness.slo.evaluate``,
-with metric names from ``harness.slo.METRICS``. Everything is pandas; nothing here knows about Locust.
+(``harness/results/run_folder.py``). Output is ``{metric name: numpy array of samples}`` for ``harness.results.slo.evaluate``,
+with metric names from ``harness.results.slo.METRICS``. Everything is pandas; nothing here knows about Locust.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .browser.files import read_canaries, read_status
-from .results import load_metric_samples
+from ..browser.files import read_canaries, read_status
+from .run_folder import load_metric_samples
 from .slo import METRICS
 
 # A handover's listener-side gap is looked for in this window after the handover was started.
@@ -173,7 +173,7 @@ def engine_saturation(run_path: Path) -> tuple[int, int, float | None, float | N
     return len(flagged), len(seconds), (min(flagged) if flagged else None), (max(flagged) if flagged else None)
 
 
-# --- coverage (the rule: harness.slo.COVERAGE_REQUIRED) ---
+# --- coverage (the rule: harness.results.slo.COVERAGE_REQUIRED) ---
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +250,7 @@ def media_coverage(listeners: pd.DataFrame, windows: Sequence[SteadyWindow], sta
 
 
 def coverage_by_metric(media: MediaCoverage, handovers_heard: float | None) -> dict[str, float]:
-    """``{metric: share}`` for harness.slo.evaluate: listener-second coverage for every media metric, the
+    """``{metric: share}`` for harness.results.slo.evaluate: listener-second coverage for every media metric, the
     share of handovers heard by a listener present before them for handover_gap_ms."""
     out: dict[str, float] = {}
     for name, metric in METRICS.items():

@@ -24,4 +24,4 @@ def check_installed_versions() -> None:
         except metadata.PackageNotFoundError:
             raise PinnedVersionError(f"{package}=={pinned} is needed and not installed") from None
         if found != pinned:
-            raise PinnedVersionError(f"harness.media.aiortc_patches needs {package}=={pinned}, found {found}")
+            raise PinnedVersionError(f"harness.rtc.aiortc_patches needs {package}=={pinned}, found {found}")

@@ -15,7 +15,7 @@ spawns before weighted classes, so listeners are the part that ramps.
 Usage in a locustfile (the subclass is needed: the base class is abstract so that importing it does not
 register a shape)::
 
-    from harness.shape import ScenarioShape
+    from harness.rehearsal.shape import ScenarioShape
 
     class ConferenceShape(ScenarioShape):
         scenario_option = "scenario"      # read --scenario from parsed options at the first tick
@@ -30,8 +30,8 @@ from typing import ClassVar
 
 from locust import LoadTestShape, User
 
-from .probes.shapes import ramp_target
-from .scenario import Scenario, Stage, load_scenario
+from ..probes.shapes import ramp_target
+from ..scenario import Scenario, Stage, load_scenario
 
 log = logging.getLogger(__name__)
 

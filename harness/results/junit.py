@@ -19,7 +19,7 @@ Shape (the common Jenkins/xunit ``junit-10.xsd`` dialect, which GitLab, GitHub a
       </testsuite>
     </testsuites>
 
-The input is the summary dict (``harness.results.load_summary``), so JUnit can be regenerated from any
+The input is the summary dict (``harness.results.run_folder.load_summary``), so JUnit can be regenerated from any
 finished run directory without re-reading samples.
 """
 
@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ExitCode
+from ..errors import ExitCode
 from .slo import COVERAGE_REQUIRED, METRICS, SloState
 
 FAILURE_TYPE = "SloBreached"

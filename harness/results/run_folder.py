@@ -8,8 +8,8 @@ Owns ``reports/<run-id>/`` and everything the harness writes into it itself::
       samples/*.jsonl   append-only sample streams, one file per writer (process); flushed at least every
                         second; one JSON object per line: {"t": <unix s>, "metric": ..., "value": ..., "tags": {...}}
       summary.json      schema-versioned verdicts (SUMMARY_SCHEMA): the one file the HTML report, JUnit
-                        (harness.junit) and plots read
-      junit.xml         written by harness.junit from summary.json
+                        (harness.results.junit) and plots read
+      junit.xml         written by harness.results.junit from summary.json
 
 Exit codes: ``harness.errors.ExitCode`` (README "Exit codes"). :func:`exit_code` decides a finished run's:
 130 when Ctrl-C stopped it; else 3 when the run is not valid evidence (a harness error, a saturated generator,
@@ -44,8 +44,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from . import __version__
-from .errors import EXIT_CODE_MEANINGS, ExitCode
+from .. import __version__
+from ..errors import EXIT_CODE_MEANINGS, ExitCode
 from .slo import SloResult, SloState
 
 log = logging.getLogger(__name__)
@@ -367,7 +367,7 @@ def sample_files(run_path: Path) -> list[Path]:
 def load_metric_samples(run_path: Path, metrics: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """``{metric: values}`` over every stream of a run, streamed line by line into compact arrays.
 
-    This is the input ``harness.slo.evaluate`` takes; restrict `metrics` to keep memory to what is judged.
+    This is the input ``harness.results.slo.evaluate`` takes; restrict `metrics` to keep memory to what is judged.
     """
     wanted = set(metrics) if metrics is not None else None
     acc: dict[str, array.array] = {}

@@ -12,11 +12,11 @@ import dataclasses
 import logging
 import re
 
-from .clients.admin import AdminClient
-from .clients.booth_api import BoothApi
-from .clients.errors import ClientError
-from .clients.identifiers import BoothRef
-from .scenario.model import Provisioning, Scenario
+from ..clients.admin import AdminClient
+from ..clients.booth_api import BoothApi
+from ..clients.errors import ClientError
+from ..clients.identifiers import BoothRef
+from ..scenario.model import Provisioning, Scenario
 
 logger = logging.getLogger(__name__)
 

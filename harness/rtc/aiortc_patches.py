@@ -202,7 +202,7 @@ def check_pinned_internals() -> None:
     """Raise PinnedInternalsError unless the installed aiortc/aioice are the code these patches were written for."""
     if aiortc.__version__ != PINNED_AIORTC_VERSION or aioice.__version__ != PINNED_AIOICE_VERSION:
         raise PinnedInternalsError(
-            f"harness.media.aiortc_patches needs aiortc=={PINNED_AIORTC_VERSION} and aioice=={PINNED_AIOICE_VERSION}, "
+            f"harness.rtc.aiortc_patches needs aiortc=={PINNED_AIORTC_VERSION} and aioice=={PINNED_AIOICE_VERSION}, "
             f"found aiortc {aiortc.__version__}, aioice {aioice.__version__}"
         )
     for name, func in _ORIGINALS.items():
@@ -359,7 +359,7 @@ def installed_roles() -> set[Role]:
 
 def _require(patch: _Patch) -> None:
     if patch not in _installed:
-        raise PinnedInternalsError(f"harness.media.aiortc_patches.install() was not called for a role with {patch.value}")
+        raise PinnedInternalsError(f"harness.rtc.aiortc_patches.install() was not called for a role with {patch.value}")
 
 
 # --- receive side: taps ---

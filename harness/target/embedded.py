@@ -1,9 +1,9 @@
 """The embedded reference target as the harness sees it: a child process, reached only over loopback.
 
-The harness never imports ``harness.refstack``. ``EmbeddedTarget`` runs ``python -m harness.stack_control``
+The harness never imports ``harness.refstack``. ``EmbeddedTarget`` runs ``python -m harness.target.stack_child``
 on free loopback ports with a generated admin password and JWT secret in the child's environment, reads its
 one-line JSON ready message, and asks it to restart the portal or the media relay (restart drills) or to
-stop. Rehearsals (``harness.run``) and probes (``harness.probes.target``) share it.
+stop. Rehearsals (``harness.rehearsal.run``) and probes (``harness.probes.target``) share it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .stack_control import KNOBS_ENV_VAR
+from .stack_child import KNOBS_ENV_VAR
 
 
 class EmbeddedTargetError(RuntimeError):
@@ -40,7 +40,7 @@ class EmbeddedTarget:
 
     def start(self) -> EmbeddedTarget:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "harness.stack_control", "--data-dir", str(self.data_dir),
+        cmd = [sys.executable, "-m", "harness.target.stack_child", "--data-dir", str(self.data_dir),
                "--startup-timeout-s", str(self.startup_timeout_s)]
         # Knobs travel in the environment, never on the command line: BOOTH_ACCESS_TOKEN is a secret, and a
         # command line is visible to every user of the machine (`ps`).

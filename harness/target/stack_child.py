@@ -1,6 +1,6 @@
 """Child process that runs the embedded reference stack for the harness and restarts its parts on command.
 
-``python -m harness.stack_control --data-dir DIR`` (knobs as a JSON object in ``$VOXLOAD_STACK_KNOBS``, so
+``python -m harness.target.stack_child --data-dir DIR`` (knobs as a JSON object in ``$VOXLOAD_STACK_KNOBS``, so
 secrets such as ``BOOTH_ACCESS_TOKEN`` never appear on a command line) starts the portal and the
 media relay on free loopback ports (``harness.refstack.stack.Stack``, the same supervisor `voxload stack
 up` uses), prints one JSON line ``{"ready": true, "portal_url": ..., "media_url": ..., "media_api_url": ...}``
@@ -11,7 +11,7 @@ and then obeys one command per stdin line, answering each with one JSON line:
     stop / EOF       -> stops both and exits 0
 
 Errors are one JSON line ``{"error": "..."}`` (exit 2 at startup). Rehearsals and probes reach the reference
-stack only through this child (``harness.embedded``): the harness process itself never imports
+stack only through this child (``harness.target.embedded``): the harness process itself never imports
 ``harness.refstack``. The admin password and the JWT secret come from the parent through ``ADMIN_PASSWORD``
 and ``SECRET_KEY`` in the environment and are never printed.
 """
@@ -25,7 +25,7 @@ import signal
 import sys
 from pathlib import Path
 
-# The knobs as a JSON object in the environment (harness.embedded sets it): secrets stay out of `ps`.
+# The knobs as a JSON object in the environment (harness.target.embedded sets it): secrets stay out of `ps`.
 KNOBS_ENV_VAR = "VOXLOAD_STACK_KNOBS"
 RESTART_PORTAL = "restart-portal"
 RESTART_MEDIA = "restart-media"
@@ -42,7 +42,7 @@ def _interrupt(*_: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.stack_control")
+    parser = argparse.ArgumentParser(prog="python -m harness.target.stack_child")
     parser.add_argument("--data-dir", type=lambda text: Path(os.path.abspath(text)), required=True)
     parser.add_argument("--startup-timeout-s", type=float, default=30.0)
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ crashed stays in the one results folder. Messages, all JSON-able dicts:
 ``voxload:seat``        both      request ``{worker, req}`` / answer ``{req, seat}`` (``None`` when none are left)
 ``voxload:unlocked``    both      a coordinator went live; broadcast so interpreters everywhere can boot
 ``voxload:order``       both      a coordinator orders a handover / the master broadcasts the numbered order
-``voxload:handover``    w -> m    a finished :class:`~harness.handover.HandoverRecord`
+``voxload:handover``    w -> m    a finished :class:`~harness.rehearsal.handover.HandoverRecord`
 ``voxload:schedule``    both      a publisher's send schedule, re-based to each worker's clock by the master's offsets
 ``voxload:lines``       w -> m    ``{worker, file, data}``: new complete lines of one file of the worker's folder
 ``voxload:clock``       both      ``{t_worker_s}`` / ``{t_worker_s, t_master_s}`` answered at once (clock offset)
@@ -174,7 +174,7 @@ class WorkerLink:
 
     def receive_scenario(self, own: str | None, timeout_s: float = SCENARIO_TIMEOUT_S):
         """The master's scenario (a ``Scenario``); ``WorkerLinkError`` when it differs from our own ``--scenario``."""
-        from .scenario import ScenarioError, parse_scenario
+        from ..scenario import ScenarioError, parse_scenario
 
         # Not a hello: a worker that refuses the scenario must not count as one of the run's workers.
         # Asked again each second: a worker can connect before the master's init has registered its handlers,
