@@ -36,7 +36,7 @@ def test_kneedle_finds_the_bend_and_refuses_straight_lines():
 def test_locust_shape_follows_the_plan_and_stops():
     code = textwrap.dedent("""
         import locust  # first, as in a locustfile: gevent patches before anything imports ssl
-        from harness.probes.shapes import probe_shape
+        from harness.rehearsal.ramp_shapes import probe_shape
         from harness.scenario.ramp import RampError
         shape_cls = probe_shape("db-pool", levels="2,5", step_s=1.0, spawn_rate_per_s=3)
         shape = shape_cls()

@@ -6,7 +6,7 @@ must not import it (conventions item 3).
 Semantics (Locust's, not k6's): while stage *i* runs (``start_s <= run time < end_s``) the shape asks
 for ``fixed users + stage.listeners`` users at ``stage.spawn_rate_per_s``; Locust ramps towards that
 target at that rate. After the last stage ``tick()`` returns None and Locust stops the test. With ``load.ramp`` (a probe's
-stepped ramp, ``harness.probes.shapes.ramp_target``) the listeners follow the ramp's levels instead, one
+stepped ramp, ``harness.rehearsal.ramp_shapes.ramp_target``) the listeners follow the ramp's levels instead, one
 step after the other, and the test stops after the last step.
 "Fixed users" are the ones present for the whole run: every interpreter, admin and coordinator
 (``Scenario.fixed_users``). They are meant to be user classes with ``fixed_count`` set, which Locust
@@ -30,7 +30,7 @@ from typing import ClassVar
 
 from locust import LoadTestShape, User
 
-from ..probes.shapes import ramp_target
+from .ramp_shapes import ramp_target
 from ..scenario import Scenario, Stage, load_scenario
 
 log = logging.getLogger(__name__)

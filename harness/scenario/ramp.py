@@ -1,7 +1,7 @@
 """Stepped concurrency ramps: the load plan shared by the probes and the Locust shapes (shapes.py).
 
 Owns :class:`StepPlan`: a list of concurrency levels, each held for a fixed time, and ``RAMP_PROBES``, the
-probes whose load is such a ramp. The probes walk it with threads; :mod:`harness.probes.shapes` turns the
+probes whose load is such a ramp. The probes walk it with threads; :mod:`harness.rehearsal.ramp_shapes` turns the
 same plan into a Locust ``LoadTestShape`` and :mod:`harness.scenario` validates a scenario's ``load.ramp``
 with it. No locust import (and light: the scenario loader imports it).
 """
