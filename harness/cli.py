@@ -13,12 +13,12 @@ import ipaddress
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
 from . import __version__
 from .errors import ExitCode, UserError, exit_codes_help
+from .target import stack_up
 from .inputs import absolute_path, folder_argument, run_id_argument, url_argument
 
 # A second Ctrl-C asks Locust to stop at once; if it has not exited this long after, its process group is killed.
@@ -53,28 +53,6 @@ def _loopback_host(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r} is not a loopback address (the reference stack only binds 127.0.0.0/8)")
 
 
-def _knob(text: str) -> tuple[str, str]:
-    from .refstack.portal.config import KNOBS
-
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
-    if key not in KNOBS:
-        raise argparse.ArgumentTypeError(f"unknown knob {key!r} (see `voxload stack up --help`)")
-    return key, value
-
-
-def _knob_epilog() -> str:
-    from .refstack.portal.config import KNOBS
-
-    width = max(map(len, KNOBS))
-    lines = ["portal knobs (environment variables, or --set KEY=VALUE):"]
-    lines += [f"  {name.ljust(width)}  {text}" for name, text in KNOBS.items()]
-    lines.append("")
-    lines.append("media relay fault flags are passed with --media-arg (see `python -m harness.refstack.media --help`).")
-    return "\n".join(lines)
-
-
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="voxload", description="Load and capacity harness for VoxBento.")
     parser.add_argument("--version", action="version", version=f"voxload {__version__}")
@@ -88,7 +66,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "up",
         help="start the reference stack on loopback until Ctrl-C or SIGTERM",
         description="Start the reference portal and media relay on loopback with VoxBento's default ports.",
-        epilog=_knob_epilog(),
+        epilog=stack_up.knob_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     up.add_argument("--host", type=_loopback_host, default="127.0.0.1", metavar="ADDR", help="loopback address to bind (default 127.0.0.1)")
@@ -99,13 +77,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     help="media RTSP port, where transcription workers read booths (MEDIAMTX_RTSP_BASE; default 8554)")
     up.add_argument("--no-media", action="store_true", help="start the portal only")
     up.add_argument("--data-dir", type=folder_argument, metavar="DIR", help="where the SQLite file and logs go (default: a temporary directory)")
-    up.add_argument("--set", dest="knobs", type=_knob, action="append", default=[], metavar="KEY=VALUE", help="set a portal knob (repeatable)")
+    up.add_argument("--set", dest="knobs", type=stack_up.knob, action="append", default=[], metavar="KEY=VALUE", help="set a portal knob (repeatable)")
     up.add_argument("--media-arg", dest="media_args", action="append", default=[], metavar="ARG", help="extra argument for the media relay (repeatable)")
     up.add_argument("--voxbento", type=Path, metavar="DIR",
                     help="run the real VoxBento portal from DIR (a shared/voxbento/setup.sh DEST, or a checkout with its "
                          ".venv) instead of the reference portal, with our relay as its media server; VoxBento settings "
                          "ADMIN_PASSWORD, SECRET_KEY, BOOTH_ACCESS_TOKEN, DEBUG come from the environment")
-    up.set_defaults(func=cmd_stack_up)
+    up.set_defaults(func=stack_up.cmd_stack_up)
     rehearse = sub.add_parser(
         "rehearse",
         help="run a rehearsal: the scenario's load against --host, or against the embedded reference stack",
@@ -231,139 +209,6 @@ def _finish_hard_stopped(run_path: Path) -> None:
     except ReportError as exc:
         print(f"voxload: partial report not built: {exc}", file=sys.stderr, flush=True)
 
-
-def cmd_stack_up(args: argparse.Namespace) -> int:
-    if args.voxbento is not None:
-        return cmd_stack_up_voxbento(args)
-    from .refstack.portal.config import ConfigError, Settings
-    from .refstack.stack import Stack, StackConfig, StackError
-
-    # Knob values are checked here so a typo is one line, not a traceback in the portal's log.
-    try:
-        Settings.from_env({**os.environ, **dict(args.knobs)})
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
-    config = StackConfig(
-        host=args.host,
-        portal_port=args.portal_port,
-        media_http_port=args.media_port,
-        media_api_port=args.media_api_port,
-        media_rtsp_port=args.media_rtsp_port,
-        with_media=not args.no_media,
-        data_dir=args.data_dir,
-        portal_env=dict(args.knobs),
-        media_args=list(args.media_args),
-    )
-    stack = Stack(config)
-    t0 = time.monotonic()
-    try:
-        stack.check_ports()
-        if config.with_media:
-            stack.start_media()
-    except StackError as exc:
-        stack.stop()
-        raise UserError(str(exc)) from None
-    password_note = "(from ADMIN_PASSWORD)" if "ADMIN_PASSWORD" in os.environ or "ADMIN_PASSWORD" in config.portal_env else stack.admin_password
-    problems: list[str] = []
-
-    def announce_when_ready() -> None:
-        if not stack.wait_portal_ready(config.startup_timeout_s):
-            return  # the portal failed to start: reported when serving returns
-        print(f"voxload reference stack ready in {time.monotonic() - t0:.1f} s", flush=True)
-        print(f"  portal          {stack.portal_url}   (admin: {stack.portal_url}/admin/login)")
-        if config.with_media:
-            print(f"  WHIP/WHEP       {stack.media_http_url}")
-            print(f"  media API       {stack.media_api_url}")
-            print(f"  RTSP            {stack.media_rtsp_url}")
-        print(f"  admin password  {password_note}")
-        print(f"  data and logs   {stack.data_dir}")
-        print("Ctrl-C or SIGTERM stops it.", flush=True)
-
-    def watch_relay() -> None:
-        while stack.media_proc is not None and stack.media_proc.poll() is None:
-            time.sleep(0.5)
-        if stack.media_proc is not None and not stopping.is_set():
-            where = f"log in {stack.data_dir}" if config.data_dir else "pass --data-dir to keep its log"
-            problems.append(f"media relay exited unexpectedly with code {stack.media_proc.returncode} ({where})")
-            os.kill(os.getpid(), signal.SIGTERM)  # stops the portal served below
-
-    stopping = threading.Event()
-    # uvicorn handles SIGINT/SIGTERM while it serves and re-raises them after its graceful shutdown;
-    # these handlers make that re-raise end the wait here instead of killing the process before cleanup.
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    threading.Thread(target=announce_when_ready, daemon=True).start()
-    threading.Thread(target=watch_relay, daemon=True).start()
-    try:
-        # This process becomes the portal (one process fewer than a supervisor plus two children).
-        stack.serve_portal_here()
-    except KeyboardInterrupt:
-        pass
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            problems.append(f"portal exited with code {exc.code} during startup (log in {stack.data_dir / 'portal.log'})")
-    finally:
-        stopping.set()
-        stack.stop()
-    for problem in problems:
-        print(f"voxload: {problem}", file=sys.stderr)
-    print("voxload reference stack stopped.", flush=True)
-    return ExitCode.USAGE if problems else ExitCode.OK
-
-
-def cmd_stack_up_voxbento(args: argparse.Namespace) -> int:
-    """`stack up --voxbento DIR`: the real portal (its own environment) and our relay, supervised until Ctrl-C/SIGTERM."""
-    import tempfile
-
-    from .refstack.stack import StackError
-    from .target.voxbento import OPERATOR_SETTINGS, Layout, VoxBentoError, VoxBentoStack, VoxBentoUnavailable
-
-    if args.no_media:
-        raise UserError("--voxbento runs our relay as VoxBento's media server; --no-media does not apply")
-    if args.knobs:
-        raise UserError("--set knobs belong to the reference portal; give VoxBento its settings through the environment")
-    if args.host != "127.0.0.1":
-        raise UserError("--voxbento binds 127.0.0.1 only (VoxBento's own uvicorn setting)")
-    try:
-        layout = Layout.find(args.voxbento)
-    except VoxBentoUnavailable as exc:
-        raise UserError(str(exc)) from None
-    tmp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="voxload-voxbento-")
-    data_dir = args.data_dir or Path(tmp.name)
-    settings = {k: os.environ[k] for k in OPERATOR_SETTINGS if os.environ.get(k)}
-    stack = VoxBentoStack(layout, data_dir, portal_port=args.portal_port, media_port=args.media_port,
-                          media_api_port=args.media_api_port, rtsp_port=args.media_rtsp_port, settings=settings,
-                          media_args=list(args.media_args))
-    stopping = threading.Event()
-    # SIGTERM and Ctrl-C both end the wait below; the stack is then stopped in order (portal, then relay).
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    t0 = time.monotonic()
-    try:
-        try:
-            stack.start()
-        except (StackError, VoxBentoError) as exc:
-            raise UserError(str(exc)) from None
-        password_note = "(from ADMIN_PASSWORD)" if "ADMIN_PASSWORD" in settings else stack.admin_password
-        mode = "auth mode (BOOTH_ACCESS_TOKEN set)" if stack.booth_access_token else "open mode (BOOTH_ACCESS_TOKEN empty)"
-        print(f"voxload VoxBento stack ready in {time.monotonic() - t0:.1f} s", flush=True)
-        print(f"  portal          {stack.portal_url}   (admin: {stack.portal_url}/admin/login)  VoxBento from {layout.app_dir}, {mode}")
-        print(f"  WHIP/WHEP       {stack.media_url}   (our relay as MediaMTX)")
-        print(f"  media API       {stack.media_api_url}")
-        print(f"  RTSP            rtsp://{stack.host}:{stack.rtsp_port}   (VoxBento's MEDIAMTX_RTSP_BASE)")
-        print(f"  admin password  {password_note}")
-        print(f"  data and logs   {stack.data_dir}")
-        print("Ctrl-C or SIGTERM stops it.", flush=True)
-        try:
-            while not stopping.wait(0.5):
-                if stack.problem:
-                    raise UserError(f"{stack.problem} (log in {stack.data_dir})")
-        except KeyboardInterrupt:
-            pass
-    finally:
-        stack.stop()
-        if tmp is not None:
-            tmp.cleanup()
-    print("voxload VoxBento stack stopped.", flush=True)
-    return ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:
