@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..media.captions_match import marker_ids
+from ..rtc.markers import marker_ids
 from .booth_state import BoothState
 from .ws_base import BoothScopedSocket, ReceivedMessage
 

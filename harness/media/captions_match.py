@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 import jiwer
 from rapidfuzz.distance import LCSseq
 
+from ..rtc.markers import STAND_IN_PATTERN
 from .schedule import PublisherSchedule
 from .speech import Transcript
 
@@ -47,7 +48,6 @@ BACK_SLACK = 2  # instances before the latest carried one that a caption may sti
 # they got partly right (how right is the word error rate's job), and two stray hits on common words ("the") do
 # not carry a six-word sentence.
 CARRY_SHARE = 1 / 3
-STAND_IN_PATTERN = re.compile(r"\bmarker\s+(\d+)", re.IGNORECASE)  # the reference portal's marker stand-in
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _NOT_WORD = re.compile(r"[^\w\s]|_")
 
@@ -118,11 +118,6 @@ def normalise(text: str, language: str = "en") -> list[str]:
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
     text = _NOT_WORD.sub(" ", text)
     return text.split()
-
-
-def marker_ids(text: str) -> list[int]:
-    """Timing-marker ids the marker stand-in named in a caption."""
-    return [int(m) for m in STAND_IN_PATTERN.findall(text)]
 
 
 def recogniser_of(captions: Iterable[ReceivedCaption]) -> str:

@@ -26,6 +26,7 @@ from ..clients.interpreter import InterpreterClient
 from ..clients.listener import ListenerClient
 from .handover import HandoverDuty, HandoverRecord
 from ..media import captions_match
+from ..rtc.markers import marker_ids
 from ..media.errors import MediaError
 from ..media.schedule import PublisherSchedule
 from ..media.speech import CorpusError, default_corpus
@@ -364,7 +365,7 @@ class ListenerUser(_Conference, FastHttpUser):
         first_any: dict[int, float] = {}
         first_final: dict[int, float] = {}
         for caption in received:
-            for marker in captions_match.marker_ids(caption.text):
+            for marker in marker_ids(caption.text):
                 first_any.setdefault(marker, caption.received_s)
                 if caption.status == captions_match.FINAL:
                     first_final.setdefault(marker, caption.received_s)

@@ -22,6 +22,8 @@ marker. The marker start is then refined to about a sample by complex demodulati
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 MARKER_INTERVAL_S = 0.5
@@ -185,3 +187,18 @@ class MarkerDetector:
         # half amplitude RAMP_SAMPLES/2 after the frame start.
         crossing = int(above[0]) + _DEMOD_AVERAGE_SAMPLES // 2
         return lo + crossing - RAMP_SAMPLES // 2
+
+
+# The marker stand-in captioner's words for the markers it heard, and how a caption reader finds them again: one
+# owner for the writer (refstack's captioner) and the readers (caption clients, caption matching).
+STAND_IN_PATTERN = re.compile(r"\bmarker\s+(\d+)", re.IGNORECASE)
+
+
+def stand_in_words(marker_ids: list[int]) -> str:
+    """A caption naming these marker ids, as the stand-in captioner writes it."""
+    return " ".join(f"marker {marker_id}" for marker_id in marker_ids) + "."
+
+
+def marker_ids(text: str) -> list[int]:
+    """Timing-marker ids the marker stand-in named in a caption."""
+    return [int(found) for found in STAND_IN_PATTERN.findall(text)]

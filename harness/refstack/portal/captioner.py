@@ -44,7 +44,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from harness.rtc.audio import frame_to_mono_int16
-from harness.rtc.markers import MarkerDetector
+from harness.rtc.markers import MarkerDetector, stand_in_words
 from harness.rtc import aiortc_patches
 
 from . import recogniser
@@ -72,7 +72,7 @@ def chunk_text(marker_ids: list[int], rms_dbfs: float) -> str:
         return ""
     if not marker_ids:
         return UNMARKED_TEXT
-    return " ".join(f"marker {marker_id}" for marker_id in marker_ids) + "."
+    return stand_in_words(marker_ids)
 
 
 def _dbfs(sum_squares: float, samples: int) -> float:
