@@ -118,18 +118,6 @@ def folder_argument(text: str) -> str:
     return str(path)
 
 
-def scenario_argument(text: str) -> str:
-    """``type=`` for ``--scenario``: a valid scenario, as the absolute path of its file."""
-    import argparse
-
-    from .scenario import ScenarioError, load_scenario
-
-    try:
-        return str(absolute_path(load_scenario(text).source_path))
-    except ScenarioError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def run_id_argument(text: str) -> str:
     """``type=`` for ``--run-id``: a run folder name (the rule is ``harness.results.run_folder``')."""
     import argparse

@@ -17,7 +17,7 @@ import pytest
 
 from harness.browser import pagelog
 from harness.browser.chromium import unavailable_reason
-from harness.browser.files import read_canaries, read_status
+from harness.results.browser_files import read_canaries, read_status
 from harness.browser.fleet import CanaryFleet
 from harness.media.bridge import MediaBridge
 

@@ -15,7 +15,7 @@ from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from conftest import REPO, run_locust
 from harness.browser.chromium import CHROMIUM_ENV_VAR, unavailable_reason
-from harness.browser.files import read_canaries, read_status
+from harness.results.browser_files import read_canaries, read_status
 from harness.errors import ExitCode
 
 BROWSER_METRICS = ("browser_mouth_to_ear_latency_ms", "browser_listeners_receiving_ratio")

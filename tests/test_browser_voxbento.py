@@ -24,7 +24,7 @@ import pytest
 
 from harness.browser import pagelog
 from harness.browser.chromium import unavailable_reason
-from harness.browser.files import read_canaries
+from harness.results.browser_files import read_canaries
 from harness.browser.fleet import CanaryFleet
 from harness.browser.micwav import write_mic_wav
 from harness.clients import AdminClient, BoothSocket, InterpreterClient, ListenerClient, PortalHttp

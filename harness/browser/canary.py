@@ -40,7 +40,7 @@ import psutil
 
 from ..media.schedule import BoothSchedules, PublisherSchedule
 from . import chromium
-from .files import JsonLines, canary_file
+from ..results.browser_files import JsonLines, canary_file
 from .pageaudio import EarMarkers, InboundDeltas
 from .pagelog import PageLog
 

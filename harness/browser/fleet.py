@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from . import chromium
-from .files import STATUS_FILE, JsonLines, browser_dir
+from ..results.browser_files import STATUS_FILE, JsonLines, browser_dir
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from ..results.slo import METRICS
-from .files import browser_dir
+from ..results.browser_files import browser_dir
 from .fleet import CanaryFleet
 from .micwav import write_mic_wav
 

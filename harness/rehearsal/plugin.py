@@ -24,7 +24,8 @@ from locust import between, events
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from ..errors import ExitCode
-from ..inputs import folder_argument, run_id_argument, scenario_argument, url_argument
+from ..inputs import folder_argument, run_id_argument, url_argument
+from ..scenario.loader import scenario_argument
 from ..results.run_folder import RunDirectory, ResultsError, RunStatus
 from . import distributed
 from .run import ConferenceRun, Role, RunSetupError, load_run_scenario, results_root

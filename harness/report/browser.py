@@ -1,7 +1,7 @@
 """The report's browser section: what real Chromium canaries measured, beside the synthetic listeners, and
 what the target's own pages got wrong, in plain words.
 
-Input: the canaries' files (harness/browser/files.py) and the run's listener frame (rundata). Output: one
+Input: the canaries' files (harness/results/browser_files.py) and the run's listener frame (rundata). Output: one
 ``BrowserSection`` record the HTML and Markdown writers print. Calibration compares, per booth, the browser's
 mouth-to-ear with the synthetic probe listeners' (decoded in aiortc) over the same run, and states the offset
 and what each figure includes.
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..browser.files import read_canaries, read_status
+from ..results.browser_files import read_canaries, read_status
 from ..browser.pagelog import PageProblem, summarise
 
 # What each synthetic figure includes (media-design 3 and 4): the reader must not take them for a browser's.

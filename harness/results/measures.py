@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..browser.files import read_canaries, read_status
+from .browser_files import read_canaries, read_status
 from .run_folder import load_metric_samples
 from .slo import METRICS
 
@@ -329,7 +329,7 @@ def worker_lost_event(worker: str, lost_at_epoch_s: float, start_epoch_s: float)
 
 
 def browser_metrics(run_path: Path) -> dict[str, np.ndarray]:
-    """The browser_* SLO metrics from the canaries' per-second files (harness/browser/files.py).
+    """The browser_* SLO metrics from the canaries' per-second files (harness/results/browser_files.py).
 
     Mouth-to-ear: every marker a canary listener heard. Jitter buffer and concealment: one sample per canary
     listener and second that received packets. Receiving ratio: canary listeners that received any packet /

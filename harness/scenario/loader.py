@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from ..inputs import absolute_path
 from .errors import ScenarioError
 from .marked_yaml import load_marked
 from .model import Scenario, build_scenario
@@ -75,3 +76,13 @@ def load_scenario(name_or_path: str | os.PathLike[str]) -> Scenario:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise ScenarioError.single(shown, 1, "", f"cannot read the file: {reason}") from None
     return parse_scenario(text, shown, path)
+
+
+def scenario_argument(text: str) -> str:
+    """``type=`` for ``--scenario``: a valid scenario, as the absolute path of its file."""
+    import argparse
+
+    try:
+        return str(absolute_path(load_scenario(text).source_path))
+    except ScenarioError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

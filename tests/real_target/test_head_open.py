@@ -13,7 +13,7 @@ import pytest
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from harness.browser.chromium import unavailable_reason as chromium_unavailable
-from harness.browser.files import read_canaries
+from harness.results.browser_files import read_canaries
 from harness.errors import ExitCode
 from harness.results.run_folder import read_samples
 
