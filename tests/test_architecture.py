@@ -145,3 +145,18 @@ def test_the_walls_catch_forbidden_edges(tmp_path):
     found = _forbidden_edges(root)
     assert [line.split(":")[0] for line in found] == [
         "media -> gevent (only ['rehearsal'] may import it)", "refstack -> clients", "scenario -> probes"]
+
+
+def test_the_architecture_page_states_the_same_walls():
+    """docs/architecture.md's house table says what HOUSE_MAY_IMPORT enforces, so the page cannot drift."""
+    page = (HARNESS.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = page.split("## The houses", 1)[1].split("\n## ", 1)[0]
+    stated = {}
+    for row in table.splitlines():
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        house = cells[0].strip("`").removesuffix(".py").rstrip("/")
+        stated[house] = set() if cells[2] == "nothing" else {name.strip() for name in cells[2].split(",")}
+    declared = {house: allowed for house, allowed in HOUSE_MAY_IMPORT.items() if house != "__main__"}
+    assert stated == declared
