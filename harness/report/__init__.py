@@ -12,7 +12,8 @@ assembles one ``Report``, ``render`` and ``pdf`` write it, ``compare`` puts two 
 is ``voxload report``. Errors are ``ReportError`` subclasses (``errors``).
 """
 
-from .build import Report, ReportPaths, build_report
+from .build import Report, ReportPaths
+from .write import build_report
 from .compare import ComparisonPaths, build_comparison
 from .errors import NotARunFolder, OutputNotWritable, ReportError, RunFolderNotFound
 

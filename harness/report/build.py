@@ -1,16 +1,14 @@
-"""``build_report(run_dir) -> ReportPaths``: one run folder in, the sign-off report files out.
+"""The sign-off report of one run folder: ``assemble`` reads and judges it into a ``Report`` record.
 
 Owns the order of work: read the folder once (``rundata``), aggregate (``series``, ``health``,
-``verdicts``), word it (``capacity``), draw (``plots``), then write report.html, report.pdf, summary.md
-and verdict.json into the run folder (``render``, ``pdf``). The ``Report`` record built here is the only
+``verdicts``), word it (``capacity``), draw (``plots``); ``write.build_report`` then writes report.html,
+report.pdf, summary.md and verdict.json into the run folder (``render``, ``pdf``). The ``Report`` record built here is the only
 input of the writers, so the four files always say the same thing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +17,12 @@ from ..results.run_folder import utc_now_iso
 from . import capacity, plots, series
 from .browser import BrowserSection, browser_section
 from .capacity import CapacityInputs, Recommendation, Statement
-from .errors import OutputNotWritable
 from .faults import Outage, outages
 from .findings import Finding, read_findings
 from .health import GeneratorHealthView, generator_health
-from .rundata import RunData, load_run
+from .rundata import RunData
 from .verdicts import Verdicts, verdicts
 
-log = logging.getLogger(__name__)
 
 REPORT_HTML = "report.html"
 REPORT_PDF = "report.pdf"
@@ -203,25 +199,3 @@ def assemble(run: RunData) -> Report:
         outages=faults,
         browser=browser_section(run.path, run.listeners),
     )
-
-
-def build_report(run_dir: Path) -> ReportPaths:
-    """Write report.html, report.pdf, summary.md and verdict.json into `run_dir`; raises ReportError."""
-    from . import pdf, render  # the writers import Jinja2 and the PDF backend only when a report is written
-
-    t_start = time.perf_counter()
-    run_path = Path(run_dir)
-    report = assemble(load_run(run_path))
-    paths = ReportPaths(run_path / REPORT_HTML, run_path / REPORT_PDF, run_path / SUMMARY_MD, run_path / VERDICT_JSON)
-    try:
-        render.write_html(report, paths.html)
-        pdf.write_pdf(report, paths.pdf)
-        render.write_summary_md(report, paths.summary_md)
-        render.write_verdict_json(report, paths.verdict_json)
-    except OSError as exc:
-        raise OutputNotWritable(f"cannot write the report into {run_path}: {exc.strerror or exc}") from exc
-    finally:
-        for plot in report.plots:
-            plot.figure.clear()
-    log.info("report for %s written in %.1f s", report.run_id, time.perf_counter() - t_start)
-    return paths
