@@ -63,11 +63,12 @@ def _imports(path: Path, root: Path = HARNESS) -> list[tuple[str, int]]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            # `from harness import x` imports the house x
-            if target == "harness":  # `from harness import x`: the house x (or a name of the package, like __version__)
-                found += [(f"harness.{alias.name}", node.lineno) for alias in node.names
-                          if (root / alias.name).is_dir() or (root / f"{alias.name}.py").exists()]
-            else:
+            # `from package import x` imports the module x where x is one (`from harness import __version__` does not)
+            folder = root.parent.joinpath(*target.split("."))
+            submodules = [alias.name for alias in node.names
+                          if (folder / alias.name).is_dir() or (folder / f"{alias.name}.py").exists()]
+            found += [(f"{target}.{name}", node.lineno) for name in submodules]
+            if target != "harness" and len(submodules) < len(node.names):
                 found.append((target, node.lineno))
     return found
 
@@ -160,3 +161,52 @@ def test_the_architecture_page_states_the_same_walls():
         stated[house] = set() if cells[2] == "nothing" else {name.strip() for name in cells[2].split(",")}
     declared = {house: allowed for house, allowed in HOUSE_MAY_IMPORT.items() if house != "__main__"}
     assert stated == declared
+
+
+def _module_graph(root: Path = HARNESS) -> dict[str, set[str]]:
+    """module -> harness modules it imports (a submodule importing its own package's __init__ is not counted)."""
+    modules = {_module_name(path, root): path for path in root.rglob("*.py")}
+    graph: dict[str, set[str]] = collections.defaultdict(set)
+    for module, path in modules.items():
+        for target, _ in _imports(path, root):
+            if target not in modules:
+                parent = target.rsplit(".", 1)[0]
+                target = parent if parent in modules else target
+            if target in modules and target != module and not module.startswith(target + "."):
+                graph[module].add(target)
+    return graph
+
+
+def _module_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = 1
+        stack.append(module)
+        for nxt in sorted(graph.get(module, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module)):
+            return found
+    return None
+
+
+def test_modules_form_no_cycle():
+    """Not even through a function-level import (which only hides a cycle from the interpreter)."""
+    assert _module_cycle(_module_graph()) is None
+
+
+def test_a_module_cycle_is_found(tmp_path):
+    root = tmp_path / "harness"
+    (root / "report").mkdir(parents=True)
+    (root / "report" / "build.py").write_text("def go():\n    from . import render\n")
+    (root / "report" / "render.py").write_text("from .build import go\n")
+    assert _module_cycle(_module_graph(root)) == ["harness.report.build", "harness.report.render", "harness.report.build"]
