@@ -1,9 +1,8 @@
 """The harness's media plane: WHIP publishers and WHEP listeners hosted in engine processes.
 
-Map (one module per concern):
+Map (one module per concern; the timing markers, synthetic audio and every aiortc internal it uses are in
+``harness.rtc``, shared with the reference relay):
 
-- ``markers``: timing-marker scheme (tone pairs, 240 ids) and the streaming ``MarkerDetector`` (pure numpy).
-- ``audio``: speech-like synthetic signal with markers, pre-encoded once to an Opus loop, cached on disk.
 - ``speech``: the committed speech corpus (``corpus/``: espeak-ng sentences per language as Opus packets, and
   their transcript), the per-language loops engines publish and the payload index their listeners share.
 - ``captions_match``: captions aligned with the corpus transcript: per-utterance delays, word error rate.
@@ -13,9 +12,6 @@ Map (one module per concern):
 - ``listener``: ``WhepListener`` (RTP tap / probe / stock) and the ``ProbeAnalyzer`` of decoded audio.
 - ``rtpstats``: RFC 3550 loss, jitter, gaps, silences from packets; a 12-byte RTP header parser.
 - ``schedule``: publisher send schedules; payload -> send time for listeners in any process.
-- ``aiortc_patches``: every use of aiortc/aioice/pylibsrtp internals, for the engine, the reference relay and
-  the captioner alike (roles TAP/FORWARD/DECODE; source fingerprints checked); ``pins``: their pinned versions,
-  checkable without importing them.
 - ``health``, ``aggregate``, ``samples``: engine saturation, per-second aggregates, sample files.
 - ``rpc``, ``engine``: the engine process (``python -m harness.media.engine``) and its JSON-lines protocol.
 - ``bridge``: spawns engines and drives them from Locust greenlets or plain threads (no gevent import).
