@@ -29,6 +29,8 @@ import re
 from collections.abc import Collection
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..errors import VoxloadError
+
 # Query parameters that carry credentials (contract 1.1: the portal itself redacts `token=` and `code=`).
 _SECRET_QUERY_KEYS = frozenset({"token", "code", "access_token"})
 # Contract 2: invite tokens are 64 hex characters and travel in the path of `/join/{token}`.
@@ -51,7 +53,7 @@ def _one_line(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-class ClientError(Exception):
+class ClientError(VoxloadError):
     """Base of every error raised by harness.clients."""
 
 

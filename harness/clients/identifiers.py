@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from ..errors import VoxloadError
+
 # Contract 2: event slug `^[a-z0-9]+(?:-[a-z0-9]+)*$`, at most 64 characters, lower-cased.
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SLUG_MAX_LEN = 64
@@ -21,7 +23,7 @@ LANGUAGE_PATTERN = re.compile(r"^(?:[a-z]{2}|floor)$")
 INVITE_TOKEN_HEX = r"[0-9a-f]{64}"
 
 
-class InvalidIdentifier(ValueError):
+class InvalidIdentifier(VoxloadError, ValueError):
     """A slug or language code that the portal would reject with 400 (contract 4.2)."""
 
 

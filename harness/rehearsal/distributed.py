@@ -44,6 +44,8 @@ from pathlib import Path
 import gevent
 from gevent.event import AsyncResult
 
+from ..errors import VoxloadError
+
 logger = logging.getLogger(__name__)
 
 FORWARD_INTERVAL_S = 1.0
@@ -53,7 +55,7 @@ SCENARIO_RETRY_S = 1.0
 SEAT_TIMEOUT_S = 30.0
 
 
-class WorkerLinkError(RuntimeError):
+class WorkerLinkError(VoxloadError, RuntimeError):
     """The master did not answer in time, or sent something this worker must refuse (one line)."""
 
 

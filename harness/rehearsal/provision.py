@@ -16,6 +16,7 @@ from ..clients.admin import AdminClient
 from ..clients.booth_api import BoothApi
 from ..clients.errors import ClientError
 from ..clients.identifiers import BoothRef
+from ..errors import VoxloadError
 from ..scenario.model import Provisioning, Scenario
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 SPARE_INVITES_PER_BOOTH = 2
 
 
-class ProvisioningError(RuntimeError):
+class ProvisioningError(VoxloadError, RuntimeError):
     """The target refused the event shape (one line, names the step and URL)."""
 
 

@@ -24,6 +24,7 @@ from ..clients.errors import BoothMismatch, ClientError, SocketClosed, Unexpecte
 from ..clients.http import DEFAULT_TIMEOUT_S, PortalHttp
 from ..clients.interpreter import InterpreterClient
 from ..clients.listener import ListenerClient
+from ..errors import VoxloadError
 from .handover import HandoverDuty, HandoverRecord
 from ..media import captions_match
 from ..media.errors import MediaError
@@ -118,7 +119,7 @@ class CoordinatorUser(ConferenceUser):
             sock.close()
 
 
-class HandoverFailed(Exception):
+class HandoverFailed(VoxloadError):
     pass
 
 
@@ -377,7 +378,7 @@ class ListenerUser(_Conference, FastHttpUser):
                                                   booth=self.booth.booth_id, recogniser=captions_match.Recogniser.STAND_IN)
 
 
-class ListenerBlocked(Exception):
+class ListenerBlocked(VoxloadError):
     pass
 
 

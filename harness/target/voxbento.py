@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..refstack.stack import LOOPBACK, Stack, StackConfig, StackError, _http_ok, free_port
+from ..errors import VoxloadError
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,11 @@ STARTUP_TIMEOUT_S = 120.0  # a fresh schema on a loaded 2-core machine took 39 s
 SUPERVISE_POLL_S = 0.05
 
 
-class VoxBentoUnavailable(RuntimeError):
+class VoxBentoUnavailable(VoxloadError, RuntimeError):
     """No VoxBento install can be found or set up here (tests skip with this one line)."""
 
 
-class VoxBentoError(RuntimeError):
+class VoxBentoError(VoxloadError, RuntimeError):
     """VoxBento or the relay did not start, or died (one line for the CLI)."""
 
 
