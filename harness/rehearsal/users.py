@@ -24,6 +24,7 @@ from ..clients.errors import BoothMismatch, ClientError, SocketClosed, Unexpecte
 from ..clients.http import DEFAULT_TIMEOUT_S, PortalHttp
 from ..clients.interpreter import InterpreterClient
 from ..clients.listener import ListenerClient
+from ..contract.listener import AUDIO_DELAY_POLL_S
 from ..errors import VoxloadError
 from .handover import HandoverDuty, HandoverRecord
 from ..media import captions_match
@@ -33,8 +34,6 @@ from ..media.speech import CorpusError, default_corpus
 
 logger = logging.getLogger(__name__)
 
-# Contract 6.2 step 4: the listener page polls the room's audio delay every 3000 ms.
-AUDIO_DELAY_POLL_S = 3.0
 _ip_counter = itertools.count(1)
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import selectinload
 
 from . import tokens
 from ...contract import languages
+from ...contract.roles import INVITE_ROLES
 from .models import (
     Booth,
     Event,
@@ -64,14 +65,9 @@ TRUTHY_FORM_VALUES = frozenset({"true", "on", "1", "yes"})
 WORKER_RESTART_PAUSE_S = 0.1
 
 
-class InviteRole(enum.Enum):
-    """Contract 4.1: roles an invite token may carry; anything else makes token creation fail with 500."""
-
-    INTERPRETER = "interpreter"
-    ROOM_COORDINATOR = "room_coordinator"
-    EVENT_OWNER = "event_owner"
-    SUPER_ADMIN = "super_admin"
-    SUPPORT = "support"
+# Contract 4.1: roles an invite token may carry (shared with the clients); anything else makes token creation
+# fail with 500 (the ValueError of the lookup).
+InviteRole = enum.Enum("InviteRole", {role.upper(): role for role in INVITE_ROLES})
 
 
 class MemberRole(enum.Enum):

@@ -80,14 +80,7 @@ async def join(request: Request, token: str) -> Response:
         invite.used = True
         booth = invite.booth
         event_slug = booth.room.event.slug
-        claims = {
-            "sub": uuid.uuid4().hex,
-            "booth_id": booth.id,
-            "role": invite.role,
-            "event_slug": event_slug,
-            "room_id": booth.room_id,
-            "language_code": booth.language_code,
-        }
+        claims = tokens.session_claims(uuid.uuid4().hex, booth.id, invite.role, event_slug, booth.room_id, booth.language_code)
         role = invite.role
     # Contract 3.4: the landing page, not the booth (listener invites cannot be created at HEAD).
     response = redirect(f"/listener/{event_slug}" if role == "listener" else "/interpreter")
