@@ -179,3 +179,14 @@ def test_route_placeholders_match_path_arguments():
     allowed = {"e", "r", "b", "token", "slug", "lang", "room_id", "booth_id", "channel", "path"}
     for route in ROUTES:
         assert set(re.findall(r"\{(\w+)\}", route.template)) <= allowed, route
+
+
+def test_route_regexes_read_back_what_path_builds():
+    from harness.clients import admin
+
+    assert re.fullmatch(routes.ADMIN_BOOTH.regex(e=4, r=9), routes.ADMIN_BOOTH.path(e=4, r=9, b=31))[1] == "31"
+    assert not re.fullmatch(routes.ADMIN_BOOTH.regex(e=4, r=9), routes.ADMIN_BOOTH.path(e=4, r=10, b=31))
+    assert re.fullmatch(routes.ADMIN_EVENT.regex(), "/admin/events/x/") is None  # DB ids are digits
+    token = "ab" * 32
+    assert admin.INVITE_LINK.search(f"http://h{routes.JOIN.path(token=token)}")[1] == token
+    assert admin.WIZARD_EVENT_LOCATION.search("http://h/admin/events/12/setup/rooms/")[1] == "12"

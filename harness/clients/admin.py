@@ -27,17 +27,13 @@ from .interpreter import BOOTH_PAGE_HREF
 
 # --- read-back shapes (contract Appendix B), matched on parsed elements; regexes below see URLs and text only ---
 # App. B event id (wizard): `Location: /admin/events/{id}/setup/rooms`.
-WIZARD_EVENT_LOCATION = re.compile(r"/admin/events/(\d+)/setup/rooms/?$")
+WIZARD_EVENT_LOCATION = re.compile(routes.ADMIN_SETUP_ROOMS.regex() + "/?$")
 # App. B event id (list, 20 per page, oldest first): a `<tr>` with `<a href="/admin/events/{id}/">{name}</a>` and `<code>{slug}</code>`.
-EVENT_HREF = re.compile(r"^/admin/events/(\d+)/$")
-# App. B room id: `<a href="/admin/events/{e}/rooms/{room_id}/">{room display name}</a>`.
-ROOM_HREF = "^/admin/events/{e}/rooms/(\\d+)/$"
-# App. B booth DB id: the `<tr>` holding `<code>{lang}</code>` also links `/admin/events/{e}/rooms/{r}/booths/{booth_id}/`.
-BOOTH_HREF = "^/admin/events/{e}/rooms/{r}/booths/(\\d+)/$"
+EVENT_HREF = re.compile(f"^{routes.ADMIN_EVENT.regex()}$")
 # The same row links the interpreter page (`Open Booth`); its shape shows the version's layout (contract 5.1, 15).
 INTERPRETER_HREF = BOOTH_PAGE_HREF
 # App. B invite token: the `<tr>` holding `<td>{label}</td>` also holds `/join/{64 hex}` (in `<code id="tok-...">`).
-INVITE_LINK = re.compile(rf"/join/({INVITE_TOKEN_HEX})\b")
+INVITE_LINK = re.compile(routes.JOIN.regex({"token": INVITE_TOKEN_HEX}) + r"\b")
 # App. B / 4.1 join code: `<span class="join-code">{CODE}</span>`.
 JOIN_CODE = re.compile(rf"^{JOIN_CODE_PATTERN}$")
 JOIN_CODE_CLASS = "join-code"
@@ -95,7 +91,8 @@ def event_rows(doc: Document) -> list[EventRow]:
 
 def room_links(doc: Document, event_id: int) -> dict[int, str]:
     """App. B: room id -> display name: per `<tr>`, the first room link (the name; the `View` button follows it)."""
-    href = re.compile(ROOM_HREF.format(e=event_id))
+    # App. B room id: `<a href="/admin/events/{e}/rooms/{room_id}/">{room display name}</a>`.
+    href = re.compile(f"^{routes.ADMIN_ROOM.regex(e=event_id)}$")
     named: dict[int, str] = {}
     for tr in doc.iter("tr"):
         links = _links(tr, href)
@@ -107,7 +104,8 @@ def room_links(doc: Document, event_id: int) -> dict[int, str]:
 
 def booth_rows(doc: Document, event_id: int, room_id: int, language_code: str) -> list[BoothRow]:
     """App. B: the rows holding `<code>{lang}</code>`, each with its booth link (and interpreter link)."""
-    href = re.compile(BOOTH_HREF.format(e=event_id, r=room_id))
+    # App. B booth DB id: the `<tr>` holding `<code>{lang}</code>` also links `/admin/events/{e}/rooms/{r}/booths/{booth_id}/`.
+    href = re.compile(f"^{routes.ADMIN_BOOTH.regex(e=event_id, r=room_id)}$")
     rows = []
     for tr in doc.iter("tr"):
         if not any(code.text() == language_code for code in tr.iter("code")):

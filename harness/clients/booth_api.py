@@ -21,7 +21,7 @@ from .http import PortalHttp
 from .media_urls import encode_uri_component
 
 # Contract 4.2: `interpreter_invite_url` is `{PUBLIC_BASE_URL}/join/{token}`, token 64 hex (contract 2).
-_INVITE_URL_TOKEN = re.compile(rf"/join/({INVITE_TOKEN_HEX})$")
+_INVITE_URL_TOKEN = re.compile(routes.JOIN.regex({"token": INVITE_TOKEN_HEX}) + "$")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,7 @@ from .media_urls import browser_whip_url
 
 
 # Contract 2: invite tokens are 64 hex characters; accepts a bare token or any URL ending in /join/<token>.
-INVITE_TOKEN = re.compile(rf"(?:^|/join/)({INVITE_TOKEN_HEX})/?$")
+INVITE_TOKEN = re.compile(rf"(?:^|{re.escape(routes.JOIN.path(token=''))})({INVITE_TOKEN_HEX})/?$")
 # Contract App. B / 5.1: booth page links `/interpreter/{slug}/{room_id}/{lang}`; before d2bee53 (contract 2, 15)
 # `/interpreter/{slug}/{lang}`. Matched on parsed `href` values.
 BOOTH_PAGE_HREF = re.compile(rf"^/interpreter/({SLUG_PATTERN})/(?:(\d+)/)?({BOOTH_LANGUAGE_PATTERN})$")

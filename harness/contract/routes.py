@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 
 # Stats names replace each placeholder with a bracketed label so Locust's table does not grow per id.
 _STATS_LABEL = {"e": "id", "r": "id", "b": "id", "room_id": "id"}
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# Placeholders that stand for integer DB ids.
+_DB_IDS = frozenset({"e", "r", "b", "room_id"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,22 @@ class Route:
 
     def path(self, **parts: object) -> str:
         return self.template.format(**parts)
+
+    def regex(self, groups: Mapping[str, str] | None = None, **parts: object) -> str:
+        """The template as a regular expression (no anchors) for reading paths back out of pages and headers:
+        the given parts literally, each other placeholder a capture group: of ``groups[name]`` when given,
+        else of digits for DB ids or of one path segment."""
+        groups = groups or {}
+        pieces = _PLACEHOLDER.split(self.template)  # literal text and placeholder names, alternating
+        out = []
+        for i, piece in enumerate(pieces):
+            if i % 2 == 0:
+                out.append(re.escape(piece))
+            elif piece in parts:
+                out.append(re.escape(str(parts[piece])))
+            else:
+                out.append(f"({groups[piece]})" if piece in groups else r"(\d+)" if piece in _DB_IDS else r"([^/?#]+)")
+        return "".join(out)
 
 
 # --- admin panel (contract 3.2, 4.1, 4.3, 4.4, 4.5) ---
