@@ -190,3 +190,33 @@ def test_route_regexes_read_back_what_path_builds():
     token = "ab" * 32
     assert admin.INVITE_LINK.search(f"http://h{routes.JOIN.path(token=token)}")[1] == token
     assert admin.WIZARD_EVENT_LOCATION.search("http://h/admin/events/12/setup/rooms/")[1] == "12"
+
+
+def test_the_reference_portal_declares_voxbento_routes_from_the_contract():
+    # FastAPI spells parameters its own way ({event_slug}); normalised, no path literal may equal a contract route
+    # (or its pre-d2bee53 form), so a route changed in the contract changes the reference portal too.
+    def shape(path: str) -> str:
+        return re.sub(r"\{\w+(?::\w+)?\}", "{}", path)
+
+    owned = set()
+    for route in ROUTES:
+        owned.add(shape(route.template))
+        try:
+            owned.add(shape(route.single_room().template))
+        except ValueError:
+            pass
+    portal = HARNESS / "refstack" / "portal"
+    copies = [f"{path.relative_to(REPO)}:{line}: {text!r}" for path in sorted(portal.glob("*.py"))
+              for line, text in _string_literals(path) if text.startswith("/") and shape(text) in owned]
+    assert copies == []
+
+
+def test_single_room_routes_drop_the_room_segment():
+    assert routes.API_DELETE_BOOTH.single_room().path(slug="ev", lang="es") == "/api/events/ev/booths/es"
+    assert routes.INTERPRETER_BOOTH_PAGE.single_room().path(slug="ev", lang="es") == "/interpreter/ev/es"
+    assert routes.API_TRANSCRIPTION_STOP.server("event_slug", "room_id", "language_code") == \
+        "/api/events/{event_slug}/rooms/{room_id}/booths/{language_code}/transcription/stop"
+    with pytest.raises(ValueError):
+        routes.HEALTHZ.single_room()
+    with pytest.raises(ValueError):
+        routes.JOIN.server()

@@ -60,8 +60,9 @@ class BoothApi:
         return api
 
     def _booth_route(self, route: routes.Route, event_slug: str, room_id: int, language_code: str) -> str:
-        template = route.template if self.room_scoped else route.template.replace(routes.API_ROOM_SEGMENT, "")
-        return template.format(slug=event_slug, room_id=room_id, lang=language_code)
+        if not self.room_scoped:
+            return route.single_room().path(slug=event_slug, lang=language_code)
+        return route.path(slug=event_slug, room_id=room_id, lang=language_code)
 
     def transcription_start_path(self, event_slug: str, room_id: int, language_code: str) -> str:
         """The start route on this target's layout, for findings that name it."""
@@ -108,7 +109,7 @@ class BoothApi:
         body.update({k: v for k, v in {"language": language, "room_id": room_id, "room_name": room_name, "instance": instance}.items()
                      if v is not None})
         headers, params = self._auth()
-        response = self.http.request("POST", routes.API_CREATE_BOOTH.path(slug=event_slug), name=routes.API_CREATE_BOOTH.name,
+        response = self.http.request("POST", routes.API_BOOTHS.path(slug=event_slug), name=routes.API_BOOTHS.name,
                                      expected=(201,), json=body, headers=headers, params=params)
         data = self.http.json_body(response)
         state = BoothState.from_json(data, response.url)

@@ -37,6 +37,21 @@ class Route:
     def path(self, **parts: object) -> str:
         return self.template.format(**parts)
 
+    def single_room(self) -> Route:
+        """The route as targets before d2bee53 (2026-08-14) serve it: without the room segment (contract 2, 15)."""
+        for segment in ("/rooms/{room_id}", "/{room_id}"):
+            if segment in self.template:
+                return Route(self.template.replace(segment, "", 1), self.stats_name)
+        raise ValueError(f"{self.template} has no room segment")
+
+    def server(self, *names: str) -> str:
+        """The template with the server's own parameter names in order, in FastAPI's path syntax (a name may carry
+        a converter, ``"channel_id:path"``): how the reference portal declares the same route."""
+        holders = _PLACEHOLDER.findall(self.template)
+        if len(names) != len(holders):
+            raise ValueError(f"{self.template} has {len(holders)} parameters, got {len(names)} names")
+        return self.path(**{holder: f"{{{name}}}" for holder, name in zip(holders, names)})
+
     def regex(self, groups: Mapping[str, str] | None = None, **parts: object) -> str:
         """The template as a regular expression (no anchors) for reading paths back out of pages and headers:
         the given parts literally, each other placeholder a capture group: of ``groups[name]`` when given,
@@ -82,8 +97,8 @@ ADMIN_DELETE_BOOTH = Route("/admin/events/{e}/rooms/{r}/booths/{b}/delete")
 ADMIN_REVOKE_TOKEN = Route("/admin/events/{e}/rooms/{r}/booths/{b}/tokens/{token}/revoke")
 
 # --- booth JSON API (contract 3.5, 4.2, 4.4, 5.2, 5.5, 7.1) ---
-# Contract 4.2
-API_CREATE_BOOTH = Route("/api/events/{slug}/booths")
+# Contract 4.2 (POST creates a booth; GET lists the in-memory booths of the event)
+API_BOOTHS = Route("/api/events/{slug}/booths")
 # Contract 5.2 step 1: never creates a booth; 404 when not in the in-memory registry.
 API_BOOTH_STATE = Route("/api/events/{slug}/booths/{lang}/state")
 # Contract 5.5: scripted publishers.
@@ -93,8 +108,7 @@ API_TRANSCRIPTION_START = Route("/api/events/{slug}/rooms/{room_id}/booths/{lang
 API_TRANSCRIPTION_STOP = Route("/api/events/{slug}/rooms/{room_id}/booths/{lang}/transcription/stop")
 # Contract 4.4
 API_DELETE_BOOTH = Route("/api/events/{slug}/rooms/{room_id}/booths/{lang}")
-# Contract 2, 15: before d2bee53 (2026-08-14) the three routes above had no `/rooms/{room_id}` segment.
-API_ROOM_SEGMENT = "/rooms/{room_id}"
+# Contract 2, 15: before d2bee53 (2026-08-14) the three routes above had no `/rooms/{room_id}` segment (Route.single_room).
 # Contract 3.5
 API_AUTH_TOKEN = Route("/api/auth/token")
 # Contract 5.2 step 2: never guarded; the channel is encodeURIComponent'ed.
