@@ -117,7 +117,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         owner = importlib.import_module(module)
         command = sub.add_parser(name, help=help_text, description=owner.DESCRIPTION)
         owner.add_arguments(command)
-        command.set_defaults(func=lambda args, owner=owner: owner.run(args, UserError))
+        command.set_defaults(func=owner.run)
     return parser
 
 

@@ -42,7 +42,10 @@ def exit_codes_help() -> str:
 
 
 class VoxloadError(Exception):
-    """Root of voxload's own errors."""
+    """Root of voxload's own errors: every exception class under ``harness/`` derives from it (tests/test_error_tree.py),
+    except the reference target's (``harness/refstack`` plays VoxBento and does not depend on the harness). Classes that
+    callers also catch as ``ValueError`` or ``RuntimeError`` keep that base next to this one. This module imports nothing
+    of voxload, so every house (``rtc`` and ``contract`` too) may import it."""
 
 
 class UserError(VoxloadError):

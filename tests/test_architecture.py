@@ -17,17 +17,18 @@ HARNESS = Path(__file__).resolve().parents[1] / "harness"
 # house -> houses it may import (a house is a subpackage of harness/, or a top-level module)
 HOUSE_MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
+    "waiting": {"errors"},  # poll_until: the one deadline loop
     "contract": set(),  # VoxBento facts shared by clients, scenario and the reference target
-    "rtc": set(),  # aiortc patches, pins, synthetic audio, timing markers: shared by media and refstack
+    "rtc": {"errors"},  # aiortc patches, pins, synthetic audio, timing markers: shared by media and refstack
     "results": {"errors"},
     "scenario": {"errors", "contract", "results", "inputs"},
     "inputs": {"errors", "results"},
     "clients": {"errors", "contract", "rtc"},
     "media": {"errors", "rtc"},
     "browser": {"errors", "rtc", "media", "results"},
-    "target": {"errors", "refstack"},  # the only way into the reference target: its child process and `stack up`
-    "probes": {"errors", "inputs", "contract", "rtc", "clients", "media", "results", "scenario", "target"},
-    "rehearsal": {"errors", "inputs", "contract", "rtc", "clients", "media", "browser", "results", "scenario",
+    "target": {"errors", "contract", "refstack"},  # the only way into the reference target: its child process and `stack up`
+    "probes": {"errors", "waiting", "inputs", "contract", "rtc", "clients", "media", "results", "scenario", "target"},
+    "rehearsal": {"errors", "waiting", "inputs", "contract", "rtc", "clients", "media", "browser", "results", "scenario",
                   "target", "report"},
     "report": {"errors", "inputs", "results", "browser"},
     "cli": {"errors", "inputs", "clients", "results", "scenario", "target", "report", "rehearsal", "probes"},

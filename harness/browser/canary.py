@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from ..errors import VoxloadError
 from ..media.schedule import BoothSchedules, PublisherSchedule
 from . import chromium
 from ..results.browser_files import JsonLines, canary_file
@@ -469,7 +470,7 @@ class InterpreterFlow:
         self.canary.event("handover", ok=True, at_epoch_s=round(started, 3), control=label)
 
 
-class CanaryError(RuntimeError):
+class CanaryError(VoxloadError, RuntimeError):
     """The page did not let the canary do what a person would (one line, names the page)."""
 
 

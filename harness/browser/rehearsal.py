@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from ..errors import VoxloadError
 from ..results.slo import METRICS
 from ..results.browser_files import browser_dir
 from .fleet import CanaryFleet
@@ -33,7 +34,7 @@ BROWSER_METRIC_PREFIX = "browser_"
 LIVE_WAIT_S = 45.0
 
 
-class BrowserRequirementError(RuntimeError):
+class BrowserRequirementError(VoxloadError, RuntimeError):
     """The scenario requires browser metrics and no Chromium can run (one line, exit 2 before load)."""
 
 

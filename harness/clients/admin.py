@@ -15,58 +15,28 @@ from collections.abc import Iterable, Mapping
 
 import requests
 
+from ..contract import routes
+from ..contract.roles import INVITE_ROLES
+from ..contract.credentials import INVITE_TOKEN_HEX, JOIN_CODE_PATTERN
 from .cookies import ADMIN_COOKIE, jar_value
 from .errors import AuthRejected, MalformedResponse, ReadBackError
 from .html import Document, Element, parse
 from .http import PortalHttp
-from .identifiers import INVITE_TOKEN_HEX, recognise_room_scoped
+from .identifiers import recognise_room_scoped
 from .interpreter import BOOTH_PAGE_HREF
-
-# Contract 3.2
-LOGIN = "/admin/login"
-LOGOUT = "/admin/logout"
-DASHBOARD = "/admin/"
-# Contract 4.1 (wizard)
-SETUP = "/admin/setup"
-SETUP_ROOMS = "/admin/events/{e}/setup/rooms"
-SETUP_BOOTHS = "/admin/events/{e}/setup/booths"
-SETUP_INVITE = "/admin/events/{e}/setup/invite"
-# Contract 4.1 (classic) and the pages of 4.5
-EVENTS = "/admin/events/"
-EVENT = "/admin/events/{e}/"
-ROOMS = "/admin/events/{e}/rooms/"
-ROOM = "/admin/events/{e}/rooms/{r}/"
-BOOTHS = "/admin/events/{e}/rooms/{r}/booths/"
-BOOTH = "/admin/events/{e}/rooms/{r}/booths/{b}/"
-TOKENS = "/admin/events/{e}/rooms/{r}/booths/{b}/tokens/"
-MEMBERS = "/admin/events/{e}/members/"
-REGENERATE_JOIN_CODE = "/admin/events/{e}/regenerate_join_code/"
-# Contract 4.3
-TRANSCRIPTION_SETTINGS = "/admin/events/{e}/rooms/{r}/booths/{b}/transcription-settings"
-# Contract 4.4
-DELETE_EVENT = "/admin/events/{e}/delete"
-DELETE_ROOM = "/admin/events/{e}/rooms/{r}/delete"
-DELETE_BOOTH = "/admin/events/{e}/rooms/{r}/booths/{b}/delete"
-REVOKE_TOKEN = "/admin/events/{e}/rooms/{r}/booths/{b}/tokens/{token}/revoke"
 
 # --- read-back shapes (contract Appendix B), matched on parsed elements; regexes below see URLs and text only ---
 # App. B event id (wizard): `Location: /admin/events/{id}/setup/rooms`.
-WIZARD_EVENT_LOCATION = re.compile(r"/admin/events/(\d+)/setup/rooms/?$")
+WIZARD_EVENT_LOCATION = re.compile(routes.ADMIN_SETUP_ROOMS.regex() + "/?$")
 # App. B event id (list, 20 per page, oldest first): a `<tr>` with `<a href="/admin/events/{id}/">{name}</a>` and `<code>{slug}</code>`.
-EVENT_HREF = re.compile(r"^/admin/events/(\d+)/$")
-# App. B room id: `<a href="/admin/events/{e}/rooms/{room_id}/">{room display name}</a>`.
-ROOM_HREF = "^/admin/events/{e}/rooms/(\\d+)/$"
-# App. B booth DB id: the `<tr>` holding `<code>{lang}</code>` also links `/admin/events/{e}/rooms/{r}/booths/{booth_id}/`.
-BOOTH_HREF = "^/admin/events/{e}/rooms/{r}/booths/(\\d+)/$"
+EVENT_HREF = re.compile(f"^{routes.ADMIN_EVENT.regex()}$")
 # The same row links the interpreter page (`Open Booth`); its shape shows the version's layout (contract 5.1, 15).
 INTERPRETER_HREF = BOOTH_PAGE_HREF
 # App. B invite token: the `<tr>` holding `<td>{label}</td>` also holds `/join/{64 hex}` (in `<code id="tok-...">`).
-INVITE_LINK = re.compile(rf"/join/({INVITE_TOKEN_HEX})\b")
-# App. B / 4.1 join code: `<span class="join-code">{CODE}</span>`, 6 chars of ABCDEFGHJKLMNPQRSTUVWXYZ23456789.
-JOIN_CODE = re.compile(r"^[ABCDEFGHJKLMNPQRSTUVWXYZ23456789]{6}$")
+INVITE_LINK = re.compile(routes.JOIN.regex({"token": INVITE_TOKEN_HEX}) + r"\b")
+# App. B / 4.1 join code: `<span class="join-code">{CODE}</span>`.
+JOIN_CODE = re.compile(rf"^{JOIN_CODE_PATTERN}$")
 JOIN_CODE_CLASS = "join-code"
-# Contract 4.1: invite roles (an unknown role is a 500 on the server).
-INVITE_ROLES = ("interpreter", "room_coordinator", "event_owner", "super_admin", "support")
 # Browsers ask for HTML; contract 3.2: the admin guards then answer 403 with an HTML page instead of JSON.
 HTML_ACCEPT = {"Accept": "text/html,application/xhtml+xml"}
 
@@ -121,7 +91,8 @@ def event_rows(doc: Document) -> list[EventRow]:
 
 def room_links(doc: Document, event_id: int) -> dict[int, str]:
     """App. B: room id -> display name: per `<tr>`, the first room link (the name; the `View` button follows it)."""
-    href = re.compile(ROOM_HREF.format(e=event_id))
+    # App. B room id: `<a href="/admin/events/{e}/rooms/{room_id}/">{room display name}</a>`.
+    href = re.compile(f"^{routes.ADMIN_ROOM.regex(e=event_id)}$")
     named: dict[int, str] = {}
     for tr in doc.iter("tr"):
         links = _links(tr, href)
@@ -133,7 +104,8 @@ def room_links(doc: Document, event_id: int) -> dict[int, str]:
 
 def booth_rows(doc: Document, event_id: int, room_id: int, language_code: str) -> list[BoothRow]:
     """App. B: the rows holding `<code>{lang}</code>`, each with its booth link (and interpreter link)."""
-    href = re.compile(BOOTH_HREF.format(e=event_id, r=room_id))
+    # App. B booth DB id: the `<tr>` holding `<code>{lang}</code>` also links `/admin/events/{e}/rooms/{r}/booths/{booth_id}/`.
+    href = re.compile(f"^{routes.ADMIN_BOOTH.regex(e=event_id, r=room_id)}$")
     rows = []
     for tr in doc.iter("tr"):
         if not any(code.text() == language_code for code in tr.iter("code")):
@@ -189,7 +161,7 @@ class AdminClient:
 
     def login(self, password: str) -> None:
         """303 `/admin/` + `admin_token` cookie; 403 `Invalid password.` (also when ADMIN_PASSWORD is empty)."""
-        response = self._form(LOGIN, LOGIN, {"password": password})
+        response = self._form(routes.ADMIN_LOGIN.path(), routes.ADMIN_LOGIN.name, {"password": password})
         if not self.admin_cookie:
             raise AuthRejected(response.url, 303, (303,), f"login redirected to {response.headers.get('Location')} without {ADMIN_COOKIE}")
 
@@ -198,16 +170,16 @@ class AdminClient:
 
         Contract 10: VoxBento has no limiter on this route; a 429 here means the deployment added one.
         """
-        response = self._form(LOGIN, LOGIN, {"password": password}, expected=(303, 403, 429))
+        response = self._form(routes.ADMIN_LOGIN.path(), routes.ADMIN_LOGIN.name, {"password": password}, expected=(303, 403, 429))
         return response.status_code
 
     def logout(self) -> None:
-        self.http.request("GET", LOGOUT, name=LOGOUT, expected=(303,), headers=HTML_ACCEPT)
+        self.http.request("GET", routes.ADMIN_LOGOUT.path(), name=routes.ADMIN_LOGOUT.name, expected=(303,), headers=HTML_ACCEPT)
 
     # --- contract 4.1: wizard ---
     def create_event_wizard(self, display_name: str, slug: str | None = None) -> int:
         """`POST /admin/setup` -> 303 `/admin/events/{id}/setup/rooms`; 400 on empty name, bad or duplicate slug."""
-        response = self._form(SETUP, SETUP, {"display_name": display_name, "slug": slug or ""})
+        response = self._form(routes.ADMIN_SETUP.path(), routes.ADMIN_SETUP.name, {"display_name": display_name, "slug": slug or ""})
         location = self.http.location(response)
         match = WIZARD_EVENT_LOCATION.search(location.split("?")[0])
         if not match:
@@ -216,18 +188,18 @@ class AdminClient:
 
     def add_room_wizard(self, event_id: int, display_name: str) -> int:
         """`POST .../setup/rooms` (303 same URL); the id is read back from the rooms page (newest room of that name)."""
-        self._form(SETUP_ROOMS.format(e=event_id), "/admin/events/[id]/setup/rooms", {"display_name": display_name})
+        self._form(routes.ADMIN_SETUP_ROOMS.path(e=event_id), routes.ADMIN_SETUP_ROOMS.name, {"display_name": display_name})
         return self.room_id(event_id, display_name)
 
     def add_booth_wizard(self, event_id: int, room_id: int, language_code: str, language_name: str | None = None) -> int:
         """`POST .../setup/booths` (303 even for duplicates); the id is read back from the room's booths page."""
-        self._form(SETUP_BOOTHS.format(e=event_id), "/admin/events/[id]/setup/booths",
+        self._form(routes.ADMIN_SETUP_BOOTHS.path(e=event_id), routes.ADMIN_SETUP_BOOTHS.name,
                    {"room_id": room_id, "language_code": language_code, "language_name": language_name or ""})
         return self.booth_id(event_id, room_id, language_code)
 
     def join_code(self, event_id: int) -> str:
         """`GET .../setup/invite` generates the code if missing (contract 4.1) and shows it."""
-        response = self._get(SETUP_INVITE.format(e=event_id), "/admin/events/[id]/setup/invite")
+        response = self._get(routes.ADMIN_SETUP_INVITE.path(e=event_id), routes.ADMIN_SETUP_INVITE.name)
         return self._join_code_of(response)
 
     def setup_event(self, display_name: str, slug: str, rooms: Mapping[str, Iterable[str]]) -> EventSetup:
@@ -245,15 +217,15 @@ class AdminClient:
     # --- contract 4.1: classic forms ---
     def create_event(self, slug: str, display_name: str) -> int:
         """`POST /admin/events/` (303 even on failure); the id is read back from the event list pages."""
-        self._form(EVENTS, EVENTS, {"slug": slug, "display_name": display_name})
+        self._form(routes.ADMIN_EVENTS.path(), routes.ADMIN_EVENTS.name, {"slug": slug, "display_name": display_name})
         return self.event_id(slug)
 
     def create_room(self, event_id: int, display_name: str) -> int:
-        self._form(ROOMS.format(e=event_id), "/admin/events/[id]/rooms/", {"display_name": display_name})
+        self._form(routes.ADMIN_ROOMS.path(e=event_id), routes.ADMIN_ROOMS.name, {"display_name": display_name})
         return self.room_id(event_id, display_name)
 
     def create_booth(self, event_id: int, room_id: int, language_code: str, language_name: str) -> int:
-        self._form(BOOTHS.format(e=event_id, r=room_id), "/admin/events/[id]/rooms/[id]/booths/",
+        self._form(routes.ADMIN_BOOTHS.path(e=event_id, r=room_id), routes.ADMIN_BOOTHS.name,
                    {"language_code": language_code, "language_name": language_name})
         return self.booth_id(event_id, room_id, language_code)
 
@@ -263,14 +235,14 @@ class AdminClient:
         """`POST .../tokens/` then read the token back by its label; labels must be unique per booth."""
         if role not in INVITE_ROLES:
             raise ValueError(f"role {role!r} not in {INVITE_ROLES} (contract 4.1: unknown roles are a server 500)")
-        self._form(TOKENS.format(e=event_id, r=room_id, b=booth_id), "/admin/events/[id]/rooms/[id]/booths/[id]/tokens/",
+        self._form(routes.ADMIN_TOKENS.path(e=event_id, r=room_id, b=booth_id), routes.ADMIN_TOKENS.name,
                    {"role": role, "label": label, "expires_hours": "" if expires_hours is None else expires_hours})
         return self.invite_token(event_id, room_id, booth_id, label)
 
     def regenerate_join_code(self, event_id: int) -> str:
         """`POST .../regenerate_join_code/` -> 303 `/admin/events/{e}/`; the new code is read from the event page."""
-        self._form(REGENERATE_JOIN_CODE.format(e=event_id), "/admin/events/[id]/regenerate_join_code/", {})
-        return self._join_code_of(self._get(EVENT.format(e=event_id), "/admin/events/[id]/"))
+        self._form(routes.ADMIN_REGENERATE_JOIN_CODE.path(e=event_id), routes.ADMIN_REGENERATE_JOIN_CODE.name, {})
+        return self._join_code_of(self._get(routes.ADMIN_EVENT.path(e=event_id), routes.ADMIN_EVENT.name))
 
     # --- contract 4.3 ---
     def set_transcription(
@@ -280,23 +252,23 @@ class AdminClient:
         data: dict[str, object] = {"transcription_provider": provider, "transcription_model": model}
         if enabled:
             data["transcription_enabled"] = "true"
-        self._form(TRANSCRIPTION_SETTINGS.format(e=event_id, r=room_id, b=booth_id),
-                   "/admin/events/[id]/rooms/[id]/booths/[id]/transcription-settings", data)
+        self._form(routes.ADMIN_TRANSCRIPTION_SETTINGS.path(e=event_id, r=room_id, b=booth_id),
+                   routes.ADMIN_TRANSCRIPTION_SETTINGS.name, data)
 
     # --- contract 4.4 ---
     def delete_event(self, event_id: int) -> None:
-        self._form(DELETE_EVENT.format(e=event_id), "/admin/events/[id]/delete", {})
+        self._form(routes.ADMIN_DELETE_EVENT.path(e=event_id), routes.ADMIN_DELETE_EVENT.name, {})
 
     def delete_room(self, event_id: int, room_id: int) -> None:
-        self._form(DELETE_ROOM.format(e=event_id, r=room_id), "/admin/events/[id]/rooms/[id]/delete", {})
+        self._form(routes.ADMIN_DELETE_ROOM.path(e=event_id, r=room_id), routes.ADMIN_DELETE_ROOM.name, {})
 
     def delete_booth(self, event_id: int, room_id: int, booth_id: int) -> None:
         """Contract 4.4: does not stop the booth's worker nor drop the in-memory booth."""
-        self._form(DELETE_BOOTH.format(e=event_id, r=room_id, b=booth_id), "/admin/events/[id]/rooms/[id]/booths/[id]/delete", {})
+        self._form(routes.ADMIN_DELETE_BOOTH.path(e=event_id, r=room_id, b=booth_id), routes.ADMIN_DELETE_BOOTH.name, {})
 
     def revoke_invite(self, event_id: int, room_id: int, booth_id: int, token: str) -> None:
-        self._form(REVOKE_TOKEN.format(e=event_id, r=room_id, b=booth_id, token=token),
-                   "/admin/events/[id]/rooms/[id]/booths/[id]/tokens/[token]/revoke", {})
+        self._form(routes.ADMIN_REVOKE_TOKEN.path(e=event_id, r=room_id, b=booth_id, token=token),
+                   routes.ADMIN_REVOKE_TOKEN.name, {})
 
     # --- read-backs (contract Appendix B) ---
     def _doc(self, path: str, name: str, params: Mapping[str, object] | None = None) -> Document:
@@ -304,7 +276,7 @@ class AdminClient:
         return parse(response.text, response.url)
 
     def events_on_page(self, page: int = 1) -> list[EventRow]:
-        return event_rows(self._doc(EVENTS, EVENTS, {"page": page}))
+        return event_rows(self._doc(routes.ADMIN_EVENTS.path(), routes.ADMIN_EVENTS.name, {"page": page}))
 
     def event_id(self, slug: str, max_pages: int = 1000) -> int:
         """Scan `/admin/events/?page=N` (20 per page, oldest first) until the slug's row appears."""
@@ -315,20 +287,20 @@ class AdminClient:
                     return row.event_id
             if not rows:
                 break
-        raise ReadBackError(self.http.url(EVENTS), f"a <tr> with an /admin/events/<id>/ link and <code>{slug}</code>")
+        raise ReadBackError(self.http.url(routes.ADMIN_EVENTS.path()), f"a <tr> with an /admin/events/<id>/ link and <code>{slug}</code>")
 
     def room_id(self, event_id: int, display_name: str) -> int:
-        doc = self._doc(ROOMS.format(e=event_id), "/admin/events/[id]/rooms/")
+        doc = self._doc(routes.ADMIN_ROOMS.path(e=event_id), routes.ADMIN_ROOMS.name)
         ids = [i for i, name in room_links(doc, event_id).items() if name == display_name.strip()]
         if not ids:
             raise ReadBackError(doc.url, f"a link /admin/events/{event_id}/rooms/<id>/ named {display_name!r}")
         return max(ids)  # ids are auto-increment: the newest room of that name is the one just created
 
     def room_ids(self, event_id: int) -> dict[int, str]:
-        return room_links(self._doc(ROOMS.format(e=event_id), "/admin/events/[id]/rooms/"), event_id)
+        return room_links(self._doc(routes.ADMIN_ROOMS.path(e=event_id), routes.ADMIN_ROOMS.name), event_id)
 
     def booth_row(self, event_id: int, room_id: int, language_code: str) -> BoothRow:
-        doc = self._doc(BOOTHS.format(e=event_id, r=room_id), "/admin/events/[id]/rooms/[id]/booths/")
+        doc = self._doc(routes.ADMIN_BOOTHS.path(e=event_id, r=room_id), routes.ADMIN_BOOTHS.name)
         rows = booth_rows(doc, event_id, room_id, language_code)
         if len(rows) != 1:
             raise ReadBackError(doc.url, f"a <tr> with <code>{language_code}</code> and a link "
@@ -342,7 +314,7 @@ class AdminClient:
         """Contract 15 (d2bee53): whether this target puts the room id in booth ids, recognised from the booth
         row's interpreter link (`/interpreter/{slug}/{room_id}/{lang}` or, before, `/interpreter/{slug}/{lang}`)."""
         row = self.booth_row(event_id, room_id, language_code)
-        url = self.http.url(BOOTHS.format(e=event_id, r=room_id))
+        url = self.http.url(routes.ADMIN_BOOTHS.path(e=event_id, r=room_id))
         if row.interpreter_path is None:
             raise ReadBackError(url, f"an /interpreter/... link in the row of <code>{language_code}</code>")
         match = INTERPRETER_HREF.match(row.interpreter_path)
@@ -353,7 +325,7 @@ class AdminClient:
             raise ReadBackError(url, f"an interpreter link for {slug}/{room_id}/{language_code}", str(exc)) from None
 
     def invite_token(self, event_id: int, room_id: int, booth_id: int, label: str) -> str:
-        doc = self._doc(BOOTH.format(e=event_id, r=room_id, b=booth_id), "/admin/events/[id]/rooms/[id]/booths/[id]/")
+        doc = self._doc(routes.ADMIN_BOOTH.path(e=event_id, r=room_id, b=booth_id), routes.ADMIN_BOOTH.name)
         tokens = invite_tokens(doc, label)
         if len(tokens) != 1:
             raise ReadBackError(doc.url, f"a <tr> with <td>{label}</td> and /join/<64 hex>",
@@ -365,28 +337,28 @@ class AdminClient:
 
     # --- pages for read load (contract 4.5); each returns the HTML ---
     def dashboard(self) -> str:
-        return self._get(DASHBOARD, DASHBOARD).text
+        return self._get(routes.ADMIN_DASHBOARD.path(), routes.ADMIN_DASHBOARD.name).text
 
     def events_page(self, page: int = 1) -> str:
-        return self._get(EVENTS, EVENTS, {"page": page}).text
+        return self._get(routes.ADMIN_EVENTS.path(), routes.ADMIN_EVENTS.name, {"page": page}).text
 
     def event_page(self, event_id: int) -> str:
-        return self._get(EVENT.format(e=event_id), "/admin/events/[id]/").text
+        return self._get(routes.ADMIN_EVENT.path(e=event_id), routes.ADMIN_EVENT.name).text
 
     def rooms_page(self, event_id: int) -> str:
-        return self._get(ROOMS.format(e=event_id), "/admin/events/[id]/rooms/").text
+        return self._get(routes.ADMIN_ROOMS.path(e=event_id), routes.ADMIN_ROOMS.name).text
 
     def room_page(self, event_id: int, room_id: int) -> str:
-        return self._get(ROOM.format(e=event_id, r=room_id), "/admin/events/[id]/rooms/[id]/").text
+        return self._get(routes.ADMIN_ROOM.path(e=event_id, r=room_id), routes.ADMIN_ROOM.name).text
 
     def booths_page(self, event_id: int, room_id: int) -> str:
-        return self._get(BOOTHS.format(e=event_id, r=room_id), "/admin/events/[id]/rooms/[id]/booths/").text
+        return self._get(routes.ADMIN_BOOTHS.path(e=event_id, r=room_id), routes.ADMIN_BOOTHS.name).text
 
     def booth_page(self, event_id: int, room_id: int, booth_id: int) -> str:
-        return self._get(BOOTH.format(e=event_id, r=room_id, b=booth_id), "/admin/events/[id]/rooms/[id]/booths/[id]/").text
+        return self._get(routes.ADMIN_BOOTH.path(e=event_id, r=room_id, b=booth_id), routes.ADMIN_BOOTH.name).text
 
     def members_page(self, event_id: int) -> str:
-        return self._get(MEMBERS.format(e=event_id), "/admin/events/[id]/members/").text
+        return self._get(routes.ADMIN_MEMBERS.path(e=event_id), routes.ADMIN_MEMBERS.name).text
 
     def setup_booths_page(self, event_id: int) -> str:
-        return self._get(SETUP_BOOTHS.format(e=event_id), "/admin/events/[id]/setup/booths").text
+        return self._get(routes.ADMIN_SETUP_BOOTHS.path(e=event_id), routes.ADMIN_SETUP_BOOTHS.name).text

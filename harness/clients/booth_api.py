@@ -13,32 +13,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..contract import routes
+from ..contract.credentials import INVITE_TOKEN_HEX
 from .booth_state import BoothState
 from .errors import MalformedResponse
 from .http import PortalHttp
-from .identifiers import INVITE_TOKEN_HEX
 from .media_urls import encode_uri_component
 
-# Contract 4.2
-CREATE_BOOTH = "/api/events/{slug}/booths"
-# Contract 5.2 step 1: never creates a booth; 404 when not in the in-memory registry.
-STATE = "/api/events/{slug}/booths/{lang}/state"
-# Contract 5.5: scripted publishers.
-WHIP_URL = "/api/events/{slug}/booths/{lang}/whip-url"
-# Contract 7.1
-TRANSCRIPTION_START = "/api/events/{slug}/rooms/{room_id}/booths/{lang}/transcription/start"
-TRANSCRIPTION_STOP = "/api/events/{slug}/rooms/{room_id}/booths/{lang}/transcription/stop"
-# Contract 4.4
-DELETE_BOOTH = "/api/events/{slug}/rooms/{room_id}/booths/{lang}"
-# Contract 2, 15: before d2bee53 (2026-08-14) these three routes had no `/rooms/{room_id}` segment.
-_ROOM_SEGMENT = "/rooms/{room_id}"
-# Contract 3.5
-AUTH_TOKEN = "/api/auth/token"
-# Contract 5.2 step 2: `{"channel_id", "state": "mediamtx", "reachable": bool}`; channel encodeURIComponent'ed.
-INTERPRETER_STATUS = "/api/interpreter/status/{channel}"
-
 # Contract 4.2: `interpreter_invite_url` is `{PUBLIC_BASE_URL}/join/{token}`, token 64 hex (contract 2).
-_INVITE_URL_TOKEN = re.compile(rf"/join/({INVITE_TOKEN_HEX})$")
+_INVITE_URL_TOKEN = re.compile(routes.JOIN.regex({"token": INVITE_TOKEN_HEX}) + "$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,14 +59,14 @@ class BoothApi:
         api = BoothApi(self.http, bearer=self._bearer, query_token=self._query_token, room_scoped=room_scoped)
         return api
 
-    def _booth_route(self, template: str, event_slug: str, room_id: int, language_code: str) -> str:
+    def _booth_route(self, route: routes.Route, event_slug: str, room_id: int, language_code: str) -> str:
         if not self.room_scoped:
-            template = template.replace(_ROOM_SEGMENT, "")
-        return template.format(slug=event_slug, room_id=room_id, lang=language_code)
+            return route.single_room().path(slug=event_slug, lang=language_code)
+        return route.path(slug=event_slug, room_id=room_id, lang=language_code)
 
     def transcription_start_path(self, event_slug: str, room_id: int, language_code: str) -> str:
         """The start route on this target's layout, for findings that name it."""
-        return self._booth_route(TRANSCRIPTION_START, event_slug, room_id, language_code)
+        return self._booth_route(routes.API_TRANSCRIPTION_START, event_slug, room_id, language_code)
 
     def _auth(self, params: Mapping[str, Any] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
         headers = {"Authorization": f"Bearer {self._bearer}"} if self._bearer else {}
@@ -95,13 +78,13 @@ class BoothApi:
     # --- contract 3.5 ---
     def fetch_bearer(self, access_token: str = "") -> str:
         """`POST /api/auth/token {"token": ...}` -> `access_token`; also used for later calls. 401 when wrong."""
-        response = self.http.request("POST", AUTH_TOKEN, name=AUTH_TOKEN, expected=(200,), json={"token": access_token})
+        response = self.http.request("POST", routes.API_AUTH_TOKEN.path(), name=routes.API_AUTH_TOKEN.name, expected=(200,), json={"token": access_token})
         return self._keep_bearer(response)
 
     def try_fetch_bearer(self, access_token: str = "") -> str | None:
         """What the interpreter page does (contract 5.2 step 4): keep the JWT on 200; 401 (auth mode, wrong or
         empty token, contract 3.5) is a listed outcome, not an error, and leaves the page on its cookie."""
-        response = self.http.request("POST", AUTH_TOKEN, name=AUTH_TOKEN, expected=(200, 401), json={"token": access_token})
+        response = self.http.request("POST", routes.API_AUTH_TOKEN.path(), name=routes.API_AUTH_TOKEN.name, expected=(200, 401), json={"token": access_token})
         return None if response.status_code == 401 else self._keep_bearer(response)
 
     def _keep_bearer(self, response) -> str:
@@ -126,7 +109,7 @@ class BoothApi:
         body.update({k: v for k, v in {"language": language, "room_id": room_id, "room_name": room_name, "instance": instance}.items()
                      if v is not None})
         headers, params = self._auth()
-        response = self.http.request("POST", CREATE_BOOTH.format(slug=event_slug), name="/api/events/[slug]/booths",
+        response = self.http.request("POST", routes.API_BOOTHS.path(slug=event_slug), name=routes.API_BOOTHS.name,
                                      expected=(201,), json=body, headers=headers, params=params)
         data = self.http.json_body(response)
         state = BoothState.from_json(data, response.url)
@@ -143,16 +126,16 @@ class BoothApi:
     # --- contract 5.2 / 6.2 ---
     def state(self, event_slug: str, language_code: str, room_id: int | None = None) -> BoothState:
         headers, params = self._auth({"room_id": room_id})
-        response = self.http.request("GET", STATE.format(slug=event_slug, lang=language_code),
-                                     name="/api/events/[slug]/booths/[lang]/state", expected=(200,), headers=headers, params=params)
+        response = self.http.request("GET", routes.API_BOOTH_STATE.path(slug=event_slug, lang=language_code),
+                                     name=routes.API_BOOTH_STATE.name, expected=(200,), headers=headers, params=params)
         return BoothState.from_json(self.http.json_body(response), response.url)
 
     # --- contract 5.5 ---
     def whip_url(self, event_slug: str, language_code: str, participant_id: str, room_id: int) -> WhipGrant:
         """404 `Participant does not exist in booth.`; 403 `Only the active interpreter can publish audio.`"""
         headers, params = self._auth({"participant_id": participant_id, "room_id": room_id})
-        response = self.http.request("GET", WHIP_URL.format(slug=event_slug, lang=language_code),
-                                     name="/api/events/[slug]/booths/[lang]/whip-url", expected=(200,), headers=headers, params=params)
+        response = self.http.request("GET", routes.API_WHIP_URL.path(slug=event_slug, lang=language_code),
+                                     name=routes.API_WHIP_URL.name, expected=(200,), headers=headers, params=params)
         data = self.http.json_body(response)
         try:
             return WhipGrant(whip_url=str(data["whip_url"]), channel_id=str(data["channel_id"]), booth_id=str(data["booth_id"]))
@@ -163,28 +146,28 @@ class BoothApi:
     def transcription_start(self, event_slug: str, room_id: int, language_code: str) -> Mapping[str, Any]:
         """200 `{"status": "started"|"disabled", ...}`; 429 at the worker cap (raised as RateLimited)."""
         headers, params = self._auth()
-        response = self.http.request("POST", self._booth_route(TRANSCRIPTION_START, event_slug, room_id, language_code),
-                                     name="/api/events/[slug]/rooms/[id]/booths/[lang]/transcription/start",
+        response = self.http.request("POST", self._booth_route(routes.API_TRANSCRIPTION_START, event_slug, room_id, language_code),
+                                     name=routes.API_TRANSCRIPTION_START.name,
                                      expected=(200,), json={}, headers=headers, params=params)
         return self.http.json_body(response)
 
     def transcription_stop(self, event_slug: str, room_id: int, language_code: str) -> Mapping[str, Any]:
         headers, params = self._auth()
-        response = self.http.request("POST", self._booth_route(TRANSCRIPTION_STOP, event_slug, room_id, language_code),
-                                     name="/api/events/[slug]/rooms/[id]/booths/[lang]/transcription/stop",
+        response = self.http.request("POST", self._booth_route(routes.API_TRANSCRIPTION_STOP, event_slug, room_id, language_code),
+                                     name=routes.API_TRANSCRIPTION_STOP.name,
                                      expected=(200,), json={}, headers=headers, params=params)
         return self.http.json_body(response)
 
     # --- contract 4.4 ---
     def delete_booth(self, event_slug: str, room_id: int, language_code: str) -> None:
         headers, params = self._auth()
-        self.http.request("DELETE", self._booth_route(DELETE_BOOTH, event_slug, room_id, language_code),
-                          name="/api/events/[slug]/rooms/[id]/booths/[lang]", expected=(204,), headers=headers, params=params)
+        self.http.request("DELETE", self._booth_route(routes.API_DELETE_BOOTH, event_slug, room_id, language_code),
+                          name=routes.API_DELETE_BOOTH.name, expected=(204,), headers=headers, params=params)
 
     # --- contract 5.2 step 2 (never guarded) ---
     def interpreter_status(self, channel: str) -> Mapping[str, Any]:
-        response = self.http.request("GET", INTERPRETER_STATUS.format(channel=encode_uri_component(channel)),
-                                     name="/api/interpreter/status/[channel]", expected=(200,))
+        response = self.http.request("GET", routes.API_INTERPRETER_STATUS.path(channel=encode_uri_component(channel)),
+                                     name=routes.API_INTERPRETER_STATUS.name, expected=(200,))
         data = self.http.json_body(response)
         if not isinstance(data, Mapping) or "reachable" not in data:
             raise MalformedResponse(response.url, "expected {channel_id, state, reachable} (contract 5.2)")

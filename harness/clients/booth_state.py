@@ -31,9 +31,6 @@ class IngestStatus(enum.Enum):
     OVERLOADED = "overloaded"
 
 
-# Contract 5.5: requested roles that can become the active interpreter.
-ELIGIBLE_ROLES = frozenset({"interpreter", "room_coordinator", "event_owner", "super_admin"})
-
 
 @dataclasses.dataclass(frozen=True)
 class Participant:

@@ -13,13 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ..contract import routes
 from .booth_state import BoothState, HandoffState
 from .errors import BoothErrorReply, BoothMismatch, SocketError
 from .ws_base import DEFAULT_REPLY_TIMEOUT_S, BoothScopedSocket, JsonSocket, ReceivedMessage, SentMessage
 
-# Contract 5.2 step 5: the browser opens `/ws/booth/{encodeURIComponent(booth_id)}`, `?token=<jwt>` when it has one.
-BOOTH_WS_PATH = "/ws/booth/{booth_id}"
-STATS_NAME = "/ws/booth/[booth_id]"
 
 # Contract 5.3: message types.
 JOIN = "booth:join"
@@ -56,8 +54,8 @@ class BoothSocket(BoothScopedSocket):
     :class:`BoothMismatch` instead of a phantom booth that measures nothing.
     """
 
-    PATH_TEMPLATE = BOOTH_WS_PATH
-    STATS_NAME = STATS_NAME
+    # Contract 5.2 step 5: the browser opens `/ws/booth/{encodeURIComponent(booth_id)}`, `?token=<jwt>` when it has one.
+    ROUTE = routes.WS_BOOTH
 
     def __init__(self, url: str, booth_id: str, *, event_slug: str | None = None, **kwargs: Any) -> None:
         super().__init__(url, booth_id, **kwargs)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..contract import routes
 from ..rtc.markers import marker_ids
 from .booth_state import BoothState
 from .ws_base import BoothScopedSocket, ReceivedMessage
 
-CAPTIONS_WS_PATH = "/ws/captions/{booth_id}"
-STATS_NAME = "/ws/captions/[booth_id]"
 
 # Contract 6.3: message types and caption statuses.
 CAPTION = "caption"
@@ -50,8 +49,7 @@ class Caption:
 
 
 class CaptionSocket(BoothScopedSocket):
-    PATH_TEMPLATE = CAPTIONS_WS_PATH
-    STATS_NAME = STATS_NAME
+    ROUTE = routes.WS_CAPTIONS
 
     def captions(self, status: str | None = None) -> list[Caption]:
         return [Caption.from_message(m) for m in self.received(CAPTION) if status is None or m.payload.get("status") == status]

@@ -1,4 +1,4 @@
-"""Cookie names of VoxBento (contract section 3.1) and reading them out of a requests-style cookie jar.
+"""Reading VoxBento's cookies (contract section 3.1) out of a requests-style cookie jar.
 
 The portal sets every cookie HttpOnly with Path=/ (no Secure), so a `requests.Session` jar keeps them
 for the target host; WebSocket clients need them copied into a `Cookie` header, which this module builds.
@@ -9,20 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-# Contract 3.1: set by POST /admin/login.
-ADMIN_COOKIE = "admin_token"
-# Contract 3.1: set by POST /login and the verify/magic/reset links.
-USER_COOKIE = "user_token"
-# Contract 3.1 / 3.4: set by GET /join/{token}.
-SESSION_COOKIE = "session_token"
-# Contract 3.1 / 6.1: set by GET /listener/{slug}?code=<correct code>; its value is the plain join code.
-LISTENER_CODE_COOKIE_TEMPLATE = "listener_code_{event_slug}"
-# Contract 3.1: the order in which the portal tries the JWT cookies.
-JWT_COOKIE_ORDER = (ADMIN_COOKIE, USER_COOKIE, SESSION_COOKIE)
-
-
-def listener_code_cookie(event_slug: str) -> str:
-    return LISTENER_CODE_COOKIE_TEMPLATE.format(event_slug=event_slug)
+# The names are the contract's (harness.contract.credentials); clients import them from here with the jar helpers.
+from ..contract.credentials import (  # noqa: F401
+    ADMIN_COOKIE,
+    JWT_COOKIE_ORDER,
+    SESSION_COOKIE,
+    USER_COOKIE,
+    listener_code_cookie,
+)
 
 
 def jar_value(cookies: Any, name: str) -> str | None:

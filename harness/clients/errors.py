@@ -29,10 +29,14 @@ import re
 from collections.abc import Collection
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..contract import routes
+from ..errors import VoxloadError
+
 # Query parameters that carry credentials (contract 1.1: the portal itself redacts `token=` and `code=`).
 _SECRET_QUERY_KEYS = frozenset({"token", "code", "access_token"})
-# Contract 2: invite tokens are 64 hex characters and travel in the path of `/join/{token}`.
-_INVITE_IN_PATH = re.compile(r"/join/[0-9a-fA-F]{8,}")
+# Contract 2: invite tokens are 64 hex characters and travel in the path of `/join/{token}`; anything
+# token-like there is redacted, even a truncated or upper-cased one.
+_INVITE_IN_PATH = re.compile(routes.JOIN.regex({"token": "[0-9a-fA-F]{8,}"}))
 
 
 def redact_url(url: str) -> str:
@@ -42,7 +46,7 @@ def redact_url(url: str) -> str:
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, "***" if k in _SECRET_QUERY_KEYS and v else v) for k, v in pairs], safe="*")
-    path = _INVITE_IN_PATH.sub("/join/***", parts.path)
+    path = _INVITE_IN_PATH.sub(routes.JOIN.path(token="***"), parts.path)
     return urlunsplit((parts.scheme, parts.netloc, path, query, parts.fragment))
 
 
@@ -51,7 +55,7 @@ def _one_line(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-class ClientError(Exception):
+class ClientError(VoxloadError):
     """Base of every error raised by harness.clients."""
 
 

@@ -22,13 +22,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..contract import routes
 from .cookies import JWT_COOKIE_ORDER, cookie_header
 from .errors import HandshakeRejected, SocketClosed, TargetUnreachable, redact_url
 from .http import PortalHttp
 from .media_urls import encode_uri_component
 
-# Contract 5.2 step 5: `/ws/booth/{encodeURIComponent(booth_id)}`.
-BOOTH_WS_PATH = "/ws/booth/{booth_id}"
 # A receive window this small fills after a few kB: the server's writes then queue on its side.
 RECEIVE_BUFFER_BYTES = 4096
 MAX_RESPONSE_HEAD_BYTES = 16 * 1024
@@ -69,7 +68,7 @@ class FrozenSocket:
     @classmethod
     def for_booth(cls, http: PortalHttp, booth_id: str) -> FrozenSocket:
         """A frozen `/ws/booth/{booth_id}` with the JWT cookies of `http` and the portal's own Origin (contract 3.6)."""
-        url = http.ws_url(BOOTH_WS_PATH.format(booth_id=encode_uri_component(booth_id)))
+        url = http.ws_url(routes.WS_BOOTH.path(booth_id=encode_uri_component(booth_id)))
         return cls(url, cookie=cookie_header(http.cookies, JWT_COOKIE_ORDER), origin=http.base_url)
 
     def connect(self) -> FrozenSocket:

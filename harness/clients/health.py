@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from ..contract import routes
 from .errors import MalformedResponse
 from .http import PortalHttp
 
-HEALTHZ = "/healthz"
 # Contract 9.2: the body's fixed keys and values.
 SERVER_NAME = "fastapi"
 EXPECTED_BODY = '{"ok": true, "server": "fastapi", "mediamtx_ok": <bool>}'
@@ -37,5 +37,5 @@ def parse_health(body: object, url: str) -> Health:
 
 def healthz(http: PortalHttp) -> Health:
     """200 with VoxBento's body; a dead portal raises TargetUnreachable, a sick one UnexpectedStatus."""
-    response = http.request("GET", HEALTHZ, name=HEALTHZ, expected=(200,))
+    response = http.request("GET", routes.HEALTHZ.path(), name=routes.HEALTHZ.name, expected=(200,))
     return parse_health(http.json_body(response), response.url)

@@ -9,30 +9,24 @@ DB ids name admin URLs. Layout since 2026-08-14 (commit d2bee53); older targets 
 from __future__ import annotations
 
 import dataclasses
-import re
 
-# Contract 2: event slug `^[a-z0-9]+(?:-[a-z0-9]+)*$`, at most 64 characters, lower-cased.
-SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-SLUG_MAX_LEN = 64
-# Contract 2: two lower-case letters from an ISO 639-1 allow-list, or `floor`. The allow-list itself
-# is the server's; the client only checks the shape.
-LANGUAGE_PATTERN = re.compile(r"^(?:[a-z]{2}|floor)$")
-# Contract 2: invite tokens are 64 hex characters, single use; they travel as `/join/{token}`.
-INVITE_TOKEN_HEX = r"[0-9a-f]{64}"
+from ..contract import languages
+from ..errors import VoxloadError
 
 
-class InvalidIdentifier(ValueError):
+class InvalidIdentifier(VoxloadError, ValueError):
     """A slug or language code that the portal would reject with 400 (contract 4.2)."""
 
 
 def check_slug(slug: str) -> str:
-    if len(slug) > SLUG_MAX_LEN or not SLUG_PATTERN.match(slug):
-        raise InvalidIdentifier(f"invalid event slug {slug!r}: must match {SLUG_PATTERN.pattern} and be <= {SLUG_MAX_LEN} chars")
+    if not languages.is_valid_slug(slug):
+        raise InvalidIdentifier(f"invalid event slug {slug!r}: must match {languages.SLUG_RE.pattern} and be <= {languages.SLUG_MAX_LEN} chars")
     return slug
 
 
 def check_language(code: str) -> str:
-    if not LANGUAGE_PATTERN.match(code):
+    # The ISO 639-1 allow-list is the server's to apply; the client checks the shape only.
+    if not languages.has_language_code_shape(code):
         raise InvalidIdentifier(f"invalid language code {code!r}: two lower-case letters or 'floor'")
     return code
 

@@ -15,24 +15,22 @@ from collections.abc import Mapping
 
 import requests
 
+from ..contract import routes
+from ..contract.languages import BOOTH_LANGUAGE_PATTERN, SLUG_PATTERN
+from ..contract.credentials import INVITE_TOKEN_HEX
 from .cookies import SESSION_COOKIE, jar_value
 from .errors import AuthRejected, BoothMismatch, MalformedResponse, ReadBackError
 from .html import parse
 from .http import PortalHttp
-from .identifiers import INVITE_TOKEN_HEX, BoothRef
+from .identifiers import BoothRef
 from .media_urls import browser_whip_url
 
-JOIN = "/join/{token}"
-LOBBY = "/interpreter"
-BOOTH_PAGE = "/interpreter/{slug}/{room_id}/{lang}"
-# Contract 5.1: without a cookie the pages redirect (303) to `/login?next=...`.
-LOGIN_PREFIX = "/login"
 
 # Contract 2: invite tokens are 64 hex characters; accepts a bare token or any URL ending in /join/<token>.
-INVITE_TOKEN = re.compile(rf"(?:^|/join/)({INVITE_TOKEN_HEX})/?$")
+INVITE_TOKEN = re.compile(rf"(?:^|{re.escape(routes.JOIN.path(token=''))})({INVITE_TOKEN_HEX})/?$")
 # Contract App. B / 5.1: booth page links `/interpreter/{slug}/{room_id}/{lang}`; before d2bee53 (contract 2, 15)
 # `/interpreter/{slug}/{lang}`. Matched on parsed `href` values.
-BOOTH_PAGE_HREF = re.compile(r"^/interpreter/([a-z0-9]+(?:-[a-z0-9]+)*)/(?:(\d+)/)?([a-z]{2}|floor)$")
+BOOTH_PAGE_HREF = re.compile(rf"^/interpreter/({SLUG_PATTERN})/(?:(\d+)/)?({BOOTH_LANGUAGE_PATTERN})$")
 # Contract App. B / 5.1: the booth page's element carrying the `data-*` attributes.
 BOOTH_PAGE_ELEMENT_ID = "interpreter-portal"
 REQUIRED_BOOTH_ATTRIBUTES = ("booth-id", "granted-role", "whep-url", "default-channel")
@@ -143,7 +141,7 @@ class InterpreterClient:
         404 unknown token (NotFound), 403 used or expired (AuthRejected).
         """
         token = invite_token_of(invite)
-        response = self.http.request("GET", JOIN.format(token=token), name="/join/[token]", expected=(303,))
+        response = self.http.request("GET", routes.JOIN.path(token=token), name=routes.JOIN.name, expected=(303,))
         location = self.http.location(response)
         if not self.session_cookie:
             raise MalformedResponse(response.url, f"303 to {location} without a {SESSION_COOKIE} cookie (contract 3.4)")
@@ -159,7 +157,7 @@ class InterpreterClient:
 
     def lobby(self) -> list[LobbyBooth]:
         """Contract 5.1 / App. B: the booth links on `GET /interpreter`."""
-        response = self._page(LOBBY, LOBBY)
+        response = self._page(routes.INTERPRETER_LOBBY.path(), routes.INTERPRETER_LOBBY.name)
         return lobby_booths(response.text, response.url)
 
     def booth_page(self, booth: BoothRef | LobbyBooth, *, token: str | None = None, language: str | None = None) -> BoothPage:
@@ -167,7 +165,7 @@ class InterpreterClient:
         resolves (AuthRejected). A page for another booth than asked raises BoothMismatch."""
         params = {k: v for k, v in {"token": token, "language": language}.items() if v is not None}
         path = booth.path if isinstance(booth, LobbyBooth) else booth.page_path
-        response = self._page(path, "/interpreter/[slug]/[room_id]/[lang]", params or None)
+        response = self._page(path, routes.INTERPRETER_BOOTH_PAGE.name, params or None)
         page = booth_page_data(response.text, response.url)
         if isinstance(booth, BoothRef) and page.booth_id != booth.booth_id:
             raise BoothMismatch(response.url, booth.booth_id, f"a page for booth {page.booth_id}")

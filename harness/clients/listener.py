@@ -18,16 +18,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..contract import routes
 from .cookies import jar_value, listener_code_cookie
 from .errors import AuthRejected, MalformedResponse
 from .html import parse
 from .http import PortalHttp
 from .identifiers import BoothRef
 
-PAGE = "/listener/{slug}"
-# Contract 6.2 step 4: polled every 3000 ms while a source is selected; same access rule and limiter as the page.
-AUDIO_DELAY = "/listener/{slug}/rooms/{room_id}/audio-delay"
-AUDIO_DELAY_POLL_INTERVAL_S = 3.0
 
 # Contract 6.1 / App. B: page data is JSON in `<script id="listener-data" type="application/json">`.
 LISTENER_DATA_ID = "listener-data"
@@ -129,7 +126,7 @@ class ListenerClient:
     def open_page(self, event_slug: str, code: str | None = None) -> ListenerPage:
         """Contract 6.1: `GET /listener/{slug}[?code=]`. Join form (no access) -> AuthRejected; 429 -> RateLimited."""
         params = {"code": code} if code else None
-        response = self.http.request("GET", PAGE.format(slug=event_slug), name="/listener/[slug]", expected=(200,), params=params)
+        response = self.http.request("GET", routes.LISTENER_PAGE.path(slug=event_slug), name=routes.LISTENER_PAGE.name, expected=(200,), params=params)
         page = parse_listener_data(response.text, response.url, event_slug)
         if page is None:
             raise AuthRejected(response.url, 200, (200,), "join form served: no access (wrong or missing code, contract 6.1)")
@@ -137,8 +134,8 @@ class ListenerClient:
 
     def audio_delay_ms(self, event_slug: str, room_id: int) -> int:
         """Contract 6.2 step 4: `{"audio_delay_ms": n}`; 403 without access, 429 from the join-code limiter."""
-        response = self.http.request("GET", AUDIO_DELAY.format(slug=event_slug, room_id=room_id),
-                                     name="/listener/[slug]/rooms/[id]/audio-delay", expected=(200,))
+        response = self.http.request("GET", routes.LISTENER_AUDIO_DELAY.path(slug=event_slug, room_id=room_id),
+                                     name=routes.LISTENER_AUDIO_DELAY.name, expected=(200,))
         data = self.http.json_body(response)
         if not isinstance(data, Mapping) or not isinstance(data.get("audio_delay_ms"), int):
             raise MalformedResponse(response.url, 'expected {"audio_delay_ms": <int>} (contract 6.2)')

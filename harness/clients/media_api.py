@@ -19,11 +19,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from ..contract import routes
 from .errors import MalformedResponse, NotFound
 from .http import PortalHttp
 
-PATHS_LIST = "/v3/paths/list"
-PATH_CONF = "/v3/config/paths/get/{path}"
 # Contract 12.1: VoxBento's mediamtx.yml configures only the catch-all `paths: all_others:`.
 ALL_OTHERS = "all_others"
 ITEMS_PER_PAGE = 100  # MediaMTX's default page size
@@ -69,7 +68,7 @@ class MediaControlApi:
         """Every path the server lists, all pages."""
         found: list[MediaPath] = []
         for page in range(MAX_PAGES):
-            response = self.http.request("GET", PATHS_LIST, name=PATHS_LIST, expected=(200,),
+            response = self.http.request("GET", routes.MEDIAMTX_PATHS_LIST.path(), name=routes.MEDIAMTX_PATHS_LIST.name, expected=(200,),
                                          params={"page": page, "itemsPerPage": ITEMS_PER_PAGE})
             body = self.http.json_body(response)
             try:
@@ -88,7 +87,7 @@ class MediaControlApi:
     def path_conf(self, name: str) -> PathConf:
         """The path's own configuration; ``configured=False`` on 404 (contract 12.2: the portal adds it, nobody else)."""
         try:
-            response = self.http.request("GET", PATH_CONF.format(path=name), name=PATH_CONF, expected=(200,))
+            response = self.http.request("GET", routes.MEDIAMTX_PATH_CONF.path(path=name), name=routes.MEDIAMTX_PATH_CONF.name, expected=(200,))
         except NotFound:
             return PathConf(name, False, False, {})
         body = self.http.json_body(response)

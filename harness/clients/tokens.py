@@ -16,19 +16,18 @@ from typing import Any
 
 import jwt
 
+from ..contract import credentials
+from ..contract.credentials import JWT_ALGORITHM
+from ..contract.roles import INVITE_ROLES
 from .errors import CredentialsUnavailable
 
 SECRET_ENV_VAR = "VOXLOAD_TARGET_SECRET_KEY"
 # The operator's copy of the target's ADMIN_PASSWORD (contract 3.2), for rehearsals and probes against --host.
 ADMIN_PASSWORD_ENV_VAR = "VOXLOAD_ADMIN_PASSWORD"
-# Contract 3.1: all JWTs are HS256.
-ALGORITHM = "HS256"
 # Contract 1.2 defaults: JWT_EXPIRY_SECONDS (admin/user/session), LISTENER_TOKEN_EXPIRY_SECONDS, EMBED_TOKEN_EXPIRY_SECONDS.
 DEFAULT_EXPIRY_S = 86400
 LISTENER_EXPIRY_S = 14400
 EMBED_EXPIRY_S = 1800
-# Contract 3.4 / 4.1: roles an invite (and so a session_token) can carry.
-INVITE_ROLES = ("interpreter", "room_coordinator", "event_owner", "super_admin", "support")
 
 
 class TokenMinter:
@@ -50,20 +49,19 @@ class TokenMinter:
 
     def _encode(self, claims: Mapping[str, Any], expiry_s: int) -> str:
         now = int(self._clock_s())
-        return jwt.encode({**claims, "iat": now, "exp": now + expiry_s}, self.__secret, algorithm=ALGORITHM)
+        return jwt.encode({**claims, "iat": now, "exp": now + expiry_s}, self.__secret, algorithm=JWT_ALGORITHM)
 
     def decode(self, token: str) -> dict[str, Any]:
         """Verify and decode a token the target issued (tests use it to check claim shapes)."""
-        return jwt.decode(token, self.__secret, algorithms=[ALGORITHM])
+        return jwt.decode(token, self.__secret, algorithms=[JWT_ALGORITHM])
 
     def admin(self, expiry_s: int = DEFAULT_EXPIRY_S) -> str:
         """Contract 3.1 `admin_token`: `admin: true`."""
-        return self._encode({"admin": True}, expiry_s)
+        return self._encode(credentials.admin_claims(), expiry_s)
 
     def user(self, user_id: int, email: str, display_name: str = "", is_admin: bool = False, expiry_s: int = DEFAULT_EXPIRY_S) -> str:
         """Contract 3.1 `user_token`: `sub` (user id as string), `email`, `display_name`, `is_admin`, `user: true`."""
-        claims = {"sub": str(user_id), "email": email, "display_name": display_name, "is_admin": is_admin, "user": True}
-        return self._encode(claims, expiry_s)
+        return self._encode(credentials.user_claims(user_id, email, display_name, is_admin), expiry_s)
 
     def session(
         self,
@@ -78,14 +76,7 @@ class TokenMinter:
         """Contract 3.1 `session_token` (what GET /join/{token} sets): `sub` random uuid4, `booth_id` = DB integer."""
         if role not in INVITE_ROLES:
             raise ValueError(f"role {role!r} is not an invite role {INVITE_ROLES}")
-        claims = {
-            "sub": sub or uuid.uuid4().hex,
-            "booth_id": booth_db_id,
-            "role": role,
-            "event_slug": event_slug,
-            "room_id": room_id,
-            "language_code": language_code,
-        }
+        claims = credentials.session_claims(sub or uuid.uuid4().hex, booth_db_id, role, event_slug, room_id, language_code)
         return self._encode(claims, expiry_s)
 
     def listener(self, event_slug: str, sub: str | None = None, embed: bool = False) -> str:
@@ -93,9 +84,7 @@ class TokenMinter:
 
         Contract 3.6: accepted on `/ws/captions/{booth_id}?token=` when the booth id starts with `{event_slug}-`.
         """
-        claims: dict[str, Any] = {"sub": sub or uuid.uuid4().hex, "role": "listener", "event_slug": event_slug}
-        if embed:
-            claims["purpose"] = "embed"
+        claims = credentials.listener_claims(sub or uuid.uuid4().hex, event_slug, embed)
         return self._encode(claims, EMBED_EXPIRY_S if embed else LISTENER_EXPIRY_S)
 
     def bearer(self, expiry_s: int = DEFAULT_EXPIRY_S) -> str:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import enum
 
+from ..contract import routes
 from .http import PortalHttp
 
-LOGIN = "/login"
-REGISTER = "/register"
 HTML_ACCEPT = {"Accept": "text/html,application/xhtml+xml"}
 
 
@@ -45,7 +44,7 @@ class UserClient:
         data = {"email": email, "password": password}
         if next_url:
             data["next_url"] = next_url
-        response = self.http.request("POST", LOGIN, name=LOGIN, expected=tuple(_LOGIN_STATUS), data=data, headers=HTML_ACCEPT)
+        response = self.http.request("POST", routes.USER_LOGIN.path(), name=routes.USER_LOGIN.name, expected=tuple(_LOGIN_STATUS), data=data, headers=HTML_ACCEPT)
         return _LOGIN_STATUS[response.status_code]
 
     def register(self, email: str, display_name: str, password: str | None = None) -> RegisterOutcome:
@@ -53,5 +52,5 @@ class UserClient:
         data = {"email": email, "display_name": display_name}
         if password is not None:
             data["password"] = password
-        response = self.http.request("POST", REGISTER, name=REGISTER, expected=tuple(_REGISTER_STATUS), data=data, headers=HTML_ACCEPT)
+        response = self.http.request("POST", routes.USER_REGISTER.path(), name=routes.USER_REGISTER.name, expected=tuple(_REGISTER_STATUS), data=data, headers=HTML_ACCEPT)
         return _REGISTER_STATUS[response.status_code]

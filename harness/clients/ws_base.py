@@ -23,6 +23,7 @@ from typing import Any
 
 import websocket
 
+from ..contract.routes import Route
 from .errors import HandshakeRejected, ReplyTimeout, SocketClosed, SocketError, TargetUnreachable, redact_url
 from .reporting import WS_CONNECT, WS_ROUND_TRIP, ReportFn, report_round_trip
 
@@ -381,11 +382,10 @@ def _close_details(data: bytes | None) -> tuple[int | None, str]:
 class BoothScopedSocket(JsonSocket):
     """A socket on one booth's route (`/ws/booth/…`, `/ws/captions/…`); subclasses name the route."""
 
-    PATH_TEMPLATE: str = ""  # e.g. "/ws/booth/{booth_id}"
-    STATS_NAME: str = ""  # e.g. "/ws/booth/[booth_id]"
+    ROUTE: Route  # e.g. contract.routes.WS_BOOTH
 
     def __init__(self, url: str, booth_id: str, **kwargs: Any) -> None:
-        super().__init__(url, name=self.STATS_NAME, **kwargs)
+        super().__init__(url, name=self.ROUTE.name, **kwargs)
         self.booth_id = booth_id
 
     @classmethod
@@ -410,7 +410,7 @@ class BoothScopedSocket(JsonSocket):
         from .cookies import JWT_COOKIE_ORDER, cookie_header
         from .media_urls import encode_uri_component
 
-        path = cls.PATH_TEMPLATE.format(booth_id=encode_uri_component(booth_id))
+        path = cls.ROUTE.path(booth_id=encode_uri_component(booth_id))
         url = http.ws_url(path) + (f"?token={encode_uri_component(token)}" if token else "")
         # Contract 3.6: the WS routes read the JWT cookies (admin, user, session), not the listener code cookie.
         cookie = cookie_header(http.cookies, JWT_COOKIE_ORDER) if use_cookies else ""

@@ -50,9 +50,14 @@ ISO_639_1: dict[str, str] = {
 }
 
 # Contract 2: event slugs are lower-case words joined by single hyphens, at most 64 chars.
-SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SLUG_PATTERN = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+SLUG_RE = re.compile(rf"^{SLUG_PATTERN}$")
 SLUG_MAX_LEN = 64
-_LANGUAGE_CODE_RE = re.compile(r"^[a-z]{2}$")
+# Contract 2: a booth's language is two lower-case letters (checked against ISO_639_1 by the server) or `floor`.
+LANGUAGE_CODE_PATTERN = r"[a-z]{2}"
+BOOTH_LANGUAGE_PATTERN = rf"(?:{LANGUAGE_CODE_PATTERN}|{FLOOR})"
+_LANGUAGE_CODE_RE = re.compile(rf"^{LANGUAGE_CODE_PATTERN}$")
+_BOOTH_LANGUAGE_RE = re.compile(rf"^{BOOTH_LANGUAGE_PATTERN}$")
 
 
 def is_valid_language_code(code: str, allow_floor: bool = True) -> bool:
@@ -60,6 +65,11 @@ def is_valid_language_code(code: str, allow_floor: bool = True) -> bool:
     if allow_floor and code == FLOOR:
         return True
     return bool(_LANGUAGE_CODE_RE.match(code)) and code in ISO_639_1
+
+
+def has_language_code_shape(code: str) -> bool:
+    """Contract 2: two lower-case letters or ``floor``, without the allow-list (a client leaves that to the server)."""
+    return bool(_BOOTH_LANGUAGE_RE.match(code))
 
 
 def language_name(code: str) -> str:

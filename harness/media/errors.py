@@ -20,8 +20,10 @@ in the bridge.
 
 from __future__ import annotations
 
+from ..errors import VoxloadError
 
-class MediaError(Exception):
+
+class MediaError(VoxloadError):
     """Root of the media plane's errors."""
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import struct
 
+from ..errors import VoxloadError
+
 SEQ_MOD = 1 << 16
 _FIXED_HEADER = struct.Struct("!BBHII")  # RFC 3550 5.1: V/P/X/CC, M/PT, sequence number, timestamp, SSRC
 
 
-class RtpHeaderError(ValueError):
+class RtpHeaderError(VoxloadError, ValueError):
     """A datagram too short or malformed to be RTP."""
 
 

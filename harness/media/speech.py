@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import VoxloadError
+
 if TYPE_CHECKING:
     from ..rtc.audio import AudioParams, OpusLoop
 
@@ -42,7 +44,7 @@ def write_packets(path: Path, payloads: list[bytes]) -> None:
     _write_cache(path, payloads)
 
 
-class CorpusError(RuntimeError):
+class CorpusError(VoxloadError, RuntimeError):
     """The corpus folder is missing or malformed (names the file)."""
 
 

@@ -16,11 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import VoxloadError
 from .finding import CsvStream, Finding
 from .target import ProbeTarget
 
 
-class ProbeError(RuntimeError):
+class ProbeError(VoxloadError, RuntimeError):
     """The probe could not measure what it set out to (one line, exit 2); the data written so far stays."""
 
 

@@ -25,6 +25,7 @@ from ..clients.errors import AuthRejected, ClientError, NotFound, RateLimited
 from ..clients.interpreter import InterpreterClient
 from ..clients.listener import ListenerClient
 from ..clients.ws_base import SocketState
+from ..waiting import WaitTimeout, poll_until
 from .actors import Coordinator, Interpreter, caption_listener
 from .base import Probe, ProbeContext, ProbeError
 from .event import ProbeEvent, provision
@@ -277,12 +278,11 @@ class _RestartDrill:
     def _worker_caption(self, booth, wait_s: float, sock=None) -> bool:
         sock = sock or caption_listener(self.ctx.target, booth.booth_id, self.event.admin.http)
         self.captions.append(sock)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if any(not (c.status == FINAL and c.segment_id is None and not c.text) for c in sock.captions()):
-                return True
-            time.sleep(0.2)
-        return False
+        try:
+            return poll_until(lambda: any(not (c.status == FINAL and c.segment_id is None and not c.text) for c in sock.captions()),
+                              wait_s, 0.2, what=f"a worker caption on {booth.booth_id}")
+        except WaitTimeout:
+            return False
 
     def run(self, worker_wait_s: float) -> None:
         ev = self.event
@@ -321,9 +321,11 @@ class _RestartDrill:
         t0 = time.monotonic()
         down_s = self.ctx.target.restart_portal()
         self.recovery_csv.write(what="portal healthy again", seconds=down_s, count=None)
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline and any(s.state is SocketState.OPEN for s in open_sockets):
-            time.sleep(0.1)
+        try:
+            poll_until(lambda: not any(s.state is SocketState.OPEN for s in open_sockets), 10.0, 0.1,
+                       what="every socket dropped by the portal restart")
+        except WaitTimeout:
+            pass  # counted below: the sockets still open were not dropped
         self.dropped = sum(s.state is not SocketState.OPEN for s in open_sockets)
         self.recovery_csv.write(what="sockets dropped", seconds=time.monotonic() - t0, count=self.dropped)
         # --- after: memory ---

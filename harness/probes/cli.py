@@ -19,7 +19,7 @@ from pathlib import Path
 from ..clients.errors import ClientError
 from ..inputs import folder_argument, run_id_argument, url_argument
 from ..media.errors import MediaError
-from ..errors import ExitCode
+from ..errors import ExitCode, UserError
 from ..results.run_folder import ResultsError, RunDirectory, RunStatus
 from .registry import PROBES
 from .base import Probe, ProbeContext, ProbeError
@@ -77,18 +77,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _common_arguments(probe_parser, probe)
 
 
-def _check_target_flags(args: argparse.Namespace, user_error) -> None:
+def _check_target_flags(args: argparse.Namespace) -> None:
     if args.host and args.knobs:
-        raise user_error("--set applies to the embedded reference stack only, not to --host")
+        raise UserError("--set applies to the embedded reference stack only, not to --host")
     if not args.host and (args.restart_cmd or args.media_restart_cmd):
-        raise user_error("--restart-cmd/--media-restart-cmd apply to --host; the embedded stack restarts by itself")
+        raise UserError("--restart-cmd/--media-restart-cmd apply to --host; the embedded stack restarts by itself")
 
 
-def _target(args: argparse.Namespace, probe_dir: Path | None, user_error, probe: type[Probe] | None = None) -> ProbeTarget:
+def _target(args: argparse.Namespace, probe_dir: Path | None, probe: type[Probe] | None = None) -> ProbeTarget:
     if args.host:
         password = os.environ.get(ADMIN_PASSWORD_ENV, "")
         if not password:
-            raise user_error(f"--host needs the target's admin password in ${ADMIN_PASSWORD_ENV}")
+            raise UserError(f"--host needs the target's admin password in ${ADMIN_PASSWORD_ENV}")
         return RemoteTarget(args.host, password, restart_cmd=args.restart_cmd, media_restart_cmd=args.media_restart_cmd,
                             media_api_url=getattr(args, "media_api_url", None))
     assert probe_dir is not None
@@ -96,32 +96,32 @@ def _target(args: argparse.Namespace, probe_dir: Path | None, user_error, probe:
     return EmbeddedTarget(probe_dir / "stack", knobs)
 
 
-def run(args: argparse.Namespace, user_error) -> int:
+def run(args: argparse.Namespace) -> int:
     probe_cls = PROBES[args.probe]
     try:
         probe_cls.check_arguments(args)
     except (ValueError, RampError) as exc:
-        raise user_error(str(exc)) from None
-    _check_target_flags(args, user_error)
+        raise UserError(str(exc)) from None
+    _check_target_flags(args)
     remote: ProbeTarget | None = None
     if args.host:
         try:
-            remote = _target(args, None, user_error)
+            remote = _target(args, None)
         except TargetError as exc:
-            raise user_error(str(exc)) from None
+            raise UserError(str(exc)) from None
     try:
         run_dir = RunDirectory.create(root=args.results_dir, run_id=args.run_id, target_url=args.host)
     except (ResultsError, OSError) as exc:
         if remote is not None:
             remote.close()
-        raise user_error(str(exc)) from None
+        raise UserError(str(exc)) from None
     probe_dir = run_dir.path / PROBES_DIR / probe_cls.name
     probe_dir.mkdir(parents=True)
     target: ProbeTarget | None = remote
     ctx: ProbeContext | None = None
     try:
         if target is None:
-            target = _target(args, probe_dir, user_error, probe_cls)
+            target = _target(args, probe_dir, probe_cls)
             run_dir.set_target_url(target.portal_url)
         ctx = ProbeContext(target, probe_dir, args, args.max_duration_s)
         finding = probe_cls().run(ctx)
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, user_error) -> int:
         if ctx is not None:
             ctx.close()
         run_dir.finish(RunStatus.FAILED, exit_code=ExitCode.USAGE, error=str(exc))
-        raise user_error(f"probe {probe_cls.name}: {exc} (partial data in {probe_dir})") from None
+        raise UserError(f"probe {probe_cls.name}: {exc} (partial data in {probe_dir})") from None
     except KeyboardInterrupt:
         if ctx is not None:
             ctx.close()

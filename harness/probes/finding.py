@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import VoxloadError
 from ..results.run_folder import write_json_atomic
 
 FINDING_SCHEMA_VERSION = 1
@@ -24,7 +25,7 @@ PROBES_DIR = "probes"
 FLUSH_INTERVAL_S = 1.0
 
 
-class FindingError(ValueError):
+class FindingError(VoxloadError, ValueError):
     """A finding that does not match the documented format (a bug in the probe that built it)."""
 
 

@@ -33,6 +33,7 @@ from ..clients.listener import ListenerClient
 from ..clients.media_api import MediaControlApi
 from ..media.bridge import MediaBridge
 from ..media.errors import HttpStatusError, MediaError, SessionError
+from ..waiting import WaitTimeout, poll_until
 from .actors import Coordinator, Interpreter
 from .base import Probe, ProbeContext, ProbeError
 from .event import ProbeEvent, provision
@@ -327,16 +328,22 @@ class _Drill:
         self._path_row(AFTER_LISTENER_PAGE, whep=False)
 
     def wait_recovered(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
+        """Until every actor is back (or the timeout: the finding names who was not); the path is recorded
+        once, the moment the publisher is back."""
         publisher_row = False
-        while time.monotonic() < deadline:
+
+        def all_back() -> bool:
+            nonlocal publisher_row
             back = {name: self._recovered_s(actor) is not None for name, actor in self.actors.items()}
             if back.get("publisher") and not publisher_row:
                 self._path_row(PUBLISHER_BACK, whep=False)
                 publisher_row = True
-            if all(back.values()):
-                return
-            time.sleep(0.1)
+            return all(back.values())
+
+        try:
+            poll_until(all_back, timeout_s, 0.1, what="every actor back after the relay restart")
+        except WaitTimeout:
+            pass
 
     def _recovered_s(self, actor: ReconnectActor) -> float | None:
         stats = actor.statistics()

@@ -17,15 +17,16 @@ from ..clients.admin import AdminClient
 from ..clients.errors import AuthRejected, RateLimited
 from ..clients.listener import ListenerClient
 from ..clients.users import LoginOutcome, RegisterOutcome, UserClient
+from ..contract import routes
+from ..contract.credentials import JOIN_CODE_ALPHABET, JOIN_CODE_LENGTH
 from .base import Probe, ProbeContext
 from .event import provision
 from .finding import DataFile, Finding, Limit, Plot, PlotKind, Severity
 
 MAX_ATTEMPTS = 100
-# Contract 4.1: join codes are 6 characters from this alphabet.
-JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CROSS_SITE_ORIGIN = "https://attacker.invalid"
-LABELS = {"login_per_email": "/login for one email", "admin_login": "/admin/login", "register": "/register",
+LABELS = {"login_per_email": f"{routes.USER_LOGIN.name} for one email", "admin_login": routes.ADMIN_LOGIN.name,
+          "register": routes.USER_REGISTER.name,
           "join_code_per_ip": "wrong listener join codes from one IP"}
 
 LIMITED = "limited"
@@ -144,7 +145,7 @@ class _Checks:
         self._series("register", n, lambda i: statuses[users.register(f"probe-{self.tag}-{i}@example.invalid", "Probe", "probe-pw")])
 
     def join_code(self, slug: str, code: str, n: int) -> None:
-        wrong = next(c * 6 for c in JOIN_CODE_ALPHABET if c * 6 != code)
+        wrong = next(c * JOIN_CODE_LENGTH for c in JOIN_CODE_ALPHABET if c * JOIN_CODE_LENGTH != code)
 
         def attempt(listener: ListenerClient) -> int:
             try:

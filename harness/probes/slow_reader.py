@@ -27,6 +27,7 @@ import uuid
 from ..clients.booth_ws import CHAT, BoothSocket
 from ..clients.errors import ClientError
 from ..clients.frozen_ws import FrozenSocket
+from ..waiting import WaitTimeout, poll_until
 from .base import ProbeContext, ProbeError
 from .event import ProbeEvent
 
@@ -159,11 +160,10 @@ class SlowReaderDrill:
         self.frozen.send_json({"type": "booth:join", "display_name": "Frozen reader", "role": "interpreter",
                                "participant_id": self.frozen_id})
         t0_s = time.monotonic()
-        deadline = t0_s + 10.0
-        while not self._presence(time.monotonic() - t0_s)[0]:
-            if time.monotonic() > deadline:
-                raise ProbeError("slow-reader drill: the frozen client's booth:join never showed in the booth state")
-            time.sleep(0.2)
+        try:
+            poll_until(lambda: self._presence(time.monotonic() - t0_s)[0], 10.0, 0.2, what="the frozen client's booth:join")
+        except WaitTimeout:
+            raise ProbeError("slow-reader drill: the frozen client's booth:join never showed in the booth state") from None
         sender = BoothSocket.for_portal(http, self.booth.booth_id, event_slug=self.booth.ref.event_slug).connect()
         sender.join("Chat sender", "interpreter")
         self.sockets = {"sender": sender, **self.sockets}

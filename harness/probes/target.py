@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..clients.errors import ClientError, TransportError
 from ..clients.health import healthz
+from ..errors import VoxloadError
 from ..target import embedded
 from ..clients.http import PortalHttp
 from ..clients.media_api import MediaControlApi
@@ -29,7 +30,7 @@ ADMIN_PASSWORD_ENV = ADMIN_PASSWORD_ENV_VAR
 RESTART_TIMEOUT_S = 120.0
 
 
-class TargetError(RuntimeError):
+class TargetError(VoxloadError, RuntimeError):
     """The target cannot be started, reached or restarted (one line for the CLI, exit 2)."""
 
 

@@ -44,6 +44,9 @@ from pathlib import Path
 import gevent
 from gevent.event import AsyncResult
 
+from ..errors import VoxloadError
+from ..waiting import WaitTimeout, poll_until
+
 logger = logging.getLogger(__name__)
 
 FORWARD_INTERVAL_S = 1.0
@@ -53,7 +56,7 @@ SCENARIO_RETRY_S = 1.0
 SEAT_TIMEOUT_S = 30.0
 
 
-class WorkerLinkError(RuntimeError):
+class WorkerLinkError(VoxloadError, RuntimeError):
     """The master did not answer in time, or sent something this worker must refuse (one line)."""
 
 
@@ -131,9 +134,10 @@ class WorkerLink:
         for _ in range(rounds):
             self.runner.send_message("voxload:clock", {"t_worker_s": time.time()})
             gevent.sleep(0.05)
-        deadline = time.monotonic() + 5.0
-        while len(self._clock_samples) < rounds and time.monotonic() < deadline:
-            gevent.sleep(0.05)
+        try:
+            poll_until(lambda: len(self._clock_samples) >= rounds, 5.0, 0.05, what="the master's clock replies", sleep_s=gevent.sleep)
+        except WaitTimeout:
+            pass  # fewer rounds: the best of those that came back
         if self._clock_samples:
             self.rtt_s, self.offset_s = min(self._clock_samples)
 
@@ -159,9 +163,12 @@ class WorkerLink:
     def hello(self, timeout_s: float = 60.0) -> None:
         if self._hello_sent_s is not None:
             return  # said already: a second hello would get a second setup
-        deadline = time.monotonic() + timeout_s
-        while getattr(self.runner, "worker_index", -1) < 0 and time.monotonic() < deadline:
-            gevent.sleep(0.05)  # the master's ack carries our index
+        try:
+            # The master's ack carries our index.
+            poll_until(lambda: getattr(self.runner, "worker_index", -1) >= 0, timeout_s, 0.05, what="the master's ack",
+                       sleep_s=gevent.sleep)
+        except WaitTimeout:
+            pass  # no ack in time: the name shows the missing index (w-1)
         self.name = worker_name(self.runner)
         self._hello_sent_s = time.time()
         self.runner.send_message("voxload:hello", {"worker": self.name, "t_worker_s": self._hello_sent_s})

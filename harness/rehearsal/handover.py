@@ -16,9 +16,8 @@ import time
 
 from ..clients.booth_state import BoothState, HandoffState
 from ..clients.errors import ClientError
+from ..contract.roles import ELIGIBLE_ROLES
 
-# Contract 5.5: the roles that can be the active interpreter.
-ELIGIBLE_ROLES = frozenset({"interpreter", "room_coordinator", "event_owner", "super_admin"})
 # An order nobody completes within this time is a failed handover.
 HANDOVER_TIMEOUT_S = 10.0
 

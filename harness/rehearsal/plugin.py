@@ -23,7 +23,7 @@ import gevent
 from locust import between, events
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
-from ..errors import ExitCode
+from ..errors import ExitCode, VoxloadError
 from ..inputs import folder_argument, run_id_argument, url_argument
 from ..scenario.loader import scenario_argument
 from ..results.run_folder import RunDirectory, ResultsError, RunStatus
@@ -172,7 +172,7 @@ def _on_sigint(signum, frame) -> None:
 
 def _is_known_error(exc: BaseException) -> bool:
     # Our clients' and engines' typed errors and network errors say everything in their class and message.
-    return type(exc).__module__.startswith("harness.") or isinstance(exc, OSError)
+    return isinstance(exc, (VoxloadError, OSError))
 
 
 def install_one_line_user_errors() -> None:

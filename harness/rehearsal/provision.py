@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 
 from ..clients.admin import AdminClient
 from ..clients.booth_api import BoothApi
 from ..clients.errors import ClientError
 from ..clients.identifiers import BoothRef
+from ..contract.languages import slugify
+from ..errors import VoxloadError
 from ..scenario.model import Provisioning, Scenario
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 SPARE_INVITES_PER_BOOTH = 2
 
 
-class ProvisioningError(RuntimeError):
+class ProvisioningError(VoxloadError, RuntimeError):
     """The target refused the event shape (one line, names the step and URL)."""
 
 
@@ -71,10 +72,8 @@ class ProvisionedEvent:
 
 
 def run_slug(scenario_name: str, run_id: str) -> str:
-    """Contract 2: `^[a-z0-9]+(?:-[a-z0-9]+)*$`, <= 64 chars; unique per run so runs never collide."""
-    raw = f"vl-{scenario_name}-{run_id}".lower()
-    slug = re.sub(r"[^a-z0-9]+", "-", raw).strip("-")
-    return slug[:64].rstrip("-")
+    """A valid event slug (contract 2), unique per run so runs never collide."""
+    return slugify(f"vl-{scenario_name}-{run_id}")
 
 
 def provision(scenario: Scenario, admin: AdminClient, booth_api: BoothApi, slug: str) -> ProvisionedEvent:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..results import measures
 from ..results import slo
-from ..errors import ExitCode
+from ..errors import ExitCode, VoxloadError
 from ..clients.admin import AdminClient
 from ..clients.booth_api import BoothApi
 from ..clients.errors import ClientError
@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 
 
-class RunSetupError(RuntimeError):
+class RunSetupError(VoxloadError, RuntimeError):
     """Anything that stops a run before load starts; printed as one line, exit 2."""
 
 
@@ -478,7 +478,7 @@ class ConferenceRun:
             pass  # the orderly stop had already finished the folder
 
 
-class MediaLoss(Exception):
+class MediaLoss(VoxloadError):
     """Packets lost in one second of one booth's listeners (a Locust failure row, not a harness error)."""
 
 

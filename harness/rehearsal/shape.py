@@ -30,13 +30,14 @@ from typing import ClassVar
 
 from locust import LoadTestShape, User
 
+from ..errors import VoxloadError
 from .ramp_shapes import ramp_target
 from ..scenario import Scenario, Stage, load_scenario
 
 log = logging.getLogger(__name__)
 
 
-class ShapeNotConfigured(RuntimeError):
+class ShapeNotConfigured(VoxloadError, RuntimeError):
     """The shape has neither a ``scenario`` nor a parsed option naming one."""
 
 

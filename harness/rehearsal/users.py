@@ -24,6 +24,9 @@ from ..clients.errors import BoothMismatch, ClientError, SocketClosed, Unexpecte
 from ..clients.http import DEFAULT_TIMEOUT_S, PortalHttp
 from ..clients.interpreter import InterpreterClient
 from ..clients.listener import ListenerClient
+from ..contract.listener import AUDIO_DELAY_POLL_S
+from ..errors import VoxloadError
+from ..waiting import WaitTimeout, poll_until
 from .handover import HandoverDuty, HandoverRecord
 from ..media import captions_match
 from ..rtc.markers import marker_ids
@@ -33,8 +36,6 @@ from ..media.speech import CorpusError, default_corpus
 
 logger = logging.getLogger(__name__)
 
-# Contract 6.2 step 4: the listener page polls the room's audio delay every 3000 ms.
-AUDIO_DELAY_POLL_S = 3.0
 _ip_counter = itertools.count(1)
 
 
@@ -57,9 +58,11 @@ class _Conference:
     def on_start(self) -> None:
         # A worker is "ready" for Locust's master as soon as it connects, so users may spawn while its init still
         # waits for the master's scenario: they wait for the run to exist (or die with the process if refused).
-        deadline_s = time.monotonic() + RUN_READY_TIMEOUT_S
-        while getattr(self.environment, "conference_run", None) is None and time.monotonic() < deadline_s:
-            gevent.sleep(0.1)
+        try:
+            poll_until(lambda: getattr(self.environment, "conference_run", None) is not None, RUN_READY_TIMEOUT_S, 0.1,
+                       what="the run", sleep_s=gevent.sleep)
+        except WaitTimeout:
+            pass
         if getattr(self.environment, "conference_run", None) is None or not self.conference.ready.wait(timeout=RUN_READY_TIMEOUT_S):
             raise RuntimeError("the run never became ready (see the log for the setup error)")
 
@@ -119,7 +122,7 @@ class CoordinatorUser(ConferenceUser):
             sock.close()
 
 
-class HandoverFailed(Exception):
+class HandoverFailed(VoxloadError):
     pass
 
 
@@ -294,14 +297,16 @@ class ListenerUser(_Conference, FastHttpUser):
 
     def _wait_for_ingest(self, api: BoothApi, timeout_s: float = 60.0) -> None:
         """Contract 6.2 step 2: WHEP starts once the booth reports ingest connected (polled, bounded)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def ingest_connected() -> bool:
             try:
-                if api.state(self.conference.event.slug, self.booth.language, room_id=self.booth.room_id).ingest_status.value == "connected":
-                    return
+                return api.state(self.conference.event.slug, self.booth.language, room_id=self.booth.room_id).ingest_status.value == "connected"
             except ClientError:
-                pass  # reported by the client; the browser would keep waiting too
-            gevent.sleep(1.0)
+                return False  # reported by the client; the browser would keep waiting too
+
+        try:
+            poll_until(ingest_connected, timeout_s, 1.0, what=f"ingest connected on {self.booth.booth_id}", sleep_s=gevent.sleep)
+        except WaitTimeout:
+            pass  # bounded: WHEP is tried anyway after the wait
 
     @task
     def poll_audio_delay(self) -> None:
@@ -378,7 +383,7 @@ class ListenerUser(_Conference, FastHttpUser):
                                                   booth=self.booth.booth_id, recogniser=captions_match.Recogniser.STAND_IN)
 
 
-class ListenerBlocked(Exception):
+class ListenerBlocked(VoxloadError):
     pass
 
 

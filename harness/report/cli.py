@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..errors import UserError
 from ..inputs import absolute_path
 
 DESCRIPTION = "Build the self-contained capacity sign-off report (HTML, PDF, summary.md, verdict.json) of a run folder."
@@ -53,29 +54,29 @@ def summary_problem(run_dir: Path) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace, user_error) -> int:
+def run(args: argparse.Namespace) -> int:
     from . import ReportError, build_comparison, build_report
 
     for folder in ([args.run_dir] if args.run_dir is not None else []) + list(args.compare or []):
         problem = summary_problem(folder) if folder.is_dir() else None
         if problem is not None:
-            raise user_error(problem)
+            raise UserError(problem)
     try:
         if args.compare:
             if args.run_dir is not None:
-                raise user_error("give either RUN_DIR or --compare RUN_A RUN_B, not both")
+                raise UserError("give either RUN_DIR or --compare RUN_A RUN_B, not both")
             if args.out is None:
-                raise user_error("--compare needs --out DIR (where the comparison is written)")
+                raise UserError("--compare needs --out DIR (where the comparison is written)")
             paths = build_comparison(args.compare[0], args.compare[1], args.out)
             print(f"comparison written: {paths.html}")
             return 0
         if args.run_dir is None:
-            raise user_error("give a run folder (reports/<run-id>) or --compare RUN_A RUN_B --out DIR")
+            raise UserError("give a run folder (reports/<run-id>) or --compare RUN_A RUN_B --out DIR")
         if args.out is not None:
-            raise user_error("--out is only for --compare; a run's report is written into its run folder")
+            raise UserError("--out is only for --compare; a run's report is written into its run folder")
         paths = build_report(args.run_dir)
     except ReportError as exc:
-        raise user_error(str(exc)) from None
+        raise UserError(str(exc)) from None
     print(f"report written: {paths.html}")
     print(f"                {paths.pdf}")
     print(f"                {paths.summary_md}")

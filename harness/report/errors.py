@@ -6,8 +6,10 @@ report is built anyway and says what is missing. These are only for input the re
 
 from __future__ import annotations
 
+from ..errors import VoxloadError
 
-class ReportError(Exception):
+
+class ReportError(VoxloadError):
     """Base of report errors; the message is one line (the CLI prints it and exits 2)."""
 
 

@@ -45,7 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from .. import __version__
-from ..errors import EXIT_CODE_MEANINGS, ExitCode
+from ..errors import EXIT_CODE_MEANINGS, ExitCode, VoxloadError
 from .slo import SloResult, SloState
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _STREAM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-class ResultsError(Exception):
+class ResultsError(VoxloadError):
     """Base of results errors (one line, printed by the CLI, exit 2)."""
 
 

@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import VoxloadError
+
 
 class MetricKind(enum.Enum):
     TREND = "trend"
@@ -160,7 +162,7 @@ _THRESHOLD_RE = re.compile(
 _SIMPLE_AGGREGATIONS = ("min", "max", "mean", "count", "rate", "value")
 
 
-class SloError(ValueError):
+class SloError(VoxloadError, ValueError):
     """Base of errors raised while defining thresholds (one line, no file/line: the caller adds those)."""
 
 

@@ -6,5 +6,5 @@
 - ``markers``: the timing-marker scheme (tone pairs, 240 ids), the streaming ``MarkerDetector``, and the marker
   stand-in captioner's wording.
 
-Imports nothing else of the harness (tests/test_architecture.py).
+Imports nothing else of the harness but the exception root, harness.errors (tests/test_architecture.py).
 """

@@ -57,6 +57,7 @@ from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
+from ..errors import VoxloadError
 from .pins import PINNED_AIOICE_VERSION, PINNED_AIORTC_VERSION
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Role(enum.Enum):
     DECODE = "decode"  # stock receivers that decode (the stand-in captioner): ICE restriction only
 
 
-class PinnedInternalsError(RuntimeError):
+class PinnedInternalsError(VoxloadError, RuntimeError):
     """aiortc/aioice is not the version, or an internal not the code, these patches were written for."""
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from importlib import metadata
 
+from ..errors import VoxloadError
+
 PINNED_AIORTC_VERSION = "1.16.0"
 PINNED_AIOICE_VERSION = "0.13.0"
 
 
-class PinnedVersionError(RuntimeError):
+class PinnedVersionError(VoxloadError, RuntimeError):
     """aiortc or aioice is not the pinned version."""
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from ..errors import VoxloadError
+
 
 @dataclasses.dataclass(frozen=True, order=True)
 class ScenarioIssue:
@@ -26,7 +28,7 @@ class ScenarioIssue:
         return f"{self.file}:{self.line}: {where}{self.message}"
 
 
-class ScenarioError(Exception):
+class ScenarioError(VoxloadError):
     """A scenario file that cannot be used. ``issues`` is never empty."""
 
     def __init__(self, issues: Iterable[ScenarioIssue]) -> None:

@@ -12,8 +12,10 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from ..errors import VoxloadError
 
-class RampError(ValueError):
+
+class RampError(VoxloadError, ValueError):
     """A ramp that cannot run (one line for the CLI)."""
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..contract.languages import SLUG_RE
 from .ramp import RAMP_PROBES
 
-# Contract 2: event slugs are `^[a-z0-9]+(?:-[a-z0-9]+)*$`; the scenario name prefixes the per-run slug.
-NAME_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+# Contract 2: the scenario name prefixes the per-run event slug, so it follows the slug rule.
+NAME_PATTERN = SLUG_RE.pattern
 NAME_MAX_LEN = 40  # leaves room for "-<run id>" within the contract's 64-character slug limit
 
 # Upper bounds (documented in scenarios/README.md, "Limits"). They are far above what one deployment takes

@@ -16,10 +16,11 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..errors import VoxloadError
 from .stack_child import KNOBS_ENV_VAR
 
 
-class EmbeddedTargetError(RuntimeError):
+class EmbeddedTargetError(VoxloadError, RuntimeError):
     """The embedded stack did not start, or did not do what it was asked (one line)."""
 
 

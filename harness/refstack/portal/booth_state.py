@@ -24,7 +24,8 @@ import logging
 import uuid
 from typing import Any
 
-from .roles import GO_LIVE_ROLES, MANAGER_ROLES
+from ...contract.roles import ELIGIBLE_ROLES
+from .roles import MANAGER_ROLES
 from .timeline import BoothNaming
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class Participant:
 
     @property
     def can_go_live(self) -> bool:
-        return self.role in GO_LIVE_ROLES
+        return self.role in ELIGIBLE_ROLES
 
     def clear_publisher_flags(self) -> None:
         if self.mic_active or self.ingest_connected:

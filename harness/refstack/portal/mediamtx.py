@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import httpx
 
+from ...contract import routes
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class MediaMTXClient:
         ok = False
         if self._api_base:  # contract 12.2: empty base = unhealthy
             try:
-                resp = await self.http.get(f"{self._api_base}/v3/paths/list", timeout=HEALTH_TIMEOUT_S)
+                resp = await self.http.get(f"{self._api_base}{routes.MEDIAMTX_PATHS_LIST.path()}", timeout=HEALTH_TIMEOUT_S)
                 ok = resp.status_code < 500
             except httpx.HTTPError:
                 ok = False

@@ -12,6 +12,8 @@ import secrets
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from ...contract.credentials import INVITE_TOKEN_BYTES, JOIN_CODE_ALPHABET, JOIN_CODE_LENGTH
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -19,15 +21,12 @@ def utcnow() -> dt.datetime:
 
 def generate_token() -> str:
     """Contract 2: invite tokens are 64 hex chars."""
-    return secrets.token_hex(32)
-
-
-# Contract 4.1: join codes are 6 chars from this alphabet.
-JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return secrets.token_hex(INVITE_TOKEN_BYTES)
 
 
 def generate_join_code() -> str:
-    return "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(6))
+    """Contract 4.1: 6 characters of the join-code alphabet."""
+    return "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(JOIN_CODE_LENGTH))
 
 
 class Base(DeclarativeBase):

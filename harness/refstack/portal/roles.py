@@ -1,6 +1,6 @@
 """Roles of a booth session and how a JWT payload resolves to one (contract 3.1, 3.6, 5.3, 5.5).
 
-Owns the role ladder, the role sets that may go live or manage the broadcast lock, and
+Owns the role ladder, the role set that may manage the broadcast lock (who may go live is harness.contract.roles), and
 :func:`resolve_role`, used by the booth WebSocket handshake and the interpreter pages: the token/cookie
 ``role`` claim, plus DB memberships for a payload whose ``sub`` is a user id (booth, then room, then event
 membership), plus ``super_admin`` for admin payloads; the highest rank wins (contract 3.6).
@@ -28,8 +28,6 @@ ROLE_RANK: dict[str, int] = {
     "event_owner": 4,
     "super_admin": 5,
 }
-# Contract 5.5: requested roles that make a joiner eligible to be the active interpreter.
-GO_LIVE_ROLES = frozenset({"interpreter", "room_coordinator", "event_owner", "super_admin"})
 # Contract 5.3: granted roles allowed to send booth:set-broadcast-unlocked and to set-active anyone.
 MANAGER_ROLES = frozenset({"room_coordinator", "event_owner", "super_admin"})
 

@@ -29,6 +29,8 @@ from sqlalchemy.orm import selectinload
 
 from . import tokens
 from ...contract import languages
+from ...contract import routes
+from ...contract.roles import INVITE_ROLES
 from .models import (
     Booth,
     Event,
@@ -64,14 +66,9 @@ TRUTHY_FORM_VALUES = frozenset({"true", "on", "1", "yes"})
 WORKER_RESTART_PAUSE_S = 0.1
 
 
-class InviteRole(enum.Enum):
-    """Contract 4.1: roles an invite token may carry; anything else makes token creation fail with 500."""
-
-    INTERPRETER = "interpreter"
-    ROOM_COORDINATOR = "room_coordinator"
-    EVENT_OWNER = "event_owner"
-    SUPER_ADMIN = "super_admin"
-    SUPPORT = "support"
+# Contract 4.1: roles an invite token may carry (shared with the clients); anything else makes token creation
+# fail with 500 (the ValueError of the lookup).
+InviteRole = enum.Enum("InviteRole", {role.upper(): role for role in INVITE_ROLES})
 
 
 class MemberRole(enum.Enum):
@@ -179,25 +176,25 @@ def _invite_expiry(expires_hours: str) -> dt.datetime | None:
 
 
 # --- login ---
-@router.get("/admin/login")
+@router.get(routes.ADMIN_LOGIN.server())
 async def admin_login_form(request: Request) -> Response:
     return render(request, "admin_login.html", {"error": None})
 
 
-@router.post("/admin/login")
+@router.post(routes.ADMIN_LOGIN.server())
 async def admin_login(request: Request) -> Response:
     settings = settings_of(request)
     password = _form_str(await request.form(), "password")
     # Contract 3.2: no rate limit; an empty ADMIN_PASSWORD makes every attempt fail.
     if not settings.admin_password or not hmac.compare_digest(password.encode(), settings.admin_password.encode()):
         return render(request, "admin_login.html", {"error": "Invalid password."}, status_code=403)
-    response = redirect("/admin/")
+    response = redirect(routes.ADMIN_DASHBOARD.path())
     tokens.set_cookie(settings, response, tokens.ADMIN_COOKIE, tokens.encode(settings, tokens.admin_claims()))
     return response
 
 
 # --- dashboard ---
-@router.get("/admin/")
+@router.get(routes.ADMIN_DASHBOARD.server())
 async def dashboard(request: Request, who: AdminPrincipal = Depends(require_admin)) -> Response:
     async with db_of(request).get_session() as session:
         visible = Event.is_deleted.is_(False)
@@ -219,12 +216,12 @@ async def dashboard(request: Request, who: AdminPrincipal = Depends(require_admi
 
 
 # --- wizard ---
-@router.get("/admin/setup")
+@router.get(routes.ADMIN_SETUP.server())
 async def setup_form(request: Request, who: AdminPrincipal = Depends(require_super_admin)) -> Response:
     return render(request, "admin_setup_event.html", {"error": None, "display_name": "", "slug": ""})
 
 
-@router.post("/admin/setup")
+@router.post(routes.ADMIN_SETUP.server())
 async def setup_create_event(request: Request, who: AdminPrincipal = Depends(require_super_admin)) -> Response:
     form = await request.form()
     display_name, slug = _form_str(form, "display_name"), _form_str(form, "slug").lower()
@@ -244,10 +241,10 @@ async def setup_create_event(request: Request, who: AdminPrincipal = Depends(req
         session.add(event)
         await session.flush()
         event_id = event.id
-    return redirect(f"/admin/events/{event_id}/setup/rooms")
+    return redirect(routes.ADMIN_SETUP_ROOMS.path(e=event_id))
 
 
-@router.get("/admin/events/{event_id}/setup/rooms")
+@router.get(routes.ADMIN_SETUP_ROOMS.server("event_id"))
 async def setup_rooms_form(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     async with db_of(request).get_session() as session:
         event = await _event(session, event_id)
@@ -255,10 +252,10 @@ async def setup_rooms_form(request: Request, event_id: int, who: AdminPrincipal 
     return render(request, "admin_setup_rooms.html", {"event": event, "rooms": rooms})
 
 
-@router.post("/admin/events/{event_id}/setup/rooms")
+@router.post(routes.ADMIN_SETUP_ROOMS.server("event_id"))
 async def setup_add_room(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     await _add_room(request, event_id)
-    return redirect(f"/admin/events/{event_id}/setup/rooms")
+    return redirect(routes.ADMIN_SETUP_ROOMS.path(e=event_id))
 
 
 async def _add_room(request: Request, event_id: int) -> None:
@@ -283,7 +280,7 @@ async def _rooms_with_booths_n_plus_1(session: AsyncSession, event_id: int) -> l
     return out
 
 
-@router.get("/admin/events/{event_id}/setup/booths")
+@router.get(routes.ADMIN_SETUP_BOOTHS.server("event_id"))
 async def setup_booths_form(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     async with db_of(request).get_session() as session:
         event = await _event(session, event_id)
@@ -316,7 +313,7 @@ async def _create_booth(session: AsyncSession, event_id: int, room_id: int, lang
     return booth
 
 
-@router.post("/admin/events/{event_id}/setup/booths")
+@router.post(routes.ADMIN_SETUP_BOOTHS.server("event_id"))
 async def setup_add_booth(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     form = await request.form()
     room_raw = _form_str(form, "room_id")
@@ -328,7 +325,7 @@ async def setup_add_booth(request: Request, event_id: int, who: AdminPrincipal =
             log.warning("Booth not created: room %r is not in event %d", room_raw, event_id)
         else:
             await _create_booth(session, event_id, room.id, language_code, _form_str(form, "language_name"))
-    return redirect(f"/admin/events/{event_id}/setup/booths?room_id={room_raw}")
+    return redirect(routes.ADMIN_SETUP_BOOTHS.path(e=event_id) + f"?room_id={room_raw}")
 
 
 def _ensure_join_code(event: Event) -> str:
@@ -337,7 +334,7 @@ def _ensure_join_code(event: Event) -> str:
     return event.join_code
 
 
-@router.get("/admin/events/{event_id}/setup/invite")
+@router.get(routes.ADMIN_SETUP_INVITE.server("event_id"))
 async def setup_invite(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     async with db_of(request).get_session() as session:
         event = await _event(session, event_id)
@@ -348,7 +345,7 @@ async def setup_invite(request: Request, event_id: int, who: AdminPrincipal = De
 
 
 # --- classic events ---
-@router.get("/admin/events/")
+@router.get(routes.ADMIN_EVENTS.server())
 async def events_list(request: Request, page: int = 1, who: AdminPrincipal = Depends(require_admin)) -> Response:
     page = max(page, 1)
     async with db_of(request).get_session() as session:
@@ -364,7 +361,7 @@ async def events_list(request: Request, page: int = 1, who: AdminPrincipal = Dep
     return render(request, "admin_events.html", {"events": events, "page": page, "pages": pages, "total": total})
 
 
-@router.post("/admin/events/")
+@router.post(routes.ADMIN_EVENTS.server())
 async def events_create(request: Request, who: AdminPrincipal = Depends(require_super_admin)) -> Response:
     form = await request.form()
     slug, display_name = _form_str(form, "slug").lower(), _form_str(form, "display_name")
@@ -377,10 +374,10 @@ async def events_create(request: Request, who: AdminPrincipal = Depends(require_
                 log.warning("Event not created: slug %r exists", slug)
     else:
         log.warning("Event not created: missing name or invalid slug %r", slug)
-    return redirect("/admin/events/")
+    return redirect(routes.ADMIN_EVENTS.path())
 
 
-@router.get("/admin/events/{event_id}/")
+@router.get(routes.ADMIN_EVENT.server("event_id"))
 async def event_detail(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     async with db_of(request).get_session() as session:
         event = await _event(session, event_id)
@@ -389,15 +386,15 @@ async def event_detail(request: Request, event_id: int, who: AdminPrincipal = De
     return render(request, "admin_event_detail.html", {"event": event, "rooms": rooms, "listener_url": listener_url})
 
 
-@router.post("/admin/events/{event_id}/regenerate_join_code/")
+@router.post(routes.ADMIN_REGENERATE_JOIN_CODE.server("event_id"))
 async def regenerate_join_code(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     async with db_of(request).get_session() as session:
         event = await _event(session, event_id)
         event.join_code = generate_join_code()
-    return redirect(f"/admin/events/{event_id}/")
+    return redirect(routes.ADMIN_EVENT.path(e=event_id))
 
 
-@router.post("/admin/events/{event_id}/delete")
+@router.post(routes.ADMIN_DELETE_EVENT.server("event_id"))
 async def event_delete(request: Request, event_id: int, who: AdminPrincipal = Depends(require_super_admin)) -> Response:
     async with db_of(request).get_session() as session:
         event = await _event(session, event_id)
@@ -406,11 +403,11 @@ async def event_delete(request: Request, event_id: int, who: AdminPrincipal = De
         booth_ids = select(Booth.id).where(Booth.event_id == event_id).scalar_subquery()
         await session.execute(delete(TranslationLanguage).where(TranslationLanguage.booth_id.in_(booth_ids)))
         await session.delete(event)
-    return redirect("/admin/events/")
+    return redirect(routes.ADMIN_EVENTS.path())
 
 
 # --- members (contract 3.3 item 4, 4.5, 9.1) ---
-@router.get("/admin/events/{event_id}/members/")
+@router.get(routes.ADMIN_MEMBERS.server("event_id"))
 async def members_page(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     async with db_of(request).get_session() as session:
         event = await _event(session, event_id)
@@ -429,7 +426,7 @@ async def members_page(request: Request, event_id: int, who: AdminPrincipal = De
     )
 
 
-@router.post("/admin/events/{event_id}/members/")
+@router.post(routes.ADMIN_MEMBERS.server("event_id"))
 async def members_add(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     """Fields (ours; the contract names only the behaviour): ``email``, ``role``, optional ``room_id`` and
     ``booth_id``. Unknown emails become unverified users and get a magic-link invite; the email is sent
@@ -456,18 +453,18 @@ async def members_add(request: Request, event_id: int, who: AdminPrincipal = Dep
         session.add(Membership(user_id=user.id, role=role.value, event_id=event_id, room_id=room_id, booth_id=booth_id))
         if invited:
             await issue_link(session, settings_of(request), user, AuthTokenType.MAGIC_LINK)
-    return redirect(f"/admin/events/{event_id}/members/")
+    return redirect(routes.ADMIN_MEMBERS.path(e=event_id))
 
 
 @router.post("/admin/events/{event_id}/members/{membership_id}/delete")
 async def members_remove(request: Request, event_id: int, membership_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     async with db_of(request).get_session() as session:
         await session.execute(delete(Membership).where(Membership.id == membership_id, Membership.event_id == event_id))
-    return redirect(f"/admin/events/{event_id}/members/")
+    return redirect(routes.ADMIN_MEMBERS.path(e=event_id))
 
 
 # --- rooms ---
-@router.get("/admin/events/{event_id}/rooms/")
+@router.get(routes.ADMIN_ROOMS.server("event_id"))
 async def rooms_list(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     async with db_of(request).get_session() as session:
         event = await _event(session, event_id)
@@ -475,13 +472,13 @@ async def rooms_list(request: Request, event_id: int, who: AdminPrincipal = Depe
     return render(request, "admin_rooms.html", {"event": event, "rooms": rooms})
 
 
-@router.post("/admin/events/{event_id}/rooms/")
+@router.post(routes.ADMIN_ROOMS.server("event_id"))
 async def rooms_create(request: Request, event_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     await _add_room(request, event_id)
-    return redirect(f"/admin/events/{event_id}/rooms/")
+    return redirect(routes.ADMIN_ROOMS.path(e=event_id))
 
 
-@router.get("/admin/events/{event_id}/rooms/{room_id}/")
+@router.get(routes.ADMIN_ROOM.server("event_id", "room_id"))
 async def room_detail(request: Request, event_id: int, room_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     # Contract 4.5: two sessions, and the full language list rebuilt and sorted per request.
     async with db_of(request).get_session() as session:
@@ -506,10 +503,10 @@ async def room_audio_delay(request: Request, event_id: int, room_id: int, who: A
     async with db_of(request).get_session() as session:
         room = await _room(session, event_id, room_id)
         room.audio_delay_ms = int(raw)
-    return redirect(f"/admin/events/{event_id}/rooms/{room_id}/")
+    return redirect(routes.ADMIN_ROOM.path(e=event_id, r=room_id))
 
 
-@router.post("/admin/events/{event_id}/rooms/{room_id}/delete")
+@router.post(routes.ADMIN_DELETE_ROOM.server("event_id", "room_id"))
 async def room_delete(request: Request, event_id: int, room_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     async with db_of(request).get_session() as session:
         await _room(session, event_id, room_id)
@@ -519,11 +516,11 @@ async def room_delete(request: Request, event_id: int, room_id: int, who: AdminP
         await session.execute(delete(InviteToken).where(InviteToken.booth_id.in_(booth_ids)))
         await session.execute(delete(Booth).where(Booth.room_id == room_id))
         await session.execute(delete(Room).where(Room.id == room_id))
-    return redirect(f"/admin/events/{event_id}/rooms/")
+    return redirect(routes.ADMIN_ROOMS.path(e=event_id))
 
 
 # --- booths ---
-@router.get("/admin/events/{event_id}/rooms/{room_id}/booths/")
+@router.get(routes.ADMIN_BOOTHS.server("event_id", "room_id"))
 async def booths_list(request: Request, event_id: int, room_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     async with db_of(request).get_session() as session:
         event = await _event(session, event_id)
@@ -538,7 +535,7 @@ async def booths_list(request: Request, event_id: int, room_id: int, who: AdminP
     )
 
 
-@router.post("/admin/events/{event_id}/rooms/{room_id}/booths/")
+@router.post(routes.ADMIN_BOOTHS.server("event_id", "room_id"))
 async def booths_create(request: Request, event_id: int, room_id: int, who: AdminPrincipal = Depends(require_admin)) -> Response:
     form = await request.form()
     language_code, language_name = _form_str(form, "language_code").lower(), _form_str(form, "language_name")
@@ -549,10 +546,10 @@ async def booths_create(request: Request, event_id: int, room_id: int, who: Admi
             await _create_booth(session, event_id, room_id, language_code, language_name)
         else:
             log.warning("Booth not created: language_code and language_name are required")
-    return redirect(f"/admin/events/{event_id}/rooms/{room_id}/booths/")
+    return redirect(routes.ADMIN_BOOTHS.path(e=event_id, r=room_id))
 
 
-@router.get("/admin/events/{event_id}/rooms/{room_id}/booths/{booth_id}/")
+@router.get(routes.ADMIN_BOOTH.server("event_id", "room_id", "booth_id"))
 async def booth_detail(
     request: Request, event_id: int, room_id: int, booth_id: int, who: AdminPrincipal = Depends(require_admin)
 ) -> Response:
@@ -585,13 +582,13 @@ async def booth_detail(
     )
 
 
-@router.post("/admin/events/{event_id}/rooms/{room_id}/booths/{booth_id}/tokens/")
+@router.post(routes.ADMIN_TOKENS.server("event_id", "room_id", "booth_id"))
 async def token_create(
     request: Request, event_id: int, room_id: int, booth_id: int, who: AdminPrincipal = Depends(require_admin)
 ) -> Response:
     form = await request.form()
     role_raw = _form_str(form, "role")
-    back = f"/admin/events/{event_id}/rooms/{room_id}/booths/{booth_id}/"
+    back = routes.ADMIN_BOOTH.path(e=event_id, r=room_id, b=booth_id)
     if not role_raw:  # contract 4.1: a missing role is a no-op 303
         return redirect(back)
     # Contract 4.1: an unknown role raises here and the generic handler answers 500.
@@ -603,7 +600,7 @@ async def token_create(
     return redirect(back)
 
 
-@router.post("/admin/events/{event_id}/rooms/{room_id}/booths/{booth_id}/tokens/{token}/revoke")
+@router.post(routes.ADMIN_REVOKE_TOKEN.server("event_id", "room_id", "booth_id", "token"))
 async def token_revoke(
     request: Request, event_id: int, room_id: int, booth_id: int, token: str, who: AdminPrincipal = Depends(require_admin)
 ) -> Response:
@@ -612,10 +609,10 @@ async def token_revoke(
         invite = await session.scalar(select(InviteToken).where(InviteToken.token == token, InviteToken.booth_id == booth_id))
         if invite is not None:  # contract 4.4: revoking marks the token used
             invite.used = True
-    return redirect(f"/admin/events/{event_id}/rooms/{room_id}/booths/{booth_id}/")
+    return redirect(routes.ADMIN_BOOTH.path(e=event_id, r=room_id, b=booth_id))
 
 
-@router.post("/admin/events/{event_id}/rooms/{room_id}/booths/{booth_id}/transcription-settings")
+@router.post(routes.ADMIN_TRANSCRIPTION_SETTINGS.server("event_id", "room_id", "booth_id"))
 async def booth_transcription_settings(
     request: Request, event_id: int, room_id: int, booth_id: int, who: AdminPrincipal = Depends(require_admin)
 ) -> Response:
@@ -659,10 +656,10 @@ async def booth_transcription_settings(
                 await state.workers.start(
                     booth_key, event_slug=event.slug, room_id=room_id, language_code=booth.language_code, provider=provider, model=model
                 )
-    return redirect(f"/admin/events/{event_id}/rooms/{room_id}/booths/{booth_id}/")
+    return redirect(routes.ADMIN_BOOTH.path(e=event_id, r=room_id, b=booth_id))
 
 
-@router.post("/admin/events/{event_id}/rooms/{room_id}/booths/{booth_id}/delete")
+@router.post(routes.ADMIN_DELETE_BOOTH.server("event_id", "room_id", "booth_id"))
 async def booth_delete(
     request: Request, event_id: int, room_id: int, booth_id: int, who: AdminPrincipal = Depends(require_admin)
 ) -> Response:
@@ -671,7 +668,7 @@ async def booth_delete(
         # Contract 4.4 / 14.3: an ORM delete only; the booth's worker keeps running and its in-memory
         # booth stays in the registry.
         await session.delete(booth)
-    return redirect(f"/admin/events/{event_id}/rooms/{room_id}/booths/")
+    return redirect(routes.ADMIN_BOOTHS.path(e=event_id, r=room_id))
 
 
 # --- transcripts (contract 7.5) ---

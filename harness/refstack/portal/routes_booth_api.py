@@ -21,6 +21,7 @@ from sqlalchemy.orm import selectinload
 
 from . import tokens
 from ...contract import languages
+from ...contract import routes
 from .booth_state import ParticipantMissing, PublishForbidden
 from .models import Booth, Event, InviteToken, Room
 from .roles import is_listener_payload
@@ -71,7 +72,7 @@ MULTIROOM_ROUTE = Depends(_route_era(True))
 SINGLE_ROOM_ROUTE = Depends(_route_era(False))
 
 
-@router.post("/api/auth/token")
+@router.post(routes.API_AUTH_TOKEN.server())
 async def issue_token(request: Request):
     """Contract 3.5: body optional; 401 when BOOTH_ACCESS_TOKEN is set and differs; the JWT carries no role."""
     settings = request.app.state.settings
@@ -82,7 +83,7 @@ async def issue_token(request: Request):
     return {"access_token": tokens.encode(settings, {}), "token_type": "bearer"}
 
 
-@router.get("/api/interpreter/status/{channel_id:path}")
+@router.get(routes.API_INTERPRETER_STATUS.server("channel_id:path"))
 async def interpreter_status(channel_id: str, request: Request):
     # Contract 3.5, 5.2: never guarded; reachability is the cached MediaMTX health (12.2).
     return {"channel_id": channel_id, "state": "mediamtx", "reachable": await request.app.state.media.healthy()}
@@ -143,7 +144,7 @@ async def _resolve_room_by_external_id(session, event: Event, room_id: int, room
     return room
 
 
-@router.post("/api/events/{event_slug}/booths", status_code=201, dependencies=[Depends(require_access)])
+@router.post(routes.API_BOOTHS.server("event_slug"), status_code=201, dependencies=[Depends(require_access)])
 async def create_booth(event_slug: str, request: Request):
     """Contract 4.2: the JSON provisioning shortcut; a NEW single-use interpreter invite on every call."""
     settings = request.app.state.settings
@@ -226,13 +227,13 @@ async def _booth_id_for(request: Request, event_slug: str, language_code: str, r
     return None if first_room is None else naming.booth_id(event_slug, first_room, language_code)
 
 
-@router.get("/api/events/{event_slug}/booths", dependencies=[Depends(require_access)])
+@router.get(routes.API_BOOTHS.server("event_slug"), dependencies=[Depends(require_access)])
 async def list_booths(event_slug: str, request: Request):
     """The in-memory booths of an event (only booths the registry holds, contract 5.2)."""
     return await request.app.state.booths.snapshots(event_slug)
 
 
-@router.get("/api/events/{event_slug}/booths/{language_code}/state", dependencies=[Depends(require_access)])
+@router.get(routes.API_BOOTH_STATE.server("event_slug", "language_code"), dependencies=[Depends(require_access)])
 async def booth_state(event_slug: str, language_code: str, request: Request, room_id: int | None = None):
     # Contract 5.2 [V]: never creates a booth; 404 until something put it into the registry.
     booth_id = await _booth_id_for(request, event_slug, language_code, room_id)
@@ -242,7 +243,7 @@ async def booth_state(event_slug: str, language_code: str, request: Request, roo
     return state
 
 
-@router.get("/api/events/{event_slug}/booths/{language_code}/whip-url", dependencies=[Depends(require_access)])
+@router.get(routes.API_WHIP_URL.server("event_slug", "language_code"), dependencies=[Depends(require_access)])
 async def whip_url(event_slug: str, language_code: str, request: Request, participant_id: str = "", room_id: int | None = None):
     """Contract 5.5: the gate for scripted publishers; auto-creates the in-memory booth."""
     booth_id = await _booth_id_for(request, event_slug, language_code, room_id)
@@ -260,13 +261,13 @@ async def whip_url(event_slug: str, language_code: str, request: Request, partic
     return {"whip_url": request.app.state.media.whip_url(path), "channel_id": path, "booth_id": booth_id}
 
 
-@router.delete("/api/events/{event_slug}/rooms/{room_id}/booths/{language_code}", dependencies=[MULTIROOM_ROUTE, Depends(require_access)])
+@router.delete(routes.API_DELETE_BOOTH.server("event_slug", "room_id", "language_code"), dependencies=[MULTIROOM_ROUTE, Depends(require_access)])
 async def delete_booth(event_slug: str, room_id: int, language_code: str, request: Request):
     """Contract 4.4: stops the worker, deletes the DB booth, drops the in-memory booth; sockets stay open."""
     return await _delete_booth(request, event_slug, room_id, language_code)
 
 
-@router.delete("/api/events/{event_slug}/booths/{language_code}", dependencies=[SINGLE_ROOM_ROUTE, Depends(require_access)])
+@router.delete(routes.API_DELETE_BOOTH.single_room().server("event_slug", "language_code"), dependencies=[SINGLE_ROOM_ROUTE, Depends(require_access)])
 async def delete_booth_single_room(event_slug: str, language_code: str, request: Request):
     """Contract 2: the delete route before d2bee53 (2026-08-14), without a room segment; booth = the event's
     first booth of that language."""

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from . import tokens
 from ...contract import languages
+from ...contract import routes
 from .models import Booth, Event, Membership, Room
 from .rendering import render
 from .routes_booth_api import MULTIROOM_ROUTE, SINGLE_ROOM_ROUTE
@@ -33,15 +34,15 @@ NO_ROLE_MESSAGE = "You do not have a role assigned for this event. Ask an admin 
 
 
 def _login_redirect(next_path: str) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={quote(next_path, safe='/')}", status_code=303)
+    return RedirectResponse(routes.USER_LOGIN.path() + f"?next={quote(next_path, safe='/')}", status_code=303)
 
 
-@router.get("/interpreter")
+@router.get(routes.INTERPRETER_LOBBY.server())
 async def interpreter_lobby(request: Request):
     """Contract 5.1: any decodable cookie, else 303 /login?next=/interpreter; one DB session."""
     found = tokens.cookie_payload(request.app.state.settings, request)
     if found is None:
-        return _login_redirect("/interpreter")
+        return _login_redirect(routes.INTERPRETER_LOBBY.path())
     payload = found[1]
     booth_ids: list[int] = []
     async with request.app.state.db.get_session() as session:
@@ -80,14 +81,14 @@ async def interpreter_lobby(request: Request):
     return render(request, "interpreter_lobby.html", {"booths": booths})
 
 
-@router.get("/interpreter/{event_slug}/{room_id}/{language_code}", dependencies=[MULTIROOM_ROUTE])
+@router.get(routes.INTERPRETER_BOOTH_PAGE.server("event_slug", "room_id", "language_code"), dependencies=[MULTIROOM_ROUTE])
 async def interpreter_booth_page(
     event_slug: str, room_id: int, language_code: str, request: Request, token: str = "", language: str = ""
 ) -> Response:
     return await _booth_page(request, event_slug, room_id, language_code, token, language)
 
 
-@router.get("/interpreter/{event_slug}/{language_code}", dependencies=[SINGLE_ROOM_ROUTE])
+@router.get(routes.INTERPRETER_BOOTH_PAGE.single_room().server("event_slug", "language_code"), dependencies=[SINGLE_ROOM_ROUTE])
 async def interpreter_booth_page_single_room(
     event_slug: str, language_code: str, request: Request, token: str = "", language: str = ""
 ) -> Response:

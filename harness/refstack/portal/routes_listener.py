@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from . import timeline, tokens
+from ...contract import routes
 from ...contract.languages import FLOOR
 from .models import Booth, Event, Room
 from .database import LIST_CAP
@@ -59,7 +60,7 @@ def _translation_languages(rows) -> list[dict[str, str]]:
     return [{"language_code": t.language_code, "language_name": t.language_name} for t in rows]
 
 
-@router.get("/listener/{event_slug}")
+@router.get(routes.LISTENER_PAGE.server("event_slug"))
 async def listener_page(request: Request, event_slug: str, code: str | None = None) -> Response:
     media = request.app.state.media
     naming = settings_of(request).timeline.naming
@@ -128,7 +129,7 @@ async def listener_page(request: Request, event_slug: str, code: str | None = No
     return response
 
 
-@router.get("/listener/{event_slug}/rooms/{room_id}/audio-delay")
+@router.get(routes.LISTENER_AUDIO_DELAY.server("event_slug", "room_id"))
 async def listener_audio_delay(request: Request, event_slug: str, room_id: int, code: str | None = None) -> Response:
     """Contract 6.2: polled every 3 s per listener; same access rule and limiter as the page; one session."""
     if not settings_of(request).timeline.has(timeline.AUDIO_DELAY_ROUTE):

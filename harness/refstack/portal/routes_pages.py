@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from ...contract import routes
 from . import tokens
 from .database import LIST_CAP
 from .models import Booth, Event, InviteToken, Membership, Room, utcnow
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-@router.get("/healthz")
+@router.get(routes.HEALTHZ.server())
 async def healthz(request: Request) -> dict[str, Any]:
     # Contract 9.2: no DB session here; only MediaMTX health (cached 5 s, contract 12.2). VoxBento's exact body.
     return {"ok": True, "server": "fastapi", "mediamtx_ok": await request.app.state.media.healthy()}
@@ -61,7 +62,7 @@ async def home(request: Request) -> Response:
     )
 
 
-@router.get("/join/{token}")
+@router.get(routes.JOIN.server("token"))
 async def join(request: Request, token: str) -> Response:
     settings = settings_of(request)
     async with db_of(request).get_session() as session:
@@ -80,17 +81,10 @@ async def join(request: Request, token: str) -> Response:
         invite.used = True
         booth = invite.booth
         event_slug = booth.room.event.slug
-        claims = {
-            "sub": uuid.uuid4().hex,
-            "booth_id": booth.id,
-            "role": invite.role,
-            "event_slug": event_slug,
-            "room_id": booth.room_id,
-            "language_code": booth.language_code,
-        }
+        claims = tokens.session_claims(uuid.uuid4().hex, booth.id, invite.role, event_slug, booth.room_id, booth.language_code)
         role = invite.role
     # Contract 3.4: the landing page, not the booth (listener invites cannot be created at HEAD).
-    response = redirect(f"/listener/{event_slug}" if role == "listener" else "/interpreter")
+    response = redirect(routes.LISTENER_PAGE.path(slug=event_slug) if role == "listener" else routes.INTERPRETER_LOBBY.path())
     tokens.set_cookie(settings, response, tokens.SESSION_COOKIE, tokens.encode(settings, claims))
     return response
 
@@ -102,9 +96,9 @@ async def logout() -> Response:
     return response
 
 
-@router.get("/admin/logout")
+@router.get(routes.ADMIN_LOGOUT.server())
 async def admin_logout() -> Response:
-    response = redirect("/admin/login")
+    response = redirect(routes.ADMIN_LOGIN.path())
     tokens.delete_auth_cookies(response)
     return response
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ...contract import routes
 from . import timeline, tokens
 from .config import Settings
 from .models import AuthToken, Booth, Event, Membership, Room, User, utcnow
@@ -162,13 +163,13 @@ def _user_payload(request: Request) -> dict | None:
 
 
 # --- registration and login ---
-@router.get("/register")
+@router.get(routes.USER_REGISTER.server())
 async def register_form(request: Request) -> Response:
     legacy = not settings_of(request).timeline.has(timeline.EMAIL_VERIFICATION)
     return render(request, "register.html", {"error": None, "email": "", "display_name": "", "legacy_register": legacy})
 
 
-@router.post("/register")
+@router.post(routes.USER_REGISTER.server())
 async def register(request: Request) -> Response:
     settings = settings_of(request)
     form = await request.form()
@@ -209,12 +210,12 @@ async def register(request: Request) -> Response:
     return render(request, "register_done.html", {"email": email})
 
 
-@router.get("/login")
+@router.get(routes.USER_LOGIN.server())
 async def login_form(request: Request) -> Response:
     return render(request, "login.html", {"error": None, "next_url": request.query_params.get("next", "")})
 
 
-@router.post("/login")
+@router.post(routes.USER_LOGIN.server())
 async def login(request: Request) -> Response:
     settings = settings_of(request)
     form = await request.form()
@@ -326,12 +327,12 @@ async def check_email(request: Request, body: EmailBody) -> dict:
 async def account(request: Request) -> Response:
     payload = _user_payload(request)
     if payload is None:
-        return redirect("/login?next=/account")
+        return redirect(routes.USER_LOGIN.path() + "?next=/account")
     user_id = int(payload["sub"])
     async with db_of(request).get_session() as session:
         user = await session.get(User, user_id)
         if user is None:
-            return redirect("/login?next=/account")
+            return redirect(routes.USER_LOGIN.path() + "?next=/account")
         # Contract 3.3: three membership queries (event, room, booth scoped).
         event_roles = (await session.execute(
             select(Membership, Event).join(Event, Event.id == Membership.event_id)

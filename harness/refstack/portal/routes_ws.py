@@ -22,6 +22,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnected
 from sqlalchemy import select
 
+from ...contract import routes
 from . import timeline, tokens, webhooks
 from .booth_state import BoothError, BoothIdentity
 from .models import Booth, Event
@@ -328,7 +329,7 @@ async def _reject(ws: WebSocket, exc: HandshakeRejected, booth_id: str) -> None:
     await ws.close(code=exc.code)
 
 
-@router.websocket("/ws/booth/{booth_id}")
+@router.websocket(routes.WS_BOOTH.server("booth_id"))
 async def booth_socket(ws: WebSocket, booth_id: str) -> None:
     identity = BoothIdentity.parse(booth_id, ws.app.state.settings.timeline.naming)
     try:
@@ -349,7 +350,7 @@ async def booth_socket(ws: WebSocket, booth_id: str) -> None:
     await BoothSocketSession(ws, identity, payload, granted_role, language_name).run()
 
 
-@router.websocket("/ws/captions/{booth_id}")
+@router.websocket(routes.WS_CAPTIONS.server("booth_id"))
 async def captions_socket(ws: WebSocket, booth_id: str) -> None:
     """Contract 6.3: server push only; client text is read and ignored except {"type": "ping"} -> "pong"."""
     try:

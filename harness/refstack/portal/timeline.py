@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from ...contract import routes
+
 
 @dataclasses.dataclass(frozen=True)
 class Change:
@@ -73,8 +75,8 @@ class BoothNaming:
     def booth_page(self, event_slug: str, room_id: int | str | None, language_code: str) -> str:
         # Contract 2, 5.1 (d2bee53): `/interpreter/{slug}/{room_id}/{lang}`; before it `/interpreter/{slug}/{lang}`.
         if self.multiroom and room_id is not None:
-            return f"/interpreter/{event_slug}/{room_id}/{language_code}"
-        return f"/interpreter/{event_slug}/{language_code}"
+            return routes.INTERPRETER_BOOTH_PAGE.path(slug=event_slug, room_id=room_id, lang=language_code)
+        return routes.INTERPRETER_BOOTH_PAGE.single_room().path(slug=event_slug, lang=language_code)
 
     def parse(self, booth_id: str) -> tuple[str, int | None, str]:
         """(event_slug, room_id, language_code) named by a booth id. Slugs may contain hyphens, so the split

@@ -14,21 +14,28 @@ import jwt
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from ...contract.credentials import (  # noqa: F401 (the routes read cookie names and claims through this module)
+    ADMIN_COOKIE,
+    JWT_ALGORITHM,
+    JWT_COOKIE_ORDER,
+    LISTENER_CODE_MAX_AGE_S,
+    SESSION_COOKIE,
+    USER_COOKIE,
+    admin_claims,
+    listener_code_cookie,
+    session_claims,
+    user_claims,
+)
 from .config import Settings
 
-ADMIN_COOKIE = "admin_token"
-USER_COOKIE = "user_token"
-SESSION_COOKIE = "session_token"
-# Contract 3.1: `get_booth_session` tries the cookies in this order.
-COOKIE_ORDER = (ADMIN_COOKIE, USER_COOKIE, SESSION_COOKIE)
-LISTENER_CODE_COOKIE = "listener_code_{event_slug}"
-LISTENER_CODE_MAX_AGE_S = 31536000
+# Contract 3.1: cookie names, their order and the claim shapes are the clients' too (harness.contract.credentials).
+COOKIE_ORDER = JWT_COOKIE_ORDER
 
 
 def encode(settings: Settings, claims: dict[str, Any], expiry_s: int | None = None) -> str:
     now = int(time.time())
     payload = {**claims, "iat": now, "exp": now + (expiry_s or settings.jwt_expiry_seconds)}
-    return jwt.encode(payload, settings.effective_jwt_secret, algorithm="HS256")
+    return jwt.encode(payload, settings.effective_jwt_secret, algorithm=JWT_ALGORITHM)
 
 
 def decode(settings: Settings, token: str | None) -> dict[str, Any] | None:
@@ -36,23 +43,9 @@ def decode(settings: Settings, token: str | None) -> dict[str, Any] | None:
     if not token:
         return None
     try:
-        return jwt.decode(token, settings.effective_jwt_secret, algorithms=["HS256"])
+        return jwt.decode(token, settings.effective_jwt_secret, algorithms=[JWT_ALGORITHM])
     except jwt.PyJWTError:
         return None
-
-
-def admin_claims() -> dict[str, Any]:
-    return {"admin": True}
-
-
-def user_claims(user_id: int, email: str, display_name: str, is_admin: bool) -> dict[str, Any]:
-    """Contract 3.1: claims of the ``user_token`` cookie (``sub`` is the user id as a string)."""
-    return {"sub": str(user_id), "email": email, "display_name": display_name, "is_admin": is_admin, "user": True}
-
-
-def listener_code_cookie(event_slug: str) -> str:
-    """Contract 3.1: the per-event cookie holding a listener join code."""
-    return LISTENER_CODE_COOKIE.format(event_slug=event_slug)
 
 
 def cookie_payload(settings: Settings, conn: HTTPConnection) -> tuple[str, dict[str, Any]] | None:

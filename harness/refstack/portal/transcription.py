@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from . import timeline, webhooks
-from ...contract import languages
+from ...contract import languages, routes
 from .captions import CaptionAggregator, FinalCaption, settings_changed_message
 from .models import Booth, Event, TranscriptSegment, TranslationLanguage
 from .routes_booth_api import MULTIROOM_ROUTE, SINGLE_ROOM_ROUTE, require_access
@@ -287,27 +287,27 @@ class WorkerRegistry:
 
 
 router = APIRouter()
-_ROUTE = "/api/events/{event_slug}/rooms/{room_id}/booths/{language_code}/transcription"
+_MULTIROOM = ("event_slug", "room_id", "language_code")
 # Contract 2: before d2bee53 (2026-08-14) these routes had no /rooms/{room_id} segment.
-_SINGLE_ROOM_ROUTE = "/api/events/{event_slug}/booths/{language_code}/transcription"
+_SINGLE_ROOM = ("event_slug", "language_code")
 
 
-@router.post(f"{_ROUTE}/start", dependencies=[MULTIROOM_ROUTE, Depends(require_access)])
+@router.post(routes.API_TRANSCRIPTION_START.server(*_MULTIROOM), dependencies=[MULTIROOM_ROUTE, Depends(require_access)])
 async def start_transcription(event_slug: str, room_id: int, language_code: str, request: Request):
     return await _start(request, event_slug, room_id, language_code)
 
 
-@router.post(f"{_SINGLE_ROOM_ROUTE}/start", dependencies=[SINGLE_ROOM_ROUTE, Depends(require_access)])
+@router.post(routes.API_TRANSCRIPTION_START.single_room().server(*_SINGLE_ROOM), dependencies=[SINGLE_ROOM_ROUTE, Depends(require_access)])
 async def start_transcription_single_room(event_slug: str, language_code: str, request: Request):
     return await _start(request, event_slug, None, language_code)
 
 
-@router.post(f"{_ROUTE}/stop", dependencies=[MULTIROOM_ROUTE, Depends(require_access)])
+@router.post(routes.API_TRANSCRIPTION_STOP.server(*_MULTIROOM), dependencies=[MULTIROOM_ROUTE, Depends(require_access)])
 async def stop_transcription(event_slug: str, room_id: int, language_code: str, request: Request):
     return await _stop(request, event_slug, room_id, language_code)
 
 
-@router.post(f"{_SINGLE_ROOM_ROUTE}/stop", dependencies=[SINGLE_ROOM_ROUTE, Depends(require_access)])
+@router.post(routes.API_TRANSCRIPTION_STOP.single_room().server(*_SINGLE_ROOM), dependencies=[SINGLE_ROOM_ROUTE, Depends(require_access)])
 async def stop_transcription_single_room(event_slug: str, language_code: str, request: Request):
     return await _stop(request, event_slug, None, language_code)
 
