@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import gevent
-import numpy as np
 
 from ..results import measures
 from ..results import slo
@@ -39,10 +38,8 @@ from ..media.bridge import MediaBridge
 from ..browser.rehearsal import BrowserRequirementError, RehearsalCanaries
 from ..media.errors import MediaError
 from .provision import ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
+from ..results.health import judge_run_folder
 from ..results.run_folder import (
-    HUB_LAG_SATURATED_MS,
-    SATURATED_SECONDS_TOLERATED,
-    SATURATED_SHARE_TOLERATED,
     GeneratorHealth,
     RunDirectory,
     RunStatus,
@@ -384,19 +381,11 @@ class ConferenceRun:
         metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths, self.listener_users)
         media_coverage, heard = measures.media_coverage_of_run(self.run_dir.path, self.scenario, t0, ended, self.handovers)
         results = slo.evaluate(self.scenario.slos, metrics, measures.coverage_by_metric(media_coverage, heard))
-        # Hub lag of every Locust process (workers' samples were forwarded into samples/).
-        hub_lag = load_metric_samples(self.run_dir.path, ["generator_loop_lag_ms"]).get("generator_loop_lag_ms")
-        lag_p99 = float(np.percentile(hub_lag, 99)) if hub_lag is not None and len(hub_lag) else None
+        # Engines and the hub lag of every Locust process (workers' samples were forwarded into samples/).
+        judged = judge_run_folder(self.run_dir.path)
+        saturation = judged.invalid_reasons()
+        self.problems += judged.tolerated_notes()
         engine_cpu = metrics.get("generator_cpu_pct")
-        saturation = []
-        saturated_s, engine_s, first_s, last_s = measures.engine_saturation(self.run_dir.path)
-        if saturated_s > max(SATURATED_SECONDS_TOLERATED, SATURATED_SHARE_TOLERATED * engine_s):
-            saturation.append(f"media engines saturated for {saturated_s} of {engine_s} engine-seconds, between "
-                              f"{utc_now_iso(first_s)} and {utc_now_iso(last_s)}: their numbers there measure the harness")
-        elif saturated_s:
-            self.problems.append(f"media engines saturated for {saturated_s} of {engine_s} engine-seconds (tolerated)")
-        if lag_p99 is not None and lag_p99 > HUB_LAG_SATURATED_MS:
-            saturation.append(f"Locust hub lag p99 {lag_p99:.1f} ms > {HUB_LAG_SATURATED_MS:.0f} ms")
         events = measures.engine_death_events(self.run_dir.path, t0, ended)
         if self.hub is not None:
             workers = self.hub.worker_report()
@@ -420,7 +409,7 @@ class ConferenceRun:
         health = GeneratorHealth(
             saturated=bool(saturation),
             cpu_pct_max=float(max(engine_cpu)) if engine_cpu is not None and len(engine_cpu) else None,
-            loop_lag_p99_ms=lag_p99,
+            loop_lag_p99_ms=judged.hub_lag_p99_ms,
             notes=tuple(saturation + invalid + self.problems),
         )
         status = RunStatus.INTERRUPTED if interrupted else RunStatus.FINISHED

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..results.run_folder import HUB_LAG_SATURATED_MS
+from ..results.health import HUB_LAG_SATURATED_MS
 from .findings import DataSeries, Finding
 from .health import GeneratorHealthView
 from .series import BoothDistribution

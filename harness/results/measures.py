@@ -166,13 +166,6 @@ def counts(run_path: Path, handovers: Sequence) -> dict[str, int]:
     return result
 
 
-def engine_saturation(run_path: Path) -> tuple[int, int, float | None, float | None]:
-    """(saturated engine-seconds, all engine-seconds, first and last saturated second as epoch s)."""
-    _, _, seconds = media_frames(run_path)
-    flagged = [s.get("t_epoch_s") for s in seconds if (s.get("health") or {}).get("saturated")]
-    return len(flagged), len(seconds), (min(flagged) if flagged else None), (max(flagged) if flagged else None)
-
-
 # --- coverage (the rule: harness.results.slo.COVERAGE_REQUIRED) ---
 
 

@@ -109,15 +109,9 @@ _VERDICT_OF_CODE = {ExitCode.OK: Verdict.PASSED, ExitCode.SLO_BREACHED: Verdict.
                     ExitCode.INVALID_RUN: Verdict.INVALID, ExitCode.INTERRUPTED: Verdict.INTERRUPTED}
 
 
-# When a run's own load generators are too busy to be trusted (shared by the Locust layer and the report).
-HUB_LAG_SATURATED_MS = 50.0  # Locust/gevent hub lag p99 above this: Locust's timings measure the harness
-SATURATED_SECONDS_TOLERATED = 3  # a shared machine has blips; engines saturated longer than this ...
-SATURATED_SHARE_TOLERATED = 0.05  # ... and than this share of engine-seconds make the run invalid
-
-
 @dataclasses.dataclass(frozen=True)
 class GeneratorHealth:
-    """How the load generators fared; `saturated` makes the run exit 3 (its numbers measure the harness)."""
+    """How the load generators fared (judged by ``harness.results.health``); `saturated` makes the run exit 3."""
 
     saturated: bool
     cpu_pct_max: float | None = None

@@ -1,0 +1,152 @@
+"""Was the load generator itself saturated? The one rule, for the run's verdict and for the report.
+
+Two kinds of generator seconds are judged the same way:
+- media engine seconds: every engine pushes its own health each second (``harness.media.health``: loop lag p95 or
+  CPU over its limits) into ``media/media-*-seconds.jsonl``;
+- Locust hub seconds: each Locust process samples its gevent hub lag ten times a second (``generator_loop_lag_ms``
+  under ``samples/``); a second of one process whose p95 lag exceeds ``HUB_LAG_SATURATED_MS`` is saturated.
+
+A kind makes the run saturated (exit 3: its numbers measure the harness) when its saturated seconds exceed both
+``SATURATED_SECONDS_TOLERATED`` and ``SATURATED_SHARE_TOLERATED`` of its seconds. A shorter spike (Chromium canaries
+launching, setup work) is reported as tolerated, never silently dropped. ``harness.rehearsal.run`` judges a finished
+run with :func:`judge_run_folder`; ``harness.report.health`` draws the periods from the same saturated seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .run_folder import iter_sample_lines, sample_files, utc_now_iso
+
+HUB_LAG_SATURATED_MS = 50.0  # a Locust process's hub lag p95 in one second above this: Locust's timings measure the harness
+SATURATED_SECONDS_TOLERATED = 3  # a shared machine has blips; saturated seconds beyond this ...
+SATURATED_SHARE_TOLERATED = 0.05  # ... and beyond this share of a kind's seconds make the run invalid
+HUB_LAG_METRIC = "generator_loop_lag_ms"  # written by harness.rehearsal.plugin's hub-lag sampler
+ENGINE_SECONDS_GLOB = "media-*-seconds.jsonl"  # harness.media.samples
+
+
+@dataclasses.dataclass(frozen=True)
+class SaturatedSecond:
+    kind: str  # "engine" or "hub"
+    source: str  # the engine ("e0", "w1.e0") or the Locust process's sample stream
+    t_s: float  # epoch second (floor)
+    reasons: str
+
+
+@dataclasses.dataclass(frozen=True)
+class KindJudgement:
+    """One kind of generator second (engines or Locust hubs): how many were saturated, and does it count."""
+
+    kind: str
+    saturated_s: int
+    measured_s: int
+
+    @property
+    def tolerated_s(self) -> float:
+        return max(SATURATED_SECONDS_TOLERATED, SATURATED_SHARE_TOLERATED * self.measured_s)
+
+    @property
+    def saturated(self) -> bool:
+        return self.saturated_s > self.tolerated_s
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorJudgement:
+    engines: KindJudgement
+    hub: KindJudgement
+    seconds: tuple[SaturatedSecond, ...]  # every saturated second, by time
+    hub_lag_p99_ms: float | None  # run-wide, over every Locust process (shown, not judged)
+
+    @property
+    def saturated(self) -> bool:
+        return self.engines.saturated or self.hub.saturated
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.engines.measured_s or self.hub.measured_s)
+
+    def _span(self, kind: str) -> str:
+        ts = [s.t_s for s in self.seconds if s.kind == kind]
+        return f"between {utc_now_iso(min(ts))} and {utc_now_iso(max(ts))}" if ts else ""
+
+    def invalid_reasons(self) -> list[str]:
+        """Why the run is not valid evidence (empty unless saturated)."""
+        out = []
+        if self.engines.saturated:
+            out.append(f"media engines saturated for {self.engines.saturated_s} of {self.engines.measured_s} engine-seconds, "
+                       f"{self._span('engine')}: their numbers there measure the harness")
+        if self.hub.saturated:
+            out.append(f"Locust hub lag p95 > {HUB_LAG_SATURATED_MS:.0f} ms for {self.hub.saturated_s} of {self.hub.measured_s} "
+                       f"process-seconds, {self._span('hub')}: Locust's timings there measure the harness")
+        return out
+
+    def tolerated_notes(self) -> list[str]:
+        """Saturated seconds within the tolerance: noted, not a verdict."""
+        out = []
+        if self.engines.saturated_s and not self.engines.saturated:
+            out.append(f"media engines saturated for {self.engines.saturated_s} of {self.engines.measured_s} engine-seconds (tolerated)")
+        if self.hub.saturated_s and not self.hub.saturated:
+            out.append(f"Locust hub lag p95 > {HUB_LAG_SATURATED_MS:.0f} ms for {self.hub.saturated_s} of {self.hub.measured_s} "
+                       f"process-seconds, {self._span('hub')} (tolerated)")
+        return out
+
+
+def judge_generator(engine_seconds: Iterable[tuple[str, float, bool, str]],
+                    hub_lag: Iterable[tuple[str, float, float]]) -> GeneratorJudgement:
+    """The rule. `engine_seconds`: (engine, t epoch s, saturated, reasons) per engine and second;
+    `hub_lag`: (Locust process stream, t epoch s, lag ms) per sample."""
+    hot: list[SaturatedSecond] = []
+    engine_n = 0
+    for engine, t, saturated, reasons in engine_seconds:
+        engine_n += 1
+        if saturated:
+            hot.append(SaturatedSecond("engine", engine, float(math.floor(t)), reasons or "saturated"))
+    per_second: dict[tuple[str, float], list[float]] = {}
+    every_lag: list[float] = []
+    for source, t, lag_ms in hub_lag:
+        per_second.setdefault((source, float(math.floor(t))), []).append(lag_ms)
+        every_lag.append(lag_ms)
+    for (source, second), lags in per_second.items():
+        p95 = float(np.percentile(lags, 95))
+        if p95 > HUB_LAG_SATURATED_MS:
+            hot.append(SaturatedSecond("hub", source, second, f"hub lag p95 {p95:.0f} ms > {HUB_LAG_SATURATED_MS:.0f} ms"))
+    return GeneratorJudgement(
+        engines=KindJudgement("engine", sum(1 for s in hot if s.kind == "engine"), engine_n),
+        hub=KindJudgement("hub", sum(1 for s in hot if s.kind == "hub"), len(per_second)),
+        seconds=tuple(sorted(hot, key=lambda s: (s.t_s, s.kind, s.source))),
+        hub_lag_p99_ms=float(np.percentile(every_lag, 99)) if every_lag else None,
+    )
+
+
+def _engine_source(path: Path) -> str:
+    return path.name.split("-")[1]  # media-e0-seconds.jsonl -> e0; media-w1.e0-seconds.jsonl -> w1.e0
+
+
+def read_engine_seconds(run_path: Path) -> Iterable[tuple[str, float, bool, str]]:
+    for path in sorted((Path(run_path) / "media").glob(ENGINE_SECONDS_GLOB)):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for raw in fh:
+                try:
+                    record = json.loads(raw)
+                    health = record.get("health") or {}
+                    yield (_engine_source(path), float(record["t_epoch_s"]), bool(health.get("saturated")),
+                           "; ".join(health.get("reasons") or []))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue  # the cut-short last line of a killed engine
+
+
+def read_hub_lag(run_path: Path) -> Iterable[tuple[str, float, float]]:
+    for path in sample_files(run_path):
+        for line in iter_sample_lines(path):
+            if line.metric == HUB_LAG_METRIC:
+                yield line.source, line.t, line.value
+
+
+def judge_run_folder(run_path: Path) -> GeneratorJudgement:
+    return judge_generator(read_engine_seconds(run_path), read_hub_lag(run_path))
