@@ -6,7 +6,6 @@ run of the same scenario, and losing a worker must leave a valid partial result 
 
 from __future__ import annotations
 
-import pytest
 
 import json
 import os
@@ -49,7 +48,6 @@ def _distributed(tmp_path: Path, scenario: str, run_id: str, kill_worker_after_s
     return code, tmp_path / run_id
 
 
-@pytest.mark.xfail(strict=False, reason="FLAKY on a 2-core box: failed in the last full run with the machine quiet; next session must fix the cause, not this mark: the shared single-process smoke run is judged saturated (exit 3) on a busy 2-core box")
 def test_distributed_results_match_a_single_process_run(tmp_path, smoke_run):
     single_result, single = smoke_run
     assert single_result.returncode == 0

@@ -23,7 +23,8 @@ from ..errors import ExitCode
 from ..results.run_folder import ResultsError, RunDirectory, RunStatus
 from .registry import PROBES
 from .base import Probe, ProbeContext, ProbeError
-from .finding import PROBES_DIR, FindingError
+from ..results.layout import PROBES_DIR
+from .finding import FindingError
 from ..scenario.ramp import RampError
 from .target import ADMIN_PASSWORD_ENV, EmbeddedTarget, ProbeTarget, RemoteTarget, TargetError
 

@@ -16,11 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..results.layout import FINDING_JSON
 from ..results.run_folder import write_json_atomic
 
 FINDING_SCHEMA_VERSION = 1
-FINDING_JSON = "finding.json"
-PROBES_DIR = "probes"
 FLUSH_INTERVAL_S = 1.0
 
 

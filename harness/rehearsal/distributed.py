@@ -44,6 +44,8 @@ from pathlib import Path
 import gevent
 from gevent.event import AsyncResult
 
+from ..results.layout import WORKER_FORWARDED_GLOBS, master_file_name
+
 logger = logging.getLogger(__name__)
 
 FORWARD_INTERVAL_S = 1.0
@@ -65,20 +67,10 @@ def worker_name(runner) -> str:
     return f"w{getattr(runner, 'worker_index', 0)}"
 
 
-def master_file_name(worker: str, relative: str) -> str:
-    """Where a worker's file lands in the master's folder; keeps the globs of measures.py working."""
-    folder, _, name = relative.rpartition("/")
-    if folder == "samples":
-        return f"samples/{worker}.jsonl"
-    if name.startswith("media-"):
-        name = f"media-{worker}.{name[len('media-'):]}"
-    return f"{folder}/{name}" if folder else name
-
-
 class LineTailer:
     """Reads complete new lines of every file under a folder (samples/*.jsonl, media/*)."""
 
-    def __init__(self, root: Path, patterns=("samples/*.jsonl", "media/media-*")) -> None:
+    def __init__(self, root: Path, patterns=WORKER_FORWARDED_GLOBS) -> None:
         self.root = Path(root)
         self.patterns = patterns
         self._offsets: dict[Path, int] = {}

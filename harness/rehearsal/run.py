@@ -39,12 +39,12 @@ from ..browser.rehearsal import BrowserRequirementError, RehearsalCanaries
 from ..media.errors import MediaError
 from .provision import ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
 from ..results.health import judge_run_folder
+from ..results.layout import EVENT_JSON, HANDOVERS_JSON, MEDIA_DIR, WORKERS_JSON
 from ..results.run_folder import (
     GeneratorHealth,
     RunDirectory,
     RunStatus,
     build_summary,
-    load_metric_samples,
     utc_now_iso,
     write_json_atomic,
 )
@@ -194,14 +194,14 @@ class ConferenceRun:
             self.event = provision(self.scenario, admin, BoothApi(admin_http), slug)
         except ProvisioningError as exc:
             raise RunSetupError(str(exc)) from exc
-        write_json_atomic(self.run_dir.path / "event.json", self.event.as_dict())
+        write_json_atomic(self.run_dir.path / EVENT_JSON, self.event.as_dict())
         for ref, booth in self.event.booths.items():
             for seat in range(booth.interpreters):
                 self.seats.put((ref, seat))
 
     def _start_media(self) -> None:
         self.bridge = MediaBridge(
-            self.run_dir.path / "media",
+            self.run_dir.path / MEDIA_DIR,
             engines=self.scenario.media.engines,
             on_stats=self._on_media_stats,
             probe_share=self.scenario.media.probe_listener_share,
@@ -375,7 +375,7 @@ class ConferenceRun:
                     self.record_handover(HandoverRecord(self.event.booths[due.booth].booth_id, started + due.at_s,
                                                         False, None, "no coordinator ordered the scheduled handover"))
         self.samples.close()
-        write_json_atomic(self.run_dir.path / "handovers.json", [dataclasses.asdict(h) for h in self.handovers])
+        write_json_atomic(self.run_dir.path / HANDOVERS_JSON, [dataclasses.asdict(h) for h in self.handovers])
         t0 = started or ended
         transcribed = [b.booth_id for b in self.event.booths.values() if b.transcribed] if self.event else []
         metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths, self.listener_users)
@@ -389,7 +389,7 @@ class ConferenceRun:
         events = measures.engine_death_events(self.run_dir.path, t0, ended)
         if self.hub is not None:
             workers = self.hub.worker_report()
-            write_json_atomic(self.run_dir.path / "workers.json", workers)
+            write_json_atomic(self.run_dir.path / WORKERS_JSON, workers)
             events += [measures.worker_lost_event(w["worker"], w["lost_at"], t0) for w in workers if w.get("lost_at")]
         events += self.aborts
         invalid = [e["text"] for e in events]

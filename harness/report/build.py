@@ -28,10 +28,7 @@ from .verdicts import Verdicts, verdicts
 
 log = logging.getLogger(__name__)
 
-REPORT_HTML = "report.html"
-REPORT_PDF = "report.pdf"
-SUMMARY_MD = "summary.md"
-VERDICT_JSON = "verdict.json"
+from ..results.layout import REPORT_HTML, REPORT_PDF, SUMMARY_MD, VERDICT_JSON  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,8 +21,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..results.layout import FINDING_JSON
+
 FINDING_SCHEMA_VERSION = 1
-FINDING_JSON = "finding.json"
 _REQUIRED_KEYS = ("probe", "title", "limit", "method", "knee", "paragraph", "severity", "data")
 
 

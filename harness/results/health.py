@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .layout import MEDIA_DIR, media_engine, media_glob
 from .run_folder import iter_sample_lines, sample_files, utc_now_iso
 
 HUB_LAG_SATURATED_MS = 50.0  # a Locust process's hub lag p95 in one second above this: Locust's timings measure the harness
 SATURATED_SECONDS_TOLERATED = 3  # a shared machine has blips; saturated seconds beyond this ...
 SATURATED_SHARE_TOLERATED = 0.05  # ... and beyond this share of a kind's seconds make the run invalid
 HUB_LAG_METRIC = "generator_loop_lag_ms"  # written by harness.rehearsal.plugin's hub-lag sampler
-ENGINE_SECONDS_GLOB = "media-*-seconds.jsonl"  # harness.media.samples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,18 +124,14 @@ def judge_generator(engine_seconds: Iterable[tuple[str, float, bool, str]],
     )
 
 
-def _engine_source(path: Path) -> str:
-    return path.name.split("-")[1]  # media-e0-seconds.jsonl -> e0; media-w1.e0-seconds.jsonl -> w1.e0
-
-
 def read_engine_seconds(run_path: Path) -> Iterable[tuple[str, float, bool, str]]:
-    for path in sorted((Path(run_path) / "media").glob(ENGINE_SECONDS_GLOB)):
+    for path in sorted((Path(run_path) / MEDIA_DIR).glob(media_glob("seconds"))):
         with open(path, encoding="utf-8", errors="replace") as fh:
             for raw in fh:
                 try:
                     record = json.loads(raw)
                     health = record.get("health") or {}
-                    yield (_engine_source(path), float(record["t_epoch_s"]), bool(health.get("saturated")),
+                    yield (media_engine(path), float(record["t_epoch_s"]), bool(health.get("saturated")),
                            "; ".join(health.get("reasons") or []))
                 except (ValueError, KeyError, TypeError, AttributeError):
                     continue  # the cut-short last line of a killed engine

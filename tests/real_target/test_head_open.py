@@ -55,7 +55,6 @@ def booth_id(cwd, ref: str) -> str:
     return json.loads((cwd / "reports" / "smoke" / "event.json").read_text())["booths"][ref]["booth_id"]
 
 
-@pytest.mark.xfail(strict=False, reason="FLAKY on a 2-core box: failed in the last full run with the machine quiet; next session must fix the cause, not this mark: every SLO passed but a 1 s Locust hub-lag spike at start-up (Chromium canaries launching) made hub lag p99 62 ms > 50 ms, exit 3")
 def test_smoke_rehearsal_meets_every_slo(smoke, voxbento):
     done, cwd = smoke
     v = verdict(cwd, "smoke")
@@ -176,7 +175,6 @@ def test_db_pool_probe_finds_a_knee(voxbento, tmp_path):
     assert f["knee"]["x_column"] == "level"
 
 
-@pytest.mark.xfail(strict=False, reason="FLAKY on a 2-core box: failed in the last full run with the machine quiet; next session must fix the cause, not this mark: restart drill against the real VoxBento")
 def test_booth_state_probe_with_the_restart_drill(voxbento, tmp_path):
     restarts_before = voxbento.restarts["portal"]
     done = voxload(tmp_path, "probe", "booth-state", "--host", voxbento.portal_url, "--participants", "2,4",
