@@ -15,7 +15,7 @@ from ..clients.captions_ws import CaptionSocket
 from ..clients.errors import HandshakeRejected
 from ..clients.interpreter import BoothPage, InterpreterClient
 from .event import ProbeBooth
-from .target import ProbeTarget
+from ..target.targets import ProbeTarget
 
 
 class Interpreter:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .finding import CsvStream, Finding
-from .target import ProbeTarget
+from ..target.targets import ProbeTarget
 
 
 class ProbeError(RuntimeError):

@@ -26,7 +26,7 @@ from .base import Probe, ProbeContext, ProbeError
 from ..results.layout import PROBES_DIR
 from .finding import FindingError
 from ..scenario.ramp import RampError
-from .target import ADMIN_PASSWORD_ENV, EmbeddedTarget, ProbeTarget, RemoteTarget, TargetError
+from ..target.targets import ADMIN_PASSWORD_ENV, EmbeddedTarget, ProbeTarget, RemoteTarget, TargetError
 
 DESCRIPTION = "Push one known VoxBento limit against the embedded reference stack or --host, and state a finding."
 log = logging.getLogger(__name__)

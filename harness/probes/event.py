@@ -16,7 +16,7 @@ from ..clients.admin import AdminClient
 from ..clients.booth_api import BoothApi
 from ..clients.errors import ClientError, RequestTimeout
 from ..clients.identifiers import BoothRef
-from .target import ProbeTarget
+from ..target.targets import ProbeTarget
 
 log = logging.getLogger(__name__)
 

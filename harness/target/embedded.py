@@ -3,7 +3,7 @@
 The harness never imports ``harness.refstack``. ``EmbeddedTarget`` runs ``python -m harness.target.stack_child``
 on free loopback ports with a generated admin password and JWT secret in the child's environment, reads its
 one-line JSON ready message, and asks it to restart the portal or the media relay (restart drills) or to
-stop. Rehearsals (``harness.rehearsal.run``) and probes (``harness.probes.target``) share it.
+stop. Rehearsals (``harness.rehearsal.run``) and probes (``harness.target.targets``) share it.
 """
 
 from __future__ import annotations

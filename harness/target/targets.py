@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..clients.errors import ClientError, TransportError
 from ..clients.health import healthz
-from ..target import embedded
+from . import embedded
 from ..clients.http import PortalHttp
 from ..clients.media_api import MediaControlApi
 from ..clients.tokens import ADMIN_PASSWORD_ENV_VAR
