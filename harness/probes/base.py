@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .finding import CsvStream, Finding
-from ..target.targets import ProbeTarget
+from ..target.targets import Target
 
 
 class ProbeError(RuntimeError):
@@ -25,7 +25,7 @@ class ProbeError(RuntimeError):
 
 
 class ProbeContext:
-    def __init__(self, target: ProbeTarget, probe_dir: Path, args: argparse.Namespace, budget_s: float,
+    def __init__(self, target: Target, probe_dir: Path, args: argparse.Namespace, budget_s: float,
                  clock_s: Callable[[], float] = time.monotonic) -> None:
         self.target = target
         self.probe_dir = Path(probe_dir)
@@ -79,7 +79,7 @@ class Probe(abc.ABC):
         """Raise ValueError with one line for flags that parse but cannot run together."""
 
     @classmethod
-    def configured(cls, target: ProbeTarget) -> dict[str, Any]:
+    def configured(cls, target: Target) -> dict[str, Any]:
         """The knob values this probe knows: what the operator set, else VoxBento's default on the embedded stack."""
         known: dict[str, Any] = {}
         for knob in cls.knobs:

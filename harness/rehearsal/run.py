@@ -1,6 +1,6 @@
 """One conference rehearsal inside a Locust process: what the users share, and the run's lifecycle.
 
-Owns: loading the scenario, starting the embedded reference stack when no ``--host`` is given, provisioning
+Owns: loading the scenario, opening its target (``harness.target.targets.open_target``: embedded or ``--host``), provisioning
 and teardown, the media bridge, interpreter seat assignment, handover orders, and the
 end of the run (metrics -> SLO verdicts -> summary.json, JUnit, exit code). Locust reaches it through its
 events only (``conference.py`` registers :func:`register`); users find it as ``environment.conference_run``.
@@ -12,7 +12,6 @@ import dataclasses
 import enum
 import itertools
 import logging
-import os
 import queue
 import secrets
 import sys
@@ -29,8 +28,8 @@ from ..clients.admin import AdminClient
 from ..clients.booth_api import BoothApi
 from ..clients.errors import ClientError
 from ..clients.http import PortalHttp
-from ..clients.tokens import ADMIN_PASSWORD_ENV_VAR, SECRET_ENV_VAR, TokenMinter
-from ..target.embedded import EmbeddedTarget, EmbeddedTargetError
+from ..clients.tokens import TokenMinter
+from ..target.targets import TargetError, open_target
 from .handover import HandoverOrder, HandoverRecord
 from ..results.junit import write_junit
 from ..report import ReportError, build_report
@@ -74,7 +73,7 @@ class ConferenceRun:
         self.scenario = scenario
         self.run_dir = run_dir
         self.options = options
-        self.stack = None
+        self.target = None  # harness.target.targets.Target on the local process or the master
         self.event: ProvisionedEvent | None = None
         self.bridge: MediaBridge | None = None
         self.admin_password: str | None = None
@@ -161,27 +160,19 @@ class ConferenceRun:
 
     def _setup_target(self) -> None:
         env = self.environment
-        if not env.host:
-            knobs = {}
-            if self.scenario.target.auth_mode is AuthMode.TOKEN:
-                # Contract 3.5: a set BOOTH_ACCESS_TOKEN is the auth-mode switch; its value never leaves the run.
-                knobs["BOOTH_ACCESS_TOKEN"] = secrets.token_urlsafe(16)
-            self.stack = EmbeddedTarget(self.run_dir.path / "stack", knobs=knobs)
-            try:
-                self.stack.start()
-            except EmbeddedTargetError as exc:
-                raise RunSetupError(f"embedded reference stack did not start: {exc}") from exc
-            env.host = self.stack.portal_url
-            self.admin_password = self.stack.admin_password
-            self._jwt_secret = self.stack.secret_key
+        knobs = {}
+        if not env.host and self.scenario.target.auth_mode is AuthMode.TOKEN:
+            # Contract 3.5: a set BOOTH_ACCESS_TOKEN is the auth-mode switch; its value never leaves the run.
+            knobs["BOOTH_ACCESS_TOKEN"] = secrets.token_urlsafe(16)
+        try:
+            self.target = open_target(env.host or None, data_dir=self.run_dir.path / "stack", knobs=knobs)
+        except TargetError as exc:
+            raise RunSetupError(str(exc)) from exc
+        env.host = self.target.portal_url
+        self.admin_password = self.target.admin_password
+        self._jwt_secret = self.target.secret_key
+        if self._jwt_secret:
             self.minter = TokenMinter(self._jwt_secret)
-        else:
-            self.admin_password = os.environ.get(ADMIN_PASSWORD_ENV_VAR)
-            if os.environ.get(SECRET_ENV_VAR):
-                self._jwt_secret = os.environ[SECRET_ENV_VAR]
-                self.minter = TokenMinter(self._jwt_secret)
-            if not self.admin_password:
-                raise RunSetupError(f"--host {env.host} needs the target's admin password in ${ADMIN_PASSWORD_ENV_VAR}")
         self.run_dir.set_target_url(env.host)
         admin_http = PortalHttp.for_url(env.host)
         admin = AdminClient(admin_http)
@@ -327,8 +318,8 @@ class ConferenceRun:
             self.canaries.stop()
         if self.bridge is not None:
             self.bridge.stop()
-        if self.stack is not None:
-            self.stack.stop()
+        if self.target is not None:
+            self.target.close()
         self.samples.close()
         self.run_dir.finish(status, exit_code=code, error=error)
 
@@ -440,8 +431,8 @@ class ConferenceRun:
         except ReportError as exc:
             # The verdict stands without the document; `voxload report RUN_DIR` can rebuild it.
             logger.warning("report not built: %s", exc)
-        if self.stack is not None:
-            self.stack.stop()
+        if self.target is not None:
+            self.target.close()
         _print_verdicts(self.run_dir, summary)
         return code
 
