@@ -184,3 +184,43 @@ def test_one_second_hub_freeze_in_a_real_run_is_noted_not_invalid(tmp_path):
     verdict = json.loads((run / "verdict.json").read_text())
     assert [p for p in verdict["generator_health"]["periods"] if p["source"].startswith("Locust hub")]
     assert "Brief generator saturation" in (run / "report.html").read_text() or engines_saturated
+
+
+# --- the report judges a run without summary.json (a crash) by the same rule ---
+
+
+def _crashed_run_with_hub_lag(tmp_path, hot: set[int]) -> Path:
+    from harness.results.run_folder import RunDirectory
+
+    run = RunDirectory.create(root=tmp_path, run_id="crashed", now=T0)
+    with run.sample_writer("locust") as writer:
+        for source, t, lag in _hub(60, hot):
+            writer.write(HUB_LAG_METRIC, lag, t=t, process=source)
+            writer.write("http_error_rate", 0.0, t=t, name="/admin/", method="GET")  # as harness.rehearsal.plugin writes them
+            writer.write("http_req_duration_ms", 5.0, t=t, name="/admin/")
+    return run.path
+
+
+def test_report_of_a_crashed_run_with_one_hub_spike_shows_it_within_the_tolerance(tmp_path):
+    from harness.report import build_report
+
+    path = _crashed_run_with_hub_lag(tmp_path, {30})
+    verdict = json.loads(build_report(path).verdict_json.read_text())
+    health = verdict["generator_health"]
+    assert health["saturated"] is False
+    [period] = health["periods"]
+    assert period["source"] == "Locust hub (locust)" and period["start_s"] == period["end_s"] == 30.0
+    [statement] = [s["text"] for s in verdict["capacity"] if "generator" in s["text"]]
+    assert statement.startswith("Brief generator saturation, within the run's tolerance: Locust hub (locust): +30 s to +30 s")
+    assert 'id="generator-warning"' not in (path / "report.html").read_text()
+
+
+def test_report_of_a_crashed_run_with_sustained_hub_lag_says_saturated(tmp_path):
+    from harness.report import build_report
+
+    path = _crashed_run_with_hub_lag(tmp_path, set(range(20, 30)))
+    health = json.loads(build_report(path).verdict_json.read_text())["generator_health"]
+    assert health["saturated"] is True
+    [period] = health["periods"]
+    assert (period["start_s"], period["end_s"], period["duration_s"]) == (20.0, 29.0, 10.0)
+    assert "measure the harness" in (path / "report.html").read_text()
