@@ -34,12 +34,13 @@ LOCUSTFILE = str(REPO / "scenarios" / "conference.py")
 RUN_TIMEOUT_S = 240
 
 
-def _hub(seconds: int, hot: set[int], source: str = "locust", lag_ms: float = 400.0) -> list[tuple[str, float, float]]:
-    """Ten samples a second as the hub sampler takes them; in a `hot` second two of them lag `lag_ms`."""
+def _hub(seconds: int, hot: set[int], source: str = "locust", lag_ms: float = 200.0) -> list[tuple[str, float, float]]:
+    """Ten samples a second as the hub sampler takes them; in a `hot` second two of them lag `lag_ms` (a stall that
+    began in the same second)."""
     out = []
     for s in range(seconds):
         for i in range(10):
-            out.append((source, T0 + s + i / 10, lag_ms if s in hot and i in (3, 7) else 1.5))
+            out.append((source, T0 + s + 0.05 + i / 10, lag_ms if s in hot and i in (3, 7) else 1.5))
     return out
 
 
@@ -59,8 +60,8 @@ def test_one_second_hub_spike_is_tolerated_and_noted():
 
 
 def test_a_dense_start_up_spike_that_moves_the_run_wide_p99_is_still_one_second():
-    # Every sample of one second lags (a blocked hub catching up): over 20 s that is 5 % of samples, p99 far above 50 ms.
-    lags = [("locust", T0 + s + i / 10, 900.0 if s == 1 else 2.0) for s in range(20) for i in range(10)]
+    # Half the samples of one second lag (a hub catching up): over 20 s that is 2.5 % of samples, p99 far above 50 ms.
+    lags = [("locust", T0 + s + 0.05 + i / 10, 300.0 if s == 1 and i >= 5 else 2.0) for s in range(20) for i in range(10)]
     judged = judge_generator([], lags)
     assert judged.hub_lag_p99_ms > HUB_LAG_SATURATED_MS
     assert not judged.saturated and judged.hub.saturated_s == 1
@@ -73,6 +74,19 @@ def test_sustained_hub_lag_is_saturated_with_its_span():
     [reason] = judged.invalid_reasons()
     assert reason.startswith(f"Locust hub lag p95 > {HUB_LAG_SATURATED_MS:.0f} ms for {len(hot)} of 60 process-seconds, between ")
     assert judged.tolerated_notes() == []
+
+
+def test_a_long_stall_counts_every_second_it_spanned():
+    # A hub blocked for 10 s samples nothing meanwhile, then once with a 10,000 ms lag: ten saturated seconds, not one.
+    lags = [("locust", T0 + s + 0.05 + i / 10, 1.0) for s in range(60) if not 20 <= s < 30 for i in range(10)]
+    lags.append(("locust", T0 + 30.0 + 0.05, 10_000.0))  # blocked from +20.05 s to +30.05 s
+    judged = judge_generator([], lags)
+    assert judged.saturated and judged.hub.saturated_s == 11 and judged.hub.measured_s == 60
+    assert [s.t_s - T0 for s in judged.seconds] == [float(s) for s in range(20, 31)]
+    assert "hub stalled 10000 ms" in judged.seconds[0].reasons
+    # A 1 s stall takes more than 50 ms of at most two seconds: tolerated.
+    short = judge_generator([], [lag for lag in lags if lag[2] < 100] + [("locust", T0 + 30.5, 1000.0)])
+    assert short.hub.saturated_s == 2 and not short.saturated
 
 
 def test_tolerance_is_the_larger_of_seconds_and_share():
@@ -172,7 +186,7 @@ def test_one_second_hub_freeze_in_a_real_run_is_noted_not_invalid(tmp_path):
     proc = _locust(tmp_path, "hubspike")
     run = tmp_path / "reports" / "hubspike"
     _wait_for_audio(proc, run)
-    _freeze(proc.pid, 1.5)  # as a blocking Chromium launch or setup step holds the hub once
+    _freeze(proc.pid, 1.0)  # as a blocking Chromium launch or setup step holds the hub once
     out, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
     summary = json.loads((run / "summary.json").read_text())
     assert not [r for r in summary["invalid_reasons"] if "hub" in r], summary["invalid_reasons"]

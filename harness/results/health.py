@@ -4,7 +4,9 @@ Two kinds of generator seconds are judged the same way:
 - media engine seconds: every engine pushes its own health each second (``harness.media.health``: loop lag p95 or
   CPU over its limits) into ``media/media-*-seconds.jsonl``;
 - Locust hub seconds: each Locust process samples its gevent hub lag ten times a second (``generator_loop_lag_ms``
-  under ``samples/``); a second of one process whose p95 lag exceeds ``HUB_LAG_SATURATED_MS`` is saturated.
+  under ``samples/``); a second of one process whose p95 lag exceeds ``HUB_LAG_SATURATED_MS`` is saturated, and so
+  is every earlier second a longer stall took more than that limit of (a hub blocked for 10 s leaves one sample of
+  10,000 ms, not ten).
 
 A kind makes the run saturated (exit 3: its numbers measure the harness) when its saturated seconds exceed both
 ``SATURATED_SECONDS_TOLERATED`` and ``SATURATED_SHARE_TOLERATED`` of its seconds. A shorter spike (Chromium canaries
@@ -108,17 +110,27 @@ def judge_generator(engine_seconds: Iterable[tuple[str, float, bool, str]],
         if saturated:
             hot.append(SaturatedSecond("engine", engine, float(math.floor(t)), reasons or "saturated"))
     per_second: dict[tuple[str, float], list[float]] = {}
+    stalled: dict[tuple[str, float], float] = {}  # earlier seconds a long stall spanned -> its length in ms
     every_lag: list[float] = []
     for source, t, lag_ms in hub_lag:
-        per_second.setdefault((source, float(math.floor(t))), []).append(lag_ms)
+        second = float(math.floor(t))
+        per_second.setdefault((source, second), []).append(lag_ms)
         every_lag.append(lag_ms)
+        stall_start = t - lag_ms / 1000.0
+        for earlier in range(int(math.floor(stall_start)), int(second)):
+            # An earlier second counts when the stall took more than the limit of it.
+            if min(earlier + 1.0, t) - max(float(earlier), stall_start) > HUB_LAG_SATURATED_MS / 1000.0:
+                stalled[(source, float(earlier))] = max(lag_ms, stalled.get((source, float(earlier)), 0.0))
     for (source, second), lags in per_second.items():
         p95 = float(np.percentile(lags, 95))
         if p95 > HUB_LAG_SATURATED_MS:
             hot.append(SaturatedSecond("hub", source, second, f"hub lag p95 {p95:.0f} ms > {HUB_LAG_SATURATED_MS:.0f} ms"))
+    for (source, second), stall_ms in stalled.items():
+        if (source, second) not in per_second or float(np.percentile(per_second[(source, second)], 95)) <= HUB_LAG_SATURATED_MS:
+            hot.append(SaturatedSecond("hub", source, second, f"hub stalled {stall_ms:.0f} ms"))
     return GeneratorJudgement(
         engines=KindJudgement("engine", sum(1 for s in hot if s.kind == "engine"), engine_n),
-        hub=KindJudgement("hub", sum(1 for s in hot if s.kind == "hub"), len(per_second)),
+        hub=KindJudgement("hub", sum(1 for s in hot if s.kind == "hub"), len(per_second.keys() | stalled.keys())),
         seconds=tuple(sorted(hot, key=lambda s: (s.t_s, s.kind, s.source))),
         hub_lag_p99_ms=float(np.percentile(every_lag, 99)) if every_lag else None,
     )
