@@ -89,6 +89,20 @@ def test_a_long_stall_counts_every_second_it_spanned():
     assert short.hub.saturated_s == 2 and not short.saturated
 
 
+def test_only_seconds_of_the_load_are_judged_and_the_rest_is_noted():
+    # Ten hot seconds before the load started (workers connecting, the stack starting), three inside it.
+    lags = _hub(60, set(range(0, 10)) | {30, 31, 32})
+    everything = judge_generator([], lags)
+    assert everything.saturated
+    judged = judge_generator(_engine(60, {5, 6, 7, 8, 9}), lags, window=(T0 + 10.0, T0 + 60.0))
+    assert not judged.saturated and judged.hub.saturated_s == 3 and judged.hub.measured_s == 50
+    assert judged.engines.saturated_s == 0 and judged.engines.measured_s == 50
+    assert judged.outside_s == 15
+    assert "15 saturated generator second(s) outside the load (setup or teardown), not judged" in judged.tolerated_notes()
+    # The same hot seconds inside the window are judged as ever.
+    assert judge_generator([], lags, window=(T0, T0 + 60.0)).saturated
+
+
 def test_tolerance_is_the_larger_of_seconds_and_share():
     # 5 % of 200 process-seconds is 10: 8 hot seconds are tolerated, 11 are not.
     assert not judge_generator([], _hub(200, set(range(8)))).saturated

@@ -373,7 +373,7 @@ class ConferenceRun:
         media_coverage, heard = measures.media_coverage_of_run(self.run_dir.path, self.scenario, t0, ended, self.handovers)
         results = slo.evaluate(self.scenario.slos, metrics, measures.coverage_by_metric(media_coverage, heard))
         # Engines and the hub lag of every Locust process (workers' samples were forwarded into samples/).
-        judged = judge_run_folder(self.run_dir.path)
+        judged = judge_run_folder(self.run_dir.path, (started, ended) if started else None)
         saturation = judged.invalid_reasons()
         self.problems += judged.tolerated_notes()
         engine_cpu = metrics.get("generator_cpu_pct")

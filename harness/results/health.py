@@ -9,7 +9,8 @@ Two kinds of generator seconds are judged the same way:
   10,000 ms, not ten).
 
 A kind makes the run saturated (exit 3: its numbers measure the harness) when its saturated seconds exceed both
-``SATURATED_SECONDS_TOLERATED`` and ``SATURATED_SHARE_TOLERATED`` of its seconds. A shorter spike (Chromium canaries
+``SATURATED_SECONDS_TOLERATED`` and ``SATURATED_SHARE_TOLERATED`` of its seconds. Only seconds of the load are judged
+when the run knows them (setup and teardown measure nothing of the target); saturated seconds outside are noted. A shorter spike (Chromium canaries
 launching, setup work) is reported as tolerated, never silently dropped. ``harness.rehearsal.run`` judges a finished
 run with :func:`judge_run_folder`; ``harness.report.health`` draws the periods from the same saturated seconds.
 """
@@ -62,8 +63,9 @@ class KindJudgement:
 class GeneratorJudgement:
     engines: KindJudgement
     hub: KindJudgement
-    seconds: tuple[SaturatedSecond, ...]  # every saturated second, by time
+    seconds: tuple[SaturatedSecond, ...]  # every saturated second, by time (outside the load window too)
     hub_lag_p99_ms: float | None  # run-wide, over every Locust process (shown, not judged)
+    outside_s: int = 0  # saturated seconds before or after the load window: noted, not judged
 
     @property
     def saturated(self) -> bool:
@@ -96,17 +98,25 @@ class GeneratorJudgement:
         if self.hub.saturated_s and not self.hub.saturated:
             out.append(f"Locust hub lag p95 > {HUB_LAG_SATURATED_MS:.0f} ms for {self.hub.saturated_s} of {self.hub.measured_s} "
                        f"process-seconds, {self._span('hub')} (tolerated)")
+        if self.outside_s:
+            out.append(f"{self.outside_s} saturated generator second(s) outside the load (setup or teardown), not judged")
         return out
 
 
 def judge_generator(engine_seconds: Iterable[tuple[str, float, bool, str]],
-                    hub_lag: Iterable[tuple[str, float, float]]) -> GeneratorJudgement:
+                    hub_lag: Iterable[tuple[str, float, float]],
+                    window: tuple[float, float] | None = None) -> GeneratorJudgement:
     """The rule. `engine_seconds`: (engine, t epoch s, saturated, reasons) per engine and second;
-    `hub_lag`: (Locust process stream, t epoch s, lag ms) per sample."""
+    `hub_lag`: (Locust process stream, t epoch s, lag ms) per sample; `window`: the load's (start, end) epoch s."""
     hot: list[SaturatedSecond] = []
     engine_n = 0
+    first_s, last_s = (math.floor(window[0]), window[1]) if window else (-math.inf, math.inf)
+
+    def judged(second: float) -> bool:
+        return first_s <= second <= last_s
+
     for engine, t, saturated, reasons in engine_seconds:
-        engine_n += 1
+        engine_n += judged(math.floor(t))
         if saturated:
             hot.append(SaturatedSecond("engine", engine, float(math.floor(t)), reasons or "saturated"))
     per_second: dict[tuple[str, float], list[float]] = {}
@@ -129,10 +139,12 @@ def judge_generator(engine_seconds: Iterable[tuple[str, float, bool, str]],
         if (source, second) not in per_second or float(np.percentile(per_second[(source, second)], 95)) <= HUB_LAG_SATURATED_MS:
             hot.append(SaturatedSecond("hub", source, second, f"hub stalled {stall_ms:.0f} ms"))
     return GeneratorJudgement(
-        engines=KindJudgement("engine", sum(1 for s in hot if s.kind == "engine"), engine_n),
-        hub=KindJudgement("hub", sum(1 for s in hot if s.kind == "hub"), len(per_second.keys() | stalled.keys())),
+        engines=KindJudgement("engine", sum(1 for s in hot if s.kind == "engine" and judged(s.t_s)), engine_n),
+        hub=KindJudgement("hub", sum(1 for s in hot if s.kind == "hub" and judged(s.t_s)),
+                          sum(1 for _, second in per_second.keys() | stalled.keys() if judged(second))),
         seconds=tuple(sorted(hot, key=lambda s: (s.t_s, s.kind, s.source))),
         hub_lag_p99_ms=float(np.percentile(every_lag, 99)) if every_lag else None,
+        outside_s=sum(1 for s in hot if not judged(s.t_s)),
     )
 
 
@@ -156,5 +168,5 @@ def read_hub_lag(run_path: Path) -> Iterable[tuple[str, float, float]]:
                 yield line.source, line.t, line.value
 
 
-def judge_run_folder(run_path: Path) -> GeneratorJudgement:
-    return judge_generator(read_engine_seconds(run_path), read_hub_lag(run_path))
+def judge_run_folder(run_path: Path, window: tuple[float, float] | None = None) -> GeneratorJudgement:
+    return judge_generator(read_engine_seconds(run_path), read_hub_lag(run_path), window)
