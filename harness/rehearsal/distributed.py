@@ -331,6 +331,12 @@ class MasterHub:
 
     def _on_schedule(self, environment, msg, **_kw) -> None:
         self.runner.send_message("voxload:schedule", msg.data)
+        # The master's own browser canaries listen to this booth too: without the schedule (in the master's clock:
+        # origin + origin offset) they never saw the booth go live and waited LIVE_WAIT_S into the load.
+        data = msg.data
+        schedule = dict(data["schedule"])
+        schedule["epoch_ns"] = int(schedule["epoch_ns"] + data["offset_s"] * 1e9)
+        self.run.receive_schedule(data["booth"], schedule)
 
     def _on_lines(self, environment, msg, **_kw) -> None:
         relative = master_file_name(msg.data["worker"], msg.data["file"])
