@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ExitCode, UserError, exit_codes_help
+from .results.layout import REPORT_HTML, RUN_JSON, SUMMARY_JSON
 from .target import stack_up
 from .inputs import absolute_path, folder_argument, run_id_argument, url_argument
 
@@ -185,7 +186,7 @@ def _run_locust(cmd: list[str], run_path: Path) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if interrupts and not ((run_path / "summary.json").exists() and (run_path / "report.html").exists()):
+    if interrupts and not ((run_path / SUMMARY_JSON).exists() and (run_path / REPORT_HTML).exists()):
         # A second Ctrl-C, or Locust died before its orderly end (e.g. Ctrl-C while it was still importing).
         _finish_hard_stopped(run_path)
     return ExitCode.INTERRUPTED if interrupts else code
@@ -196,7 +197,7 @@ def _finish_hard_stopped(run_path: Path) -> None:
     from .report import ReportError, build_report
     from .results.run_folder import InvalidTransition, RunDirectory, RunStatus
 
-    if not (run_path / "run.json").exists():
+    if not (run_path / RUN_JSON).exists():
         return
     try:
         RunDirectory.open(run_path).finish(RunStatus.INTERRUPTED, exit_code=ExitCode.INTERRUPTED,

@@ -25,6 +25,8 @@ CHROMIUM_MISSING = unavailable_reason()
 pytestmark = pytest.mark.skipif(CHROMIUM_MISSING is not None, reason=CHROMIUM_MISSING or "")
 
 PLAYING_SECONDS = 10  # seconds of playback to measure, however long Chromium takes to start on a busy machine
+STEADY_AFTER_PLAYING_S = 3  # NetEq starts deep and adapts within a few seconds: markers after these count as steady
+STEADY_MARKER_SAMPLES = 8  # steady-state marker latencies the comparison with the probe needs
 START_DEADLINE_S = 90.0
 
 
@@ -48,7 +50,17 @@ def add_path(relay, path: str) -> None:
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.xfail(strict=False, reason="FLAKY on a 2-core box: failed in the last full run with the machine quiet; next session must fix the cause, not this mark: too few steady-state browser marker samples when the box is busy")
+def _steady_marker_ms(playing: list[dict]) -> list[float]:
+    if len(playing) <= STEADY_AFTER_PLAYING_S:
+        return []
+    steady_s = playing[STEADY_AFTER_PLAYING_S]["t_epoch_s"]
+    return [x for s in playing if s["t_epoch_s"] > steady_s for x in s["latencies_ms"]]
+
+
+def _measured_enough(playing: list[dict]) -> bool:
+    return len(playing) >= PLAYING_SECONDS and len(_steady_marker_ms(playing)) >= STEADY_MARKER_SAMPLES
+
+
 def test_chromium_plays_a_booth_through_the_relay(relay, tmp_path):
     path, booth = "canary/1/es", "canary-1-es"
     add_path(relay, path)
@@ -60,9 +72,12 @@ def test_chromium_plays_a_booth_through_the_relay(relay, tmp_path):
         canary = fleet.start("l0", {"role": "listener", "booth_id": booth, "whep_url": f"{relay.media_http_url}/{path}/whep"})
         fleet.add_schedule(booth, publisher.schedule)
         deadline = time.monotonic() + START_DEADLINE_S
-        while len([s for s in read_canaries(tmp_path).get("l0", {}).get("seconds", []) if s["state"] == "playing"]) < PLAYING_SECONDS:
+        # Play until both are there: PLAYING_SECONDS seconds, and enough steady-state marker samples (a busy 2-core
+        # machine drops the odd marker second, so 10 s alone sometimes held fewer than the comparison needs).
+        while not _measured_enough(playing := [s for s in read_canaries(tmp_path).get("l0", {}).get("seconds", []) if s["state"] == "playing"]):
             assert canary.proc.poll() is None, "the canary died"
-            assert time.monotonic() < deadline, "the canary did not play for long enough"
+            assert time.monotonic() < deadline, (f"in {START_DEADLINE_S:.0f} s the canary played {len(playing)} s with "
+                                                 f"{len(_steady_marker_ms(playing))} steady-state marker samples")
             time.sleep(0.5)
         fleet.stop()
     assert canary.exit_code == 0
@@ -83,9 +98,9 @@ def test_chromium_plays_a_booth_through_the_relay(relay, tmp_path):
     # starts deep and adapts within a few seconds) below the synthetic probe's decoded figure over the same
     # seconds (that one includes aiortc's fixed 80 ms jitter-buffer prefetch).
     assert any(s["latencies_ms"] for s in playing[:3])
-    steady_s = playing[3]["t_epoch_s"]
-    browser_ms = [x for s in playing if s["t_epoch_s"] > steady_s for x in s["latencies_ms"]]
-    assert len(browser_ms) >= 8, browser_ms
+    steady_s = playing[STEADY_AFTER_PLAYING_S]["t_epoch_s"]
+    browser_ms = _steady_marker_ms(playing)
+    assert len(browser_ms) >= STEADY_MARKER_SAMPLES, browser_ms
     probe_ms = probe_stats.marker_latencies_ms(booth, steady_s)
     assert probe_ms, "the synthetic probe measured no marker latency"
     assert 0 < statistics.median(browser_ms) < statistics.median(probe_ms), (browser_ms, probe_ms)

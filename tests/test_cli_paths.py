@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from conftest import REPO, TEST_PORTAL_ENV
-from harness.target.embedded import EmbeddedTarget
+from harness.target.embedded import EmbeddedStack
 from harness.refstack.stack import Stack, StackConfig
 
 # A 25 s rehearsal (one booth, a backup, one handover) for the relative-path run.
@@ -129,7 +129,7 @@ def _descendants(pid: int) -> list[int]:
 
 def test_booth_access_token_reaches_the_embedded_stack_by_environment_only(tmp_path):
     token = "booth-token-never-in-ps-3f9a"
-    target = EmbeddedTarget(Path(os.path.relpath(tmp_path / "stack")), knobs={"BOOTH_ACCESS_TOKEN": token, **TEST_PORTAL_ENV})
+    target = EmbeddedStack(Path(os.path.relpath(tmp_path / "stack")), knobs={"BOOTH_ACCESS_TOKEN": token, **TEST_PORTAL_ENV})
     try:
         target.start()
         assert target.data_dir == tmp_path / "stack"

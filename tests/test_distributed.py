@@ -6,7 +6,6 @@ run of the same scenario, and losing a worker must leave a valid partial result 
 
 from __future__ import annotations
 
-import pytest
 
 import json
 import os
@@ -49,12 +48,18 @@ def _distributed(tmp_path: Path, scenario: str, run_id: str, kill_worker_after_s
     return code, tmp_path / run_id
 
 
-@pytest.mark.xfail(strict=False, reason="FLAKY on a 2-core box: failed in the last full run with the machine quiet; next session must fix the cause, not this mark: the shared single-process smoke run is judged saturated (exit 3) on a busy 2-core box")
+def _why(run: Path, log: Path) -> str:
+    """The run's own reasons first (Locust's summary table fills the end of the log), then the log's end."""
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+    rows = [f"{r['metric']}: {r['state']} (coverage {r.get('coverage')})" for r in summary.get("slos", []) if r["state"] != "pass"]
+    return "\n".join([*summary.get("invalid_reasons", []), *rows, log.read_text()[-2000:]])
+
+
 def test_distributed_results_match_a_single_process_run(tmp_path, smoke_run):
     single_result, single = smoke_run
     assert single_result.returncode == 0
     code, run = _distributed(tmp_path, "smoke", "dist")
-    assert code == 0, (tmp_path / "master.log").read_text()[-3000:]
+    assert code == 0, _why(run, tmp_path / "master.log")
     merged, alone = (json.loads((r / "summary.json").read_text()) for r in (run, single))
     assert [row["metric"] for row in merged["slos"]] == [row["metric"] for row in alone["slos"]]
     assert {row["state"] for row in merged["slos"]} == {"pass"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.clients.booth_api import BoothApi
 from harness.probes.event import provision
-from harness.probes.target import RemoteTarget
+from harness.target.targets import RemoteTarget
 
 PROVIDERS = Path(__file__).parent / "data" / "providers"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.probes import PROBES
-from harness.probes.finding import FINDING_SCHEMA_VERSION
+from harness.results.finding_schema import FINDING_SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_BCRYPT = ("--set", "REFSTACK_BCRYPT_ROUNDS=4")

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from harness.report import build_report
-from harness.report.findings import FINDING_SCHEMA_VERSION
+from harness.results.finding_schema import FINDING_SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 REHEARSAL_PLOTS = {"load", "mouth_to_ear", "first_audio", "handovers", "captions", "generator"}

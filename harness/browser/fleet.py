@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from . import chromium
-from ..results.browser_files import STATUS_FILE, JsonLines, browser_dir
+from ..results.browser_files import JsonLines, browser_dir
+from ..results.layout import BROWSER_STATUS_JSONL
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class CanaryFleet:
     def status(self, kind: str, text: str, **fields) -> None:
         """One line for the run's log and the report (status.jsonl)."""
         if self._status is None:
-            self._status = JsonLines(self.dir / STATUS_FILE)
+            self._status = JsonLines(self.dir / BROWSER_STATUS_JSONL)
         self._status.write({"kind": kind, "text": text, **fields})
 
     @staticmethod

@@ -13,15 +13,11 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..results.percentiles import percentiles
 from .listener import ProbeInterval
 from .rtpstats import IntervalStats
 
-
-def percentiles(samples: list[float]) -> dict | None:
-    if not samples:
-        return None
-    p50, p95, p99 = np.percentile(samples, [50, 95, 99])
-    return {"count": len(samples), "p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3), "max": round(float(max(samples)), 3)}
+PUSHED_NDIGITS = 3  # ms to the microsecond keeps the pushed lines short
 
 
 @dataclasses.dataclass
@@ -96,7 +92,7 @@ class IntervalAggregator:
         for (booth, role), g in sorted(self._groups.items()):
             record = {"booth": booth, "role": role, "sessions": g.sessions, "packets": g.packets}
             if role == "publisher":
-                record["lateness_ms"] = percentiles(g.lateness_ms)
+                record["lateness_ms"] = percentiles(g.lateness_ms, ndigits=PUSHED_NDIGITS)
             else:
                 record.update(
                     expected=g.expected,
@@ -104,7 +100,7 @@ class IntervalAggregator:
                     loss_pct=round(100.0 * g.lost / g.expected, 3) if g.expected else None,
                     jitter_ms_mean=round(float(np.mean(g.jitters_ms)), 3) if g.jitters_ms else None,
                     jitter_ms_max=round(max(g.jitters_ms), 3) if g.jitters_ms else None,
-                    latency_ms=percentiles(g.latencies_ms),
+                    latency_ms=percentiles(g.latencies_ms, ndigits=PUSHED_NDIGITS),
                     gaps=g.gaps,
                     silences=g.silences,
                     silence_ms_max=round(g.silence_ms_max, 1),
@@ -114,7 +110,7 @@ class IntervalAggregator:
                 )
                 if role == "probe":
                     record.update(
-                        marker_latency_ms=percentiles(g.marker_latencies_ms),
+                        marker_latency_ms=percentiles(g.marker_latencies_ms, ndigits=PUSHED_NDIGITS),
                         markers=g.markers,
                         markers_skipped=g.markers_skipped,
                         decoded_gap_ms=round(g.decoded_gap_ms, 1),
@@ -122,8 +118,8 @@ class IntervalAggregator:
             record["setups"] = {
                 "ok": g.setups_ok,
                 "failed": g.setups_failed,
-                "connected_ms": percentiles(g.connected_ms),
-                "first_packet_ms": percentiles(g.first_packet_ms),
+                "connected_ms": percentiles(g.connected_ms, ndigits=PUSHED_NDIGITS),
+                "first_packet_ms": percentiles(g.first_packet_ms, ndigits=PUSHED_NDIGITS),
             }
             records.append(record)
         self._groups.clear()

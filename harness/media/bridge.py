@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..results.layout import MEDIA_PREFIX, media_file_name, media_log_name
 from . import rpc
 from .errors import EngineCrashed, EngineProtocolError, EngineStartError, EngineTimeout, MediaError, UnknownHandle, error_from_wire
 
@@ -71,7 +72,7 @@ class EngineProcess:
         self.name = name
         self.socket_path = socket_path
         self.results_dir = results_dir
-        self.log_path = results_dir / f"media-{name}.log"
+        self.log_path = results_dir / media_log_name(name)
         self._engine_args = list(engine_args)
         self._on_push = on_push
         self.proc: subprocess.Popen | None = None
@@ -123,7 +124,7 @@ class EngineProcess:
 
     @property
     def exit_path(self) -> Path:
-        return self.results_dir / f"media-{self.name}-exit.jsonl"
+        return self.results_dir / media_file_name(self.name, "exit")
 
     def _record_exit(self, t_epoch_s: float, code: int | None) -> None:
         line = json.dumps({"engine": self.name, "t_epoch_s": round(t_epoch_s, 3), "exit_code": code}) + "\n"
@@ -463,5 +464,5 @@ class MediaBridge:
         return self.engines[engine].call("hello", {}, self.call_timeout_s)
 
     def sample_files(self) -> list[Path]:
-        return sorted(self.results_dir.glob("media-*"))
+        return sorted(self.results_dir.glob(f"{MEDIA_PREFIX}*"))
 

@@ -23,6 +23,8 @@ import csv
 import json
 from pathlib import Path
 
+from ..results.layout import media_file_name
+
 LISTENER_COLUMNS = (
     "t_epoch_s", "engine", "handle", "booth", "role", "packets", "expected", "lost", "jitter_ms",
     "latency_p50_ms", "latency_p95_ms", "latency_max_ms", "gaps", "gap_packets_max", "silence_max_ms",
@@ -34,12 +36,7 @@ PUBLISHER_COLUMNS = ("t_epoch_s", "engine", "handle", "booth", "packets_sent", "
 class SampleFiles:
     def __init__(self, results_dir: Path, engine: str) -> None:
         results_dir.mkdir(parents=True, exist_ok=True)
-        self.paths = {
-            "listeners": results_dir / f"media-{engine}-listeners.csv",
-            "publishers": results_dir / f"media-{engine}-publishers.csv",
-            "events": results_dir / f"media-{engine}-events.jsonl",
-            "seconds": results_dir / f"media-{engine}-seconds.jsonl",
-        }
+        self.paths = {kind: results_dir / media_file_name(engine, kind) for kind in ("listeners", "publishers", "events", "seconds")}
         self._files = {name: open(path, "a", newline="", encoding="utf-8") for name, path in self.paths.items()}
         self._listeners = csv.writer(self._files["listeners"])
         self._publishers = csv.writer(self._files["publishers"])

@@ -15,11 +15,11 @@ from ..clients.captions_ws import CaptionSocket
 from ..clients.errors import HandshakeRejected
 from ..clients.interpreter import BoothPage, InterpreterClient
 from .event import ProbeBooth
-from .target import ProbeTarget
+from ..target.targets import Target
 
 
 class Interpreter:
-    def __init__(self, target: ProbeTarget, booth: ProbeBooth, invite: str, display_name: str) -> None:
+    def __init__(self, target: Target, booth: ProbeBooth, invite: str, display_name: str) -> None:
         self.booth = booth
         self.display_name = display_name
         self.http = target.http()
@@ -64,7 +64,7 @@ class Coordinator:
             sock.close()
 
 
-def caption_listener(target: ProbeTarget, booth_id: str, admin_http=None) -> CaptionSocket:
+def caption_listener(target: Target, booth_id: str, admin_http=None) -> CaptionSocket:
     """Anonymous first (open mode, contract 6.3). With BOOTH_ACCESS_TOKEN set the handshake fails with 403 (contract
     3.6: a real client never sees 4001/4003); the auth mode is recognised from that, and `admin_http`'s cookie used."""
     http = target.http()

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import VoxloadError
 from .finding import CsvStream, Finding
-from .target import ProbeTarget
+from ..target.targets import Target
 
 
 class ProbeError(VoxloadError, RuntimeError):
@@ -26,7 +26,7 @@ class ProbeError(VoxloadError, RuntimeError):
 
 
 class ProbeContext:
-    def __init__(self, target: ProbeTarget, probe_dir: Path, args: argparse.Namespace, budget_s: float,
+    def __init__(self, target: Target, probe_dir: Path, args: argparse.Namespace, budget_s: float,
                  clock_s: Callable[[], float] = time.monotonic) -> None:
         self.target = target
         self.probe_dir = Path(probe_dir)
@@ -80,7 +80,7 @@ class Probe(abc.ABC):
         """Raise ValueError with one line for flags that parse but cannot run together."""
 
     @classmethod
-    def configured(cls, target: ProbeTarget) -> dict[str, Any]:
+    def configured(cls, target: Target) -> dict[str, Any]:
         """The knob values this probe knows: what the operator set, else VoxBento's default on the embedded stack."""
         known: dict[str, Any] = {}
         for knob in cls.knobs:

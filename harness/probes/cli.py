@@ -11,21 +11,22 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import re
 import sys
 from pathlib import Path
 
 from ..clients.errors import ClientError
+from ..clients.tokens import ADMIN_PASSWORD_ENV_VAR
 from ..inputs import folder_argument, run_id_argument, url_argument
 from ..media.errors import MediaError
 from ..errors import ExitCode, UserError
 from ..results.run_folder import ResultsError, RunDirectory, RunStatus
 from .registry import PROBES
 from .base import Probe, ProbeContext, ProbeError
-from .finding import PROBES_DIR, FindingError
+from ..results.layout import PROBES_DIR
+from .finding import FindingError
 from ..scenario.ramp import RampError
-from .target import ADMIN_PASSWORD_ENV, EmbeddedTarget, ProbeTarget, RemoteTarget, TargetError
+from ..target.targets import Target, TargetError, check_target_flags, open_target
 
 DESCRIPTION = "Push one known VoxBento limit against the embedded reference stack or --host, and state a finding."
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _positive_seconds(text: str) -> float:
 def _common_arguments(parser: argparse.ArgumentParser, probe: type[Probe]) -> None:
     target = parser.add_argument_group("target")
     target.add_argument("--host", type=url_argument, metavar="URL",
-                        help=f"a VoxBento deployment you own (admin password in ${ADMIN_PASSWORD_ENV}); default: the embedded reference stack")
+                        help=f"a VoxBento deployment you own (admin password in ${ADMIN_PASSWORD_ENV_VAR}); default: the embedded reference stack")
     target.add_argument("--set", dest="knobs", type=_knob, action="append", default=[], metavar="KEY=VALUE",
                         help="a knob of the embedded reference stack (repeatable; see `voxload stack up --help`)")
     target.add_argument("--restart-cmd", metavar="CMD", help="shell command that restarts the portal of --host (restart drills)")
@@ -77,23 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _common_arguments(probe_parser, probe)
 
 
-def _check_target_flags(args: argparse.Namespace) -> None:
-    if args.host and args.knobs:
-        raise UserError("--set applies to the embedded reference stack only, not to --host")
-    if not args.host and (args.restart_cmd or args.media_restart_cmd):
-        raise UserError("--restart-cmd/--media-restart-cmd apply to --host; the embedded stack restarts by itself")
-
-
-def _target(args: argparse.Namespace, probe_dir: Path | None, probe: type[Probe] | None = None) -> ProbeTarget:
-    if args.host:
-        password = os.environ.get(ADMIN_PASSWORD_ENV, "")
-        if not password:
-            raise UserError(f"--host needs the target's admin password in ${ADMIN_PASSWORD_ENV}")
-        return RemoteTarget(args.host, password, restart_cmd=args.restart_cmd, media_restart_cmd=args.media_restart_cmd,
-                            media_api_url=getattr(args, "media_api_url", None))
-    assert probe_dir is not None
-    knobs = {**(probe.embedded_knobs if probe is not None else {}), **dict(args.knobs)}
-    return EmbeddedTarget(probe_dir / "stack", knobs)
+def _target(args: argparse.Namespace, probe_dir: Path | None, probe: type[Probe]) -> Target:
+    # The probe's own embedded knobs apply only to the embedded stack; the operator's --set is checked against --host.
+    knobs = {} if args.host else {**probe.embedded_knobs, **dict(args.knobs)}
+    return open_target(args.host, data_dir=(probe_dir or Path(".")) / "stack", knobs=knobs, restart_cmd=args.restart_cmd,
+                       media_restart_cmd=args.media_restart_cmd, media_api_url=getattr(args, "media_api_url", None))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,13 +91,13 @@ def run(args: argparse.Namespace) -> int:
         probe_cls.check_arguments(args)
     except (ValueError, RampError) as exc:
         raise UserError(str(exc)) from None
-    _check_target_flags(args)
-    remote: ProbeTarget | None = None
-    if args.host:
-        try:
-            remote = _target(args, None)
-        except TargetError as exc:
-            raise UserError(str(exc)) from None
+    remote: Target | None = None
+    try:
+        check_target_flags(args.host, dict(args.knobs), args.restart_cmd, args.media_restart_cmd)
+        if args.host:
+            remote = _target(args, None, probe_cls)
+    except TargetError as exc:
+        raise UserError(str(exc)) from None
     try:
         run_dir = RunDirectory.create(root=args.results_dir, run_id=args.run_id, target_url=args.host)
     except (ResultsError, OSError) as exc:
@@ -117,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     probe_dir = run_dir.path / PROBES_DIR / probe_cls.name
     probe_dir.mkdir(parents=True)
-    target: ProbeTarget | None = remote
+    target: Target | None = remote
     ctx: ProbeContext | None = None
     try:
         if target is None:

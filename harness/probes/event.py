@@ -16,7 +16,7 @@ from ..clients.admin import AdminClient
 from ..clients.booth_api import BoothApi
 from ..clients.errors import ClientError, RequestTimeout
 from ..clients.identifiers import BoothRef
-from .target import ProbeTarget
+from ..target.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def probe_slug(probe_name: str) -> str:
     return f"probe-{probe_name}-{secrets.token_hex(3)}"
 
 
-def provision(target: ProbeTarget, probe_name: str, languages: int, invites_per_booth: int = 0,
+def provision(target: Target, probe_name: str, languages: int, invites_per_booth: int = 0,
               transcription: bool = False) -> ProbeEvent:
     """Create the probe's event with `languages` booths in one room."""
     if not 1 <= languages <= len(LANGUAGES):

@@ -1,7 +1,7 @@
 """What a probe leaves behind: ``<run>/probes/<name>/finding.json`` and its CSV data files.
 
-Owns the :class:`Finding` record (the schema is documented in ``harness/probes/__init__.py``), its
-validation before it is written, and :class:`CsvStream`, the CSV writer that probes stream measurements
+Owns the :class:`Finding` record (its JSON Schema is ``harness.results.finding_schema``, which the report reads
+with too), its validation before it is written (the schema, and the data files on disk), and :class:`CsvStream`, the CSV writer that probes stream measurements
 into as they happen (flushed at least every second, so a killed probe leaves its data up to then).
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import enum
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VoxloadError
+from ..results.finding_schema import FINDING_SCHEMA_VERSION, PlotKind, Severity, finding_errors
+from ..results.layout import FINDING_JSON
 from ..results.run_folder import write_json_atomic
 
-FINDING_SCHEMA_VERSION = 1
-FINDING_JSON = "finding.json"
-PROBES_DIR = "probes"
 FLUSH_INTERVAL_S = 1.0
 
 
@@ -29,16 +27,8 @@ class FindingError(VoxloadError, ValueError):
     """A finding that does not match the documented format (a bug in the probe that built it)."""
 
 
-class Severity(enum.Enum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-
-class PlotKind(enum.Enum):
-    LINE = "line"
-    SCATTER = "scatter"
-    BAR = "bar"
+__all__ = ["FINDING_SCHEMA_VERSION", "CsvStream", "DataFile", "Finding", "FindingError", "KneePoint", "Limit", "Plot",
+           "PlotKind", "Severity"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +102,10 @@ class Finding:
         }
 
     def validate(self, probe_dir: Path) -> None:
-        """Every data file exists and holds the columns it documents; plots name documented columns."""
+        """The schema holds; every data file exists and holds the columns it documents; plots name documented columns."""
+        errors = finding_errors(self.as_dict())
+        if errors:
+            raise FindingError(f"finding of {self.probe}: {errors[0]}")
         for field in ("title", "method", "symptom", "trigger", "paragraph", "recommendation"):
             if not str(getattr(self, field)).strip():
                 raise FindingError(f"finding of {self.probe}: {field} is empty")

@@ -45,6 +45,7 @@ import gevent
 from gevent.event import AsyncResult
 
 from ..errors import VoxloadError
+from ..results.layout import WORKER_FORWARDED_GLOBS, master_file_name
 from ..waiting import WaitTimeout, poll_until
 
 logger = logging.getLogger(__name__)
@@ -68,20 +69,10 @@ def worker_name(runner) -> str:
     return f"w{getattr(runner, 'worker_index', 0)}"
 
 
-def master_file_name(worker: str, relative: str) -> str:
-    """Where a worker's file lands in the master's folder; keeps the globs of measures.py working."""
-    folder, _, name = relative.rpartition("/")
-    if folder == "samples":
-        return f"samples/{worker}.jsonl"
-    if name.startswith("media-"):
-        name = f"media-{worker}.{name[len('media-'):]}"
-    return f"{folder}/{name}" if folder else name
-
-
 class LineTailer:
     """Reads complete new lines of every file under a folder (samples/*.jsonl, media/*)."""
 
-    def __init__(self, root: Path, patterns=("samples/*.jsonl", "media/media-*")) -> None:
+    def __init__(self, root: Path, patterns=WORKER_FORWARDED_GLOBS) -> None:
         self.root = Path(root)
         self.patterns = patterns
         self._offsets: dict[Path, int] = {}
@@ -346,6 +337,12 @@ class MasterHub:
 
     def _on_schedule(self, environment, msg, **_kw) -> None:
         self.runner.send_message("voxload:schedule", msg.data)
+        # The master's own browser canaries listen to this booth too: without the schedule (in the master's clock:
+        # origin + origin offset) they never saw the booth go live and waited LIVE_WAIT_S into the load.
+        data = msg.data
+        schedule = dict(data["schedule"])
+        schedule["epoch_ns"] = int(schedule["epoch_ns"] + data["offset_s"] * 1e9)
+        self.run.receive_schedule(data["booth"], schedule)
 
     def _on_lines(self, environment, msg, **_kw) -> None:
         relative = master_file_name(msg.data["worker"], msg.data["file"])

@@ -25,6 +25,7 @@ from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from ..errors import ExitCode, VoxloadError
 from ..inputs import folder_argument, run_id_argument, url_argument
+from ..results.layout import LOCUST_FAILURES_CSV, LOCUST_HISTORY_CSV, LOCUST_STATS_CSV
 from ..scenario.loader import scenario_argument
 from ..results.run_folder import RunDirectory, ResultsError, RunStatus
 from . import distributed
@@ -252,7 +253,7 @@ def _write_stats_history(environment, run: ConferenceRun) -> None:
     """locust_stats_history.csv, one row per second, streamed (Locust writes its own only with --csv)."""
     import csv
 
-    with open(run.run_dir.path / "locust_stats_history.csv", "w", newline="") as fh:
+    with open(run.run_dir.path / LOCUST_HISTORY_CSV, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(HISTORY_COLUMNS)
         while not run.stopping:
@@ -348,18 +349,18 @@ def _on_quitting(environment, **_kwargs) -> None:
         if runner is not None and runner.state not in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
             # Ctrl-C or SIGTERM mid-run: users leave in order (publishers and listeners close) before judging.
             runner.stop()
-        _write_locust_csvs(environment, run.run_dir.path / "locust")
+        _write_locust_csvs(environment, run.run_dir.path)
         environment.process_exit_code = int(run.finish())
 
 
-def _write_locust_csvs(environment, prefix) -> None:
+def _write_locust_csvs(environment, run_path) -> None:
     """Locust's request and failure tables in the run folder (also when --csv was not given)."""
     import csv
 
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
     writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
-    with open(f"{prefix}_stats.csv", "w", newline="") as fh:
+    with open(run_path / LOCUST_STATS_CSV, "w", newline="") as fh:
         writer.requests_csv(csv.writer(fh))
-    with open(f"{prefix}_failures.csv", "w", newline="") as fh:
+    with open(run_path / LOCUST_FAILURES_CSV, "w", newline="") as fh:
         writer.failures_csv(csv.writer(fh))

@@ -1,6 +1,6 @@
 """One conference rehearsal inside a Locust process: what the users share, and the run's lifecycle.
 
-Owns: loading the scenario, starting the embedded reference stack when no ``--host`` is given, provisioning
+Owns: loading the scenario, opening its target (``harness.target.targets.open_target``: embedded or ``--host``), provisioning
 and teardown, the media bridge, interpreter seat assignment, handover orders, and the
 end of the run (metrics -> SLO verdicts -> summary.json, JUnit, exit code). Locust reaches it through its
 events only (``conference.py`` registers :func:`register`); users find it as ``environment.conference_run``.
@@ -12,7 +12,6 @@ import dataclasses
 import enum
 import itertools
 import logging
-import os
 import queue
 import secrets
 import sys
@@ -21,7 +20,6 @@ import time
 from pathlib import Path
 
 import gevent
-import numpy as np
 
 from ..results import measures
 from ..results import slo
@@ -30,8 +28,8 @@ from ..clients.admin import AdminClient
 from ..clients.booth_api import BoothApi
 from ..clients.errors import ClientError
 from ..clients.http import PortalHttp
-from ..clients.tokens import ADMIN_PASSWORD_ENV_VAR, SECRET_ENV_VAR, TokenMinter
-from ..target.embedded import EmbeddedTarget, EmbeddedTargetError
+from ..clients.tokens import TokenMinter
+from ..target.targets import TargetError, open_target
 from .handover import HandoverOrder, HandoverRecord
 from ..results.junit import write_junit
 from ..report import ReportError, build_report
@@ -39,15 +37,13 @@ from ..media.bridge import MediaBridge
 from ..browser.rehearsal import BrowserRequirementError, RehearsalCanaries
 from ..media.errors import MediaError
 from .provision import ProvisionedEvent, ProvisioningError, provision, run_slug, teardown
+from ..results.health import judge_run_folder
+from ..results.layout import EVENT_JSON, HANDOVERS_JSON, MEDIA_DIR, WORKERS_JSON
 from ..results.run_folder import (
-    HUB_LAG_SATURATED_MS,
-    SATURATED_SECONDS_TOLERATED,
-    SATURATED_SHARE_TOLERATED,
     GeneratorHealth,
     RunDirectory,
     RunStatus,
     build_summary,
-    load_metric_samples,
     utc_now_iso,
     write_json_atomic,
 )
@@ -77,7 +73,7 @@ class ConferenceRun:
         self.scenario = scenario
         self.run_dir = run_dir
         self.options = options
-        self.stack = None
+        self.target = None  # harness.target.targets.Target on the local process or the master
         self.event: ProvisionedEvent | None = None
         self.bridge: MediaBridge | None = None
         self.admin_password: str | None = None
@@ -164,27 +160,19 @@ class ConferenceRun:
 
     def _setup_target(self) -> None:
         env = self.environment
-        if not env.host:
-            knobs = {}
-            if self.scenario.target.auth_mode is AuthMode.TOKEN:
-                # Contract 3.5: a set BOOTH_ACCESS_TOKEN is the auth-mode switch; its value never leaves the run.
-                knobs["BOOTH_ACCESS_TOKEN"] = secrets.token_urlsafe(16)
-            self.stack = EmbeddedTarget(self.run_dir.path / "stack", knobs=knobs)
-            try:
-                self.stack.start()
-            except EmbeddedTargetError as exc:
-                raise RunSetupError(f"embedded reference stack did not start: {exc}") from exc
-            env.host = self.stack.portal_url
-            self.admin_password = self.stack.admin_password
-            self._jwt_secret = self.stack.secret_key
+        knobs = {}
+        if not env.host and self.scenario.target.auth_mode is AuthMode.TOKEN:
+            # Contract 3.5: a set BOOTH_ACCESS_TOKEN is the auth-mode switch; its value never leaves the run.
+            knobs["BOOTH_ACCESS_TOKEN"] = secrets.token_urlsafe(16)
+        try:
+            self.target = open_target(env.host or None, data_dir=self.run_dir.path / "stack", knobs=knobs)
+        except TargetError as exc:
+            raise RunSetupError(str(exc)) from exc
+        env.host = self.target.portal_url
+        self.admin_password = self.target.admin_password
+        self._jwt_secret = self.target.secret_key
+        if self._jwt_secret:
             self.minter = TokenMinter(self._jwt_secret)
-        else:
-            self.admin_password = os.environ.get(ADMIN_PASSWORD_ENV_VAR)
-            if os.environ.get(SECRET_ENV_VAR):
-                self._jwt_secret = os.environ[SECRET_ENV_VAR]
-                self.minter = TokenMinter(self._jwt_secret)
-            if not self.admin_password:
-                raise RunSetupError(f"--host {env.host} needs the target's admin password in ${ADMIN_PASSWORD_ENV_VAR}")
         self.run_dir.set_target_url(env.host)
         admin_http = PortalHttp.for_url(env.host)
         admin = AdminClient(admin_http)
@@ -197,14 +185,14 @@ class ConferenceRun:
             self.event = provision(self.scenario, admin, BoothApi(admin_http), slug)
         except ProvisioningError as exc:
             raise RunSetupError(str(exc)) from exc
-        write_json_atomic(self.run_dir.path / "event.json", self.event.as_dict())
+        write_json_atomic(self.run_dir.path / EVENT_JSON, self.event.as_dict())
         for ref, booth in self.event.booths.items():
             for seat in range(booth.interpreters):
                 self.seats.put((ref, seat))
 
     def _start_media(self) -> None:
         self.bridge = MediaBridge(
-            self.run_dir.path / "media",
+            self.run_dir.path / MEDIA_DIR,
             engines=self.scenario.media.engines,
             on_stats=self._on_media_stats,
             probe_share=self.scenario.media.probe_listener_share,
@@ -330,8 +318,8 @@ class ConferenceRun:
             self.canaries.stop()
         if self.bridge is not None:
             self.bridge.stop()
-        if self.stack is not None:
-            self.stack.stop()
+        if self.target is not None:
+            self.target.close()
         self.samples.close()
         self.run_dir.finish(status, exit_code=code, error=error)
 
@@ -378,29 +366,21 @@ class ConferenceRun:
                     self.record_handover(HandoverRecord(self.event.booths[due.booth].booth_id, started + due.at_s,
                                                         False, None, "no coordinator ordered the scheduled handover"))
         self.samples.close()
-        write_json_atomic(self.run_dir.path / "handovers.json", [dataclasses.asdict(h) for h in self.handovers])
+        write_json_atomic(self.run_dir.path / HANDOVERS_JSON, [dataclasses.asdict(h) for h in self.handovers])
         t0 = started or ended
         transcribed = [b.booth_id for b in self.event.booths.values() if b.transcribed] if self.event else []
         metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths, self.listener_users)
         media_coverage, heard = measures.media_coverage_of_run(self.run_dir.path, self.scenario, t0, ended, self.handovers)
         results = slo.evaluate(self.scenario.slos, metrics, measures.coverage_by_metric(media_coverage, heard))
-        # Hub lag of every Locust process (workers' samples were forwarded into samples/).
-        hub_lag = load_metric_samples(self.run_dir.path, ["generator_loop_lag_ms"]).get("generator_loop_lag_ms")
-        lag_p99 = float(np.percentile(hub_lag, 99)) if hub_lag is not None and len(hub_lag) else None
+        # Engines and the hub lag of every Locust process (workers' samples were forwarded into samples/).
+        judged = judge_run_folder(self.run_dir.path, (started, ended) if started else None)
+        saturation = judged.invalid_reasons()
+        self.problems += judged.tolerated_notes()
         engine_cpu = metrics.get("generator_cpu_pct")
-        saturation = []
-        saturated_s, engine_s, first_s, last_s = measures.engine_saturation(self.run_dir.path)
-        if saturated_s > max(SATURATED_SECONDS_TOLERATED, SATURATED_SHARE_TOLERATED * engine_s):
-            saturation.append(f"media engines saturated for {saturated_s} of {engine_s} engine-seconds, between "
-                              f"{utc_now_iso(first_s)} and {utc_now_iso(last_s)}: their numbers there measure the harness")
-        elif saturated_s:
-            self.problems.append(f"media engines saturated for {saturated_s} of {engine_s} engine-seconds (tolerated)")
-        if lag_p99 is not None and lag_p99 > HUB_LAG_SATURATED_MS:
-            saturation.append(f"Locust hub lag p99 {lag_p99:.1f} ms > {HUB_LAG_SATURATED_MS:.0f} ms")
         events = measures.engine_death_events(self.run_dir.path, t0, ended)
         if self.hub is not None:
             workers = self.hub.worker_report()
-            write_json_atomic(self.run_dir.path / "workers.json", workers)
+            write_json_atomic(self.run_dir.path / WORKERS_JSON, workers)
             events += [measures.worker_lost_event(w["worker"], w["lost_at"], t0) for w in workers if w.get("lost_at")]
         events += self.aborts
         invalid = [e["text"] for e in events]
@@ -420,7 +400,7 @@ class ConferenceRun:
         health = GeneratorHealth(
             saturated=bool(saturation),
             cpu_pct_max=float(max(engine_cpu)) if engine_cpu is not None and len(engine_cpu) else None,
-            loop_lag_p99_ms=lag_p99,
+            loop_lag_p99_ms=judged.hub_lag_p99_ms,
             notes=tuple(saturation + invalid + self.problems),
         )
         status = RunStatus.INTERRUPTED if interrupted else RunStatus.FINISHED
@@ -451,8 +431,8 @@ class ConferenceRun:
         except ReportError as exc:
             # The verdict stands without the document; `voxload report RUN_DIR` can rebuild it.
             logger.warning("report not built: %s", exc)
-        if self.stack is not None:
-            self.stack.stop()
+        if self.target is not None:
+            self.target.close()
         _print_verdicts(self.run_dir, summary)
         return code
 

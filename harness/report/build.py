@@ -20,14 +20,9 @@ from .capacity import CapacityInputs, Recommendation, Statement
 from .faults import Outage, outages
 from .findings import Finding, read_findings
 from .health import GeneratorHealthView, generator_health
+from ..results.percentiles import percentiles
 from .rundata import RunData
 from .verdicts import Verdicts, verdicts
-
-
-REPORT_HTML = "report.html"
-REPORT_PDF = "report.pdf"
-SUMMARY_MD = "summary.md"
-VERDICT_JSON = "verdict.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +157,7 @@ def assemble(run: RunData) -> Report:
         captions=series.caption_delays(run, t0),
         caption_booths=series.caption_booths(run),
         refusals=series.transcription_refusals(run),
-        http=series.percentiles(http["value"]) if not http.empty else None,
+        http=percentiles(http["value"].to_numpy()) if not http.empty else None,
         http_peak_rps=float(timeline["rps"].max()) if "rps" in timeline and timeline["rps"].notna().any() else None,
         http_error_pct=100.0 * float(errors["value"].mean()) if not errors.empty else None,
     )

@@ -32,7 +32,8 @@ def summary_problem(run_dir: Path) -> str | None:
     """
     from jsonschema import Draft202012Validator
 
-    from ..results.run_folder import SUMMARY_JSON, SUMMARY_SCHEMA, SUMMARY_SCHEMA_VERSION
+    from ..results.layout import SUMMARY_JSON
+    from ..results.run_folder import SUMMARY_SCHEMA, SUMMARY_SCHEMA_VERSION
 
     path = run_dir / SUMMARY_JSON
     try:

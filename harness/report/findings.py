@@ -1,35 +1,21 @@
 """Probe findings as the report reads them: ``<run>/probes/<name>/finding.json`` plus its data files.
 
-The format is written by the probes (``harness.probes``) and agreed in the project brief::
-
-    {"schema_version": 1, "probe": "<name>", "title": "...", "limit": {"name", "value", "unit"},
-     "configured": {...}, "method": "...", "knee": {"x", "y", "x_column", "y_column"} or null,
-     "symptom", "trigger", "evidence": [...], "paragraph", "severity": "info|warning|critical",
-     "recommendation", "data": [{"file", "description", "columns": {...},
-                                 "plot": {"x", "y": [...], "series", "kind"}}]}
-
-A finding that cannot be read, or has another schema version, is listed as missing rather than guessed at.
+The format is the JSON Schema in ``harness.results.finding_schema``, which the probes (``harness.probes.finding``)
+write against. A finding that cannot be read, or breaks the schema (another schema version included), is listed as
+missing with the key at fault rather than guessed at.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-FINDING_SCHEMA_VERSION = 1
-FINDING_JSON = "finding.json"
-_REQUIRED_KEYS = ("probe", "title", "limit", "method", "knee", "paragraph", "severity", "data")
-
-
-class Severity(enum.Enum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
+from ..results.finding_schema import FINDING_SCHEMA_VERSION, PlotKind, Severity, finding_errors
+from ..results.layout import FINDING_JSON, PROBES_DIR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +37,7 @@ class DataSeries:
     x: str | None
     y: tuple[str, ...]
     series: str | None  # column whose values split the data into one line each
-    kind: str  # "line", "scatter", "step" or "bar"
+    kind: PlotKind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +97,7 @@ def _read_data(probe_dir: Path, entry: dict[str, Any], missing: list[str], probe
         x=plot.get("x"),
         y=tuple(y if isinstance(y, list) else [y]),
         series=plot.get("series"),
-        kind=str(plot.get("kind") or "line"),
+        kind=PlotKind(plot.get("kind") or PlotKind.LINE.value),
     )
 
 
@@ -121,25 +107,20 @@ def read_finding(probe_dir: Path, missing: list[str]) -> Finding | None:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
     except (OSError, ValueError) as exc:
-        missing.append(f"probes/{probe_dir.name}/{FINDING_JSON} unreadable ({type(exc).__name__}): the probe did not finish")
+        missing.append(f"{PROBES_DIR}/{probe_dir.name}/{FINDING_JSON} unreadable ({type(exc).__name__}): the probe did not finish")
         return None
-    if doc.get("schema_version") != FINDING_SCHEMA_VERSION:
-        missing.append(f"probes/{probe_dir.name}/{FINDING_JSON}: schema_version {doc.get('schema_version')!r} is not {FINDING_SCHEMA_VERSION}; not read")
+    if isinstance(doc, dict) and doc.get("schema_version") != FINDING_SCHEMA_VERSION:
+        missing.append(f"{PROBES_DIR}/{probe_dir.name}/{FINDING_JSON}: schema_version {doc.get('schema_version')!r} is not "
+                       f"{FINDING_SCHEMA_VERSION}; not read")
         return None
-    absent = [k for k in _REQUIRED_KEYS if k not in doc]
-    if absent:
-        missing.append(f"probes/{probe_dir.name}/{FINDING_JSON} lacks {', '.join(absent)}; not read")
+    errors = finding_errors(doc)
+    if errors:
+        missing.append(f"{PROBES_DIR}/{probe_dir.name}/{FINDING_JSON}: {errors[0]}; not read")
         return None
-    knee_doc = doc.get("knee")
-    knee = None
-    if isinstance(knee_doc, dict) and knee_doc.get("x") is not None:
-        knee = Knee(float(knee_doc["x"]), float(knee_doc.get("y") or 0.0), str(knee_doc.get("x_column", "")), str(knee_doc.get("y_column", "")))
-    try:
-        severity = Severity(doc.get("severity"))
-    except ValueError:
-        severity = Severity.WARNING
-        missing.append(f"probe {doc['probe']}: unknown severity {doc.get('severity')!r}, shown as warning")
-    limit = doc.get("limit") or {}
+    knee_doc = doc["knee"]
+    knee = None if knee_doc is None else Knee(float(knee_doc["x"]), float(knee_doc["y"]), knee_doc["x_column"], knee_doc["y_column"])
+    severity = Severity(doc["severity"])
+    limit = doc["limit"]
     data = tuple(d for d in (_read_data(probe_dir, e, missing, doc["probe"]) for e in doc.get("data") or []) if d is not None)
     return Finding(
         probe=str(doc["probe"]),
@@ -161,7 +142,7 @@ def read_finding(probe_dir: Path, missing: list[str]) -> Finding | None:
 
 
 def read_findings(run_path: Path, missing: list[str]) -> list[Finding]:
-    probes = Path(run_path) / "probes"
+    probes = Path(run_path) / PROBES_DIR
     if not probes.is_dir():
         return []
     findings = []

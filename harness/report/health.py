@@ -1,14 +1,10 @@
 """Generator health in the report: was the harness itself saturated, and when?
 
-Owns the saturated *periods*. Media engines push their own verdict every second (``harness.media.health``:
-loop lag p95 > 20 ms or CPU > 85 %) into ``media/media-*-seconds.jsonl``; the Locust process samples its
-gevent hub lag ten times a second as ``generator_loop_lag_ms``, and a second whose p95 lag exceeds
-``harness.results.run_folder.HUB_LAG_SATURATED_MS`` counts as saturated here. Adjacent saturated seconds (at most
-``MERGE_GAP_S`` apart) form one period. Numbers measured inside a period describe the harness, not the target.
-
-Whether the run as a whole counts as saturated is the run's own judgement (summary.json, made by
-``harness.rehearsal.run`` with the tolerances in ``harness.results.run_folder``); periods inside the tolerance are still shown.
-A run without summary.json is judged here with the same tolerances.
+Owns the saturated *periods*: adjacent saturated seconds (at most ``MERGE_GAP_S`` apart) of one engine or one Locust
+process form one period. Which seconds are saturated, and whether the run as a whole is, is
+``harness.results.health``'s rule (the same one the run judged itself by); periods inside its tolerance are still
+shown. The run's own judgement in summary.json stands; a run without summary.json is judged here by the same rule.
+Numbers measured inside a period describe the harness, not the target.
 """
 
 from __future__ import annotations
@@ -16,18 +12,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import pandas as pd
-
-from ..results.run_folder import HUB_LAG_SATURATED_MS, SATURATED_SECONDS_TOLERATED, SATURATED_SHARE_TOLERATED
+from ..results.health import SaturatedSecond, judge_run_folder
 from .rundata import RunData
-from .series import metric
 
 MERGE_GAP_S = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
 class SaturatedPeriod:
-    source: str  # "media engine e0" or "Locust hub"
+    source: str  # "media engine e0" or "Locust hub (<process stream>)"
     start_s: float  # since load start
     end_s: float
     reasons: str
@@ -74,42 +67,35 @@ class GeneratorHealthView:
         }
 
 
-def _periods(seconds: pd.Series, reasons: pd.Series, source: str) -> list[SaturatedPeriod]:
-    """`seconds`: sorted saturated seconds since start; `reasons`: the reason text of each."""
-    if seconds.empty:
-        return []
-    group = (seconds.diff() > MERGE_GAP_S).cumsum()
-    periods = []
-    for _, idx in seconds.groupby(group.to_numpy()).groups.items():
-        span = seconds.loc[idx]
-        why = "; ".join(dict.fromkeys(r for r in reasons.loc[idx] if r))  # unique, in order
-        periods.append(SaturatedPeriod(source, float(span.min()), float(span.max()), why or "saturated"))
+def _periods(seconds: list[SaturatedSecond], source: str) -> list[SaturatedPeriod]:
+    """`seconds`: the saturated seconds of one source, by time (offsets since load start)."""
+    periods: list[SaturatedPeriod] = []
+    start = end = None
+    why: dict[str, None] = {}
+    for second in seconds:
+        if end is not None and second.t_s - end > MERGE_GAP_S:
+            periods.append(SaturatedPeriod(source, start, end, "; ".join(why) or "saturated"))
+            start, why = None, {}
+        start = second.t_s if start is None else start
+        end = second.t_s
+        why.update(dict.fromkeys(r for r in second.reasons.split("; ") if r))  # unique, in order
+    if end is not None:
+        periods.append(SaturatedPeriod(source, start, end, "; ".join(why) or "saturated"))
     return periods
 
 
 def generator_health(run: RunData, t0: float) -> GeneratorHealthView:
+    judgement = judge_run_folder(run.path)
+    by_source: dict[tuple[str, str], list[SaturatedSecond]] = {}
+    for second in judgement.seconds:
+        shifted = dataclasses.replace(second, t_s=float((second.t_s - t0) // 1))
+        by_source.setdefault((second.kind, second.source), []).append(shifted)
     periods: list[SaturatedPeriod] = []
+    for (kind, source), seconds in by_source.items():
+        periods += _periods(seconds, f"media engine {source}" if kind == "engine" else f"Locust hub ({source})")
     engines = run.engine_seconds
-    if not engines.empty:
-        for engine, rows in engines.groupby("engine"):
-            hot = rows[rows["saturated"]].sort_values("t")
-            periods += _periods(((hot["t"] - t0) // 1).reset_index(drop=True), hot["reasons"].reset_index(drop=True), f"media engine {engine}")
-    lag = metric(run, "generator_loop_lag_ms")
-    hub_p99 = None
-    if not lag.empty:
-        hub_p99 = float(lag["value"].quantile(0.99))
-        per_second = lag["value"].groupby((lag["t"] - t0) // 1).quantile(0.95)
-        hot = per_second[per_second > HUB_LAG_SATURATED_MS]
-        reasons = pd.Series([f"hub lag p95 {v:.0f} ms > {HUB_LAG_SATURATED_MS:.0f} ms" for v in hot], dtype=object)
-        periods += _periods(pd.Series(hot.index, dtype=float), reasons, "Locust hub")
     judged = (run.summary or {}).get("generator_health") or (run.run_meta or {}).get("generator_health")
-    if judged is not None:
-        saturated = bool(judged.get("saturated"))
-    else:
-        # Same rule as harness.rehearsal.run: engines saturated beyond the tolerance, or a hub lag p99 over the limit.
-        engine_hot_s = int(engines["saturated"].sum()) if not engines.empty else 0
-        saturated = (engine_hot_s > max(SATURATED_SECONDS_TOLERATED, SATURATED_SHARE_TOLERATED * len(engines))
-                     or (hub_p99 is not None and hub_p99 > HUB_LAG_SATURATED_MS))
+    saturated = bool(judged.get("saturated")) if judged is not None else judgement.saturated
     judged = judged or {}
     notes = tuple(judged.get("notes") or ())
     return GeneratorHealthView(
@@ -117,7 +103,7 @@ def generator_health(run: RunData, t0: float) -> GeneratorHealthView:
         periods=tuple(sorted(periods, key=lambda p: p.start_s)),
         engine_cpu_pct_max=float(engines["cpu_pct"].max()) if not engines.empty and engines["cpu_pct"].notna().any() else None,
         engine_lag_p95_max_ms=float(engines["loop_lag_p95_ms"].max()) if not engines.empty and engines["loop_lag_p95_ms"].notna().any() else None,
-        hub_lag_p99_ms=hub_p99 if hub_p99 is not None else judged.get("loop_lag_p99_ms"),
+        hub_lag_p99_ms=judgement.hub_lag_p99_ms if judgement.hub_lag_p99_ms is not None else judged.get("loop_lag_p99_ms"),
         notes=notes,
-        measured=not engines.empty or not lag.empty,
+        measured=judgement.measured,
     )

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..results.run_folder import HUB_LAG_SATURATED_MS
+from ..results.health import HUB_LAG_SATURATED_MS
+from ..results.finding_schema import PlotKind
 from .findings import DataSeries, Finding
 from .health import GeneratorHealthView
 from .series import BoothDistribution
@@ -243,18 +244,16 @@ def _draw_series(ax, data: DataSeries) -> list[str]:
         return []
     drawn = [y for y in data.y if y in frame]
     groups = list(frame.groupby(data.series)) if data.series and data.series in frame else [(None, frame)]
-    if data.kind == "bar":
+    if data.kind is PlotKind.BAR:
         _grouped_bars(ax, data, groups, drawn)
-    for name, rows in groups if data.kind != "bar" else ():
-        if data.kind == "scatter" and len(rows) > MAX_SCATTER_POINTS:
+    for name, rows in groups if data.kind is not PlotKind.BAR else ():
+        if data.kind is PlotKind.SCATTER and len(rows) > MAX_SCATTER_POINTS:
             rows = rows.sample(MAX_SCATTER_POINTS, random_state=0)  # a fixed sample: same picture every build
         rows = rows.sort_values(data.x)
         for y in drawn:
             label = y if name is None else f"{y} ({data.series}={name})"
-            if data.kind == "scatter":
+            if data.kind is PlotKind.SCATTER:
                 ax.scatter(rows[data.x], rows[y], s=12, label=label)
-            elif data.kind == "step":
-                ax.step(rows[data.x], rows[y], where="post", label=label)
             else:
                 ax.plot(rows[data.x], rows[y], marker="o", ms=3, label=label)
     ax.set_xlabel(textwrap.fill(data.columns.get(data.x, data.x), 90))

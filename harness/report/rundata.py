@@ -22,16 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..results.run_folder import RUN_JSON, SAMPLES_DIR, SUMMARY_JSON
+from ..results.run_folder import sample_files
+from ..results.layout import (EVENT_JSON, LOCUST_FAILURES_CSV, LOCUST_HISTORY_CSV, MEDIA_DIR, PROBES_DIR, RUN_JSON,
+                              SAMPLES_DIR, SUMMARY_JSON, media_engine, media_glob)
 from .errors import NotARunFolder, RunFolderNotFound
 
 
-EVENT_JSON = "event.json"
-MEDIA_DIR = "media"
-PROBES_DIR = "probes"
-LOCUST_HISTORY_CSV = "locust_stats_history.csv"
-LOCUST_STATS_CSV = "locust_stats.csv"
-LOCUST_FAILURES_CSV = "locust_failures.csv"
 
 # Only the listener columns the report reads (harness/media/samples.py has them all): a one-hour run with
 # 500 listeners has ~1.8 M rows, and skipping the rest halves the parse time.
@@ -96,11 +92,6 @@ class RunData:
         """Vectorised ``label``: maps each distinct id once (columns are categorical or repeat a few ids)."""
         as_text = booth_ids.astype(str)
         return as_text.map(self.booth_labels).fillna(as_text)
-
-
-def media_source(path: Path) -> str:
-    """The engine a media file came from: ``e0``, or ``w1.e0`` for a distributed worker's engine."""
-    return path.name.split("-")[1]
 
 
 def _parse_iso(text: str) -> float:
@@ -206,7 +197,7 @@ def read_listener_csvs(paths: list[Path], missing: list[str]) -> pd.DataFrame:
         if "handle" in frame:
             # Handles are unique per engine only (every distributed worker has an engine e0): scope them
             # by the file's engine, as harness.results.measures does, so listeners of different workers stay apart.
-            source = media_source(path)
+            source = media_engine(path)
             frame["handle"] = frame["handle"].astype(str).astype("category").cat.rename_categories(lambda h: f"{source}/{h}")
         frames.append(frame)
     if not frames:
@@ -247,7 +238,7 @@ def read_engine_seconds(paths: list[Path], missing: list[str]) -> pd.DataFrame:
                     health = record.get("health") or {}
                     rows.append({
                         "t": float(record["t_epoch_s"]),
-                        "engine": media_source(path),
+                        "engine": media_engine(path),
                         "cpu_pct": health.get("cpu_pct"),
                         "loop_lag_p95_ms": health.get("loop_lag_p95_ms"),
                         "listeners": health.get("listeners"),
@@ -311,7 +302,7 @@ def load_run(path: Path) -> RunData:
     if not path.is_dir():
         raise RunFolderNotFound(f"{path} is not a directory (expected reports/<run-id>)")
     media = path / MEDIA_DIR
-    sample_paths = sorted((path / SAMPLES_DIR).glob("*.jsonl"))
+    sample_paths = sample_files(path)
     known = [path / RUN_JSON, path / SUMMARY_JSON, path / SAMPLES_DIR, media, path / PROBES_DIR]
     if not any(p.exists() for p in known):
         raise NotARunFolder(f"{path} holds no run.json, summary.json, samples/, media/ or probes/: not a voxload run folder")
@@ -327,10 +318,10 @@ def load_run(path: Path) -> RunData:
         event = _read_json(path / EVENT_JSON, missing, "booths are shown by id, not by room and language")
     if not sample_paths and not has_probes:
         missing.append(f"{SAMPLES_DIR}/ holds no sample stream: no HTTP, caption, handover or generator-lag data")
-    listener_paths = sorted(media.glob("media-*-listeners.csv"))
+    listener_paths = sorted(media.glob(media_glob("listeners")))
     if not listener_paths and not has_probes:
         missing.append(f"{MEDIA_DIR}/ holds no listener CSV: no mouth-to-ear, loss or handover-gap data")
-    event_records = [r for p in sorted(media.glob("media-*-events.jsonl")) for r in _read_jsonl(p, missing)]
+    event_records = [r for p in sorted(media.glob(media_glob("events"))) for r in _read_jsonl(p, missing)]
     run_id = (summary or {}).get("run_id") or (run_meta or {}).get("run_id") or path.name
     return RunData(
         path=path,
@@ -341,7 +332,7 @@ def load_run(path: Path) -> RunData:
         samples=read_samples(sample_paths, missing),
         listeners=read_listener_csvs(listener_paths, missing),
         media_events=pd.DataFrame(event_records),
-        engine_seconds=read_engine_seconds(sorted(media.glob("media-*-seconds.jsonl")), missing),
+        engine_seconds=read_engine_seconds(sorted(media.glob(media_glob("seconds"))), missing),
         history=read_history(path / LOCUST_HISTORY_CSV, missing),
         failures=read_failures(path / LOCUST_FAILURES_CSV),
         missing=missing,

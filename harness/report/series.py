@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..results.percentiles import percentiles
 from ..results.measures import HANDOVER_GAP_WINDOW_S, HANDOVER_PRESENT_BEFORE_S, LISTENER_ROLES
 from .rundata import RunData
 
@@ -36,15 +37,6 @@ def metric(run: RunData, name: str) -> pd.DataFrame:
     if run.samples.empty:
         return run.samples
     return run.samples[run.samples["metric"] == name]
-
-
-def percentiles(values: pd.Series | np.ndarray) -> dict[str, float] | None:
-    values = pd.Series(values, dtype=float).dropna()
-    if values.empty:
-        return None
-    q = values.quantile([0.5, 0.95, 0.99]).to_numpy()
-    return {"count": int(values.size), "p50": float(q[0]), "p95": float(q[1]), "p99": float(q[2]), "max": float(values.max()),
-            "mean": float(values.mean())}
 
 
 def load_timeline(run: RunData, t0: float, bin_s: int) -> pd.DataFrame:

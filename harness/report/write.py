@@ -9,7 +9,8 @@ import logging
 import time
 from pathlib import Path
 
-from .build import REPORT_HTML, REPORT_PDF, SUMMARY_MD, VERDICT_JSON, ReportPaths, assemble
+from ..results.layout import REPORT_HTML, REPORT_PDF, SUMMARY_MD, VERDICT_JSON
+from .build import ReportPaths, assemble
 from .errors import OutputNotWritable
 from .rundata import load_run
 

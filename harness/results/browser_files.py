@@ -17,8 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-BROWSER_DIR = "browser"
-STATUS_FILE = "status.jsonl"
+from .layout import BROWSER_DIR, BROWSER_STATUS_JSONL, canary_file_name
 
 
 def browser_dir(run_path: Path) -> Path:
@@ -26,8 +25,7 @@ def browser_dir(run_path: Path) -> Path:
 
 
 def canary_file(run_path: Path, name: str, kind: str) -> Path:
-    assert kind in ("seconds", "events", "page"), kind
-    return browser_dir(run_path) / f"canary-{name}-{kind}.jsonl"
+    return browser_dir(run_path) / canary_file_name(name, kind)
 
 
 class JsonLines:
@@ -79,4 +77,4 @@ def read_canaries(run_path: Path) -> dict[str, dict[str, list[dict]]]:
 
 
 def read_status(run_path: Path) -> list[dict]:
-    return read_jsonl(browser_dir(run_path) / STATUS_FILE)
+    return read_jsonl(browser_dir(run_path) / BROWSER_STATUS_JSONL)

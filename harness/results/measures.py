@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .browser_files import read_canaries, read_status
+from .layout import MEDIA_DIR, media_engine, media_glob
 from .run_folder import load_metric_samples
 from .slo import METRICS
 
@@ -29,12 +30,7 @@ LISTENER_ROLES = ("listener", "probe")
 # After the listener target is reached, a listener still picks its language (think time) and sets up WHEP:
 # the steady window starts this much later than the target (plus the scenario's listener think time).
 MEDIA_SETUP_ALLOWANCE_S = 3.0
-ENGINE_EXIT_GLOB = "media-*-exit.jsonl"  # written by harness.media.bridge when an engine dies
-
-
-def _source(path: Path) -> str:
-    """The engine a media file came from: ``e0``, or ``w1.e0`` for a distributed worker's engine."""
-    return path.name.split("-")[1]
+ENGINE_EXIT_GLOB = media_glob("exit")  # written by harness.media.bridge when an engine dies
 
 
 def _scoped(record_handle, source: str) -> str:
@@ -50,7 +46,7 @@ def _read_csvs(paths: Iterable[Path]) -> pd.DataFrame:
         except (pd.errors.EmptyDataError, pd.errors.ParserError):
             continue  # a file cut off mid-write by a crash still leaves the others usable
         if "handle" in frame:
-            frame["handle"] = [_scoped(h, _source(path)) for h in frame["handle"]]
+            frame["handle"] = [_scoped(h, media_engine(path)) for h in frame["handle"]]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -58,7 +54,7 @@ def _read_csvs(paths: Iterable[Path]) -> pd.DataFrame:
 def _read_jsonl(paths: Iterable[Path]) -> list[dict]:
     records = []
     for path in paths:
-        source = _source(path)
+        source = media_engine(path)
         with open(path, encoding="utf-8") as fh:
             for line in fh:
                 try:
@@ -72,10 +68,10 @@ def _read_jsonl(paths: Iterable[Path]) -> list[dict]:
 
 
 def media_frames(run_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
-    media = Path(run_path) / "media"
-    listeners = _read_csvs(sorted(media.glob("media-*-listeners.csv")))
-    events = pd.DataFrame(_read_jsonl(sorted(media.glob("media-*-events.jsonl"))))
-    seconds = _read_jsonl(sorted(media.glob("media-*-seconds.jsonl")))
+    media = Path(run_path) / MEDIA_DIR
+    listeners = _read_csvs(sorted(media.glob(media_glob("listeners"))))
+    events = pd.DataFrame(_read_jsonl(sorted(media.glob(media_glob("events")))))
+    seconds = _read_jsonl(sorted(media.glob(media_glob("seconds"))))
     return listeners, events, seconds
 
 
@@ -164,13 +160,6 @@ def counts(run_path: Path, handovers: Sequence) -> dict[str, int]:
         setups = events[events["event"] == "setup"]
         result["media_setups_failed"] = int((setups["ok"] == False).sum())  # noqa: E712
     return result
-
-
-def engine_saturation(run_path: Path) -> tuple[int, int, float | None, float | None]:
-    """(saturated engine-seconds, all engine-seconds, first and last saturated second as epoch s)."""
-    _, _, seconds = media_frames(run_path)
-    flagged = [s.get("t_epoch_s") for s in seconds if (s.get("health") or {}).get("saturated")]
-    return len(flagged), len(seconds), (min(flagged) if flagged else None), (max(flagged) if flagged else None)
 
 
 # --- coverage (the rule: harness.results.slo.COVERAGE_REQUIRED) ---
@@ -265,9 +254,9 @@ def coverage_by_metric(media: MediaCoverage, handovers_heard: float | None) -> d
 def engine_deaths(run_path: Path) -> list[dict]:
     """Engines that died during the run: ``{engine, t_epoch_s, exit_code}`` from the bridge's exit files."""
     deaths = []
-    for path in sorted((Path(run_path) / "media").glob(ENGINE_EXIT_GLOB)):
+    for path in sorted((Path(run_path) / MEDIA_DIR).glob(ENGINE_EXIT_GLOB)):
         for record in _read_jsonl([path]):
-            deaths.append({"engine": _source(path), "t_epoch_s": float(record.get("t_epoch_s", 0.0)),
+            deaths.append({"engine": media_engine(path), "t_epoch_s": float(record.get("t_epoch_s", 0.0)),
                            "exit_code": record.get("exit_code")})
     return sorted(deaths, key=lambda d: d["t_epoch_s"])
 

@@ -52,12 +52,7 @@ log = logging.getLogger(__name__)
 
 RUN_SCHEMA_VERSION = 1
 SUMMARY_SCHEMA_VERSION = 1
-DEFAULT_REPORTS_DIR = Path("reports")
-RUN_JSON = "run.json"
-EVENTS_JSONL = "events.jsonl"
-SUMMARY_JSON = "summary.json"
-JUNIT_XML = "junit.xml"
-SAMPLES_DIR = "samples"
+from .layout import DEFAULT_REPORTS_DIR, EVENTS_JSONL, JUNIT_XML, RUN_JSON, SAMPLES_DIR, SUMMARY_JSON, sample_stream_name  # noqa: E402
 DEFAULT_FLUSH_INTERVAL_S = 1.0
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -109,15 +104,9 @@ _VERDICT_OF_CODE = {ExitCode.OK: Verdict.PASSED, ExitCode.SLO_BREACHED: Verdict.
                     ExitCode.INVALID_RUN: Verdict.INVALID, ExitCode.INTERRUPTED: Verdict.INTERRUPTED}
 
 
-# When a run's own load generators are too busy to be trusted (shared by the Locust layer and the report).
-HUB_LAG_SATURATED_MS = 50.0  # Locust/gevent hub lag p99 above this: Locust's timings measure the harness
-SATURATED_SECONDS_TOLERATED = 3  # a shared machine has blips; engines saturated longer than this ...
-SATURATED_SHARE_TOLERATED = 0.05  # ... and than this share of engine-seconds make the run invalid
-
-
 @dataclasses.dataclass(frozen=True)
 class GeneratorHealth:
-    """How the load generators fared; `saturated` makes the run exit 3 (its numbers measure the harness)."""
+    """How the load generators fared (judged by ``harness.results.health``); `saturated` makes the run exit 3."""
 
     saturated: bool
     cpu_pct_max: float | None = None
@@ -547,7 +536,7 @@ class RunDirectory:
         """A new stream ``samples/<name>.jsonl``; use one per process (e.g. ``engine-1``, ``locust``)."""
         if not _STREAM_NAME_RE.match(name):
             raise ResultsError(f"invalid sample stream name {name!r}")
-        writer = SampleWriter(self.samples_dir / f"{name}.jsonl", flush_interval_s=flush_interval_s)
+        writer = SampleWriter(self.samples_dir / sample_stream_name(name), flush_interval_s=flush_interval_s)
         self._writers.append(writer)
         return writer
 

@@ -1,9 +1,9 @@
 """The embedded reference target as the harness sees it: a child process, reached only over loopback.
 
-The harness never imports ``harness.refstack``. ``EmbeddedTarget`` runs ``python -m harness.target.stack_child``
+The harness never imports ``harness.refstack``. ``EmbeddedStack`` runs ``python -m harness.target.stack_child``
 on free loopback ports with a generated admin password and JWT secret in the child's environment, reads its
 one-line JSON ready message, and asks it to restart the portal or the media relay (restart drills) or to
-stop. Rehearsals (``harness.rehearsal.run``) and probes (``harness.probes.target``) share it.
+stop. ``harness.target.targets.EmbeddedTarget`` (the one target of rehearsals and probes) holds it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class EmbeddedTargetError(VoxloadError, RuntimeError):
     """The embedded stack did not start, or did not do what it was asked (one line)."""
 
 
-class EmbeddedTarget:
+class EmbeddedStack:
     def __init__(self, data_dir: Path, knobs: Mapping[str, str] | None = None, startup_timeout_s: float = 60.0) -> None:
         self.data_dir = Path(os.path.abspath(data_dir))  # the child runs elsewhere: never a relative path
         self.knobs = dict(knobs or {})
@@ -37,9 +37,9 @@ class EmbeddedTarget:
         self._log = None
 
     def __repr__(self) -> str:
-        return f"EmbeddedTarget({self.portal_url!r}, knobs={self.knobs!r}, secrets=<redacted>)"
+        return f"EmbeddedStack({self.portal_url!r}, knobs={self.knobs!r}, secrets=<redacted>)"
 
-    def start(self) -> EmbeddedTarget:
+    def start(self) -> EmbeddedStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "harness.target.stack_child", "--data-dir", str(self.data_dir),
                "--startup-timeout-s", str(self.startup_timeout_s)]

@@ -24,6 +24,9 @@ BROWSER_SLOS = ("browser_mouth_to_ear_latency_ms", "browser_jitter_buffer_delay_
                 "browser_listeners_receiving_ratio")
 # What the listener page at 0c0ddc3 throws every 3 s (issue 13: the room's audio delay never reaches listeners).
 LISTENER_PAGE_ERROR = "ReferenceError: updateRoomDelayData is not defined"
+# How long the restart drill waits for the transcription worker's first caption: a cold worker loads Whisper at its
+# first audio chunk (the smoke run's first captions took 7-13 s on this 2-core box). A wait, not a timed assertion.
+WORKER_WAIT_S = 45
 
 
 # Contract 7.3: the local provider loads faster-whisper's model on the first audio chunk from the Hugging Face hub,
@@ -55,7 +58,6 @@ def booth_id(cwd, ref: str) -> str:
     return json.loads((cwd / "reports" / "smoke" / "event.json").read_text())["booths"][ref]["booth_id"]
 
 
-@pytest.mark.xfail(strict=False, reason="FLAKY on a 2-core box: failed in the last full run with the machine quiet; next session must fix the cause, not this mark: every SLO passed but a 1 s Locust hub-lag spike at start-up (Chromium canaries launching) made hub lag p99 62 ms > 50 ms, exit 3")
 def test_smoke_rehearsal_meets_every_slo(smoke, voxbento):
     done, cwd = smoke
     v = verdict(cwd, "smoke")
@@ -176,24 +178,31 @@ def test_db_pool_probe_finds_a_knee(voxbento, tmp_path):
     assert f["knee"]["x_column"] == "level"
 
 
-@pytest.mark.xfail(strict=False, reason="FLAKY on a 2-core box: failed in the last full run with the machine quiet; next session must fix the cause, not this mark: restart drill against the real VoxBento")
 def test_booth_state_probe_with_the_restart_drill(voxbento, tmp_path):
     restarts_before = voxbento.restarts["portal"]
     done = voxload(tmp_path, "probe", "booth-state", "--host", voxbento.portal_url, "--participants", "2,4",
-                   "--slow-reader-s", "4", "--slow-reader-chats", "8", "--worker-wait-s", "4",
+                   "--slow-reader-s", "4", "--slow-reader-chats", "8", "--worker-wait-s", str(WORKER_WAIT_S),
                    "--restart-cmd", voxbento.restart_cmd("portal"), "--run-id", "booth", env=operator_env(voxbento))
     assert done.returncode == ExitCode.OK, explain(done)
     assert voxbento.restarts["portal"] == restarts_before + 1  # the drill really restarted VoxBento
     rows = {r["item"]: r for r in csv.DictReader(open(tmp_path / "reports/booth/probes/booth-state/restart.csv"))}
     # Contract 8.1 [V]: registry, limiter counters and broadcast_unlocked live in memory; events and invites in the DB.
     lost = {item for item, r in rows.items() if r["lost"] == "1"}
-    assert lost == {"booth registry (state route)", "join-code limiter counter", "broadcast_unlocked"}, rows
-    assert rows["event, rooms and booths"]["lost"] == "0" and rows["unused invite token"]["lost"] == "0"
     f = finding(tmp_path, "booth", "booth-state")
-    assert f["limit"]["value"] == 3
-    # The worker never captions here: named, not counted as kept or lost.
-    assert "transcription worker" not in rows
-    assert any(e.startswith("transcription worker (memory): not checked") for e in f["evidence"]), f["evidence"]
+    if voxbento.no_model is None:
+        # With the packaged Whisper model the worker captions before the restart (once its model has loaded: cold,
+        # that took longer than the 4 s this test used to wait, warm after the smoke run it did not, so the outcome
+        # depended on test order). Contract 8.1: the worker registry is process memory, so the restart loses it.
+        assert lost == {"booth registry (state route)", "join-code limiter counter", "broadcast_unlocked",
+                        "transcription worker"}, rows
+        assert (rows["transcription worker"]["before"], rows["transcription worker"]["after"]) == ("captions flowing", "no captions")
+    else:
+        # Without a model the worker never captions: named, not counted as kept or lost.
+        assert lost == {"booth registry (state route)", "join-code limiter counter", "broadcast_unlocked"}, rows
+        assert "transcription worker" not in rows
+        assert any(e.startswith("transcription worker (memory): not checked") for e in f["evidence"]), f["evidence"]
+    assert rows["event, rooms and booths"]["lost"] == "0" and rows["unused invite token"]["lost"] == "0"
+    assert f["limit"]["value"] == (4 if voxbento.no_model is None else 3)  # the memory items lost, all of them
 
 
 def test_media_restart_probe_with_the_media_restart_command(voxbento, tmp_path):

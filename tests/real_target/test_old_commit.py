@@ -14,7 +14,7 @@ from harness.clients.booth_ws import BoothSocket
 from harness.clients.errors import BoothMismatch
 from harness.errors import ExitCode
 from harness.probes.event import provision
-from harness.probes.target import RemoteTarget
+from harness.target.targets import RemoteTarget
 from harness.target.voxbento import OLD_COMMIT, unavailable_reason
 
 from .conftest import CAPTION_SLOS, explain, finding, operator_env, running_voxbento, scenario_into, verdict, voxload

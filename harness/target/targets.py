@@ -1,10 +1,11 @@
-"""The target a probe pushes: the embedded reference stack (default) or a deployment given with ``--host``.
+"""The one target of rehearsals and probes: the embedded reference stack (default) or a deployment given with ``--host``.
 
-Owns the embedded stack as a child process (``harness.target.embedded``), reaching a remote
-target, and the restart drills: built in for the embedded stack, ``--restart-cmd`` / ``--media-restart-cmd``
-(shell commands the operator supplies) for a real deployment. After any restart the portal is awaited on
-``/healthz``. Secrets: the embedded admin password is generated here and handed to the child through its
-environment; a remote one comes from ``$VOXLOAD_ADMIN_PASSWORD``; neither is ever logged.
+:func:`open_target` is the one place that decides embedded vs ``--host`` (rehearsals and probes both call it). Owns
+the embedded stack as a child process (``harness.target.embedded``), reaching a remote target, and the restart
+drills: built in for the embedded stack, ``--restart-cmd`` / ``--media-restart-cmd`` (shell commands the operator
+supplies) for a real deployment. After any restart the portal is awaited on ``/healthz``. Secrets: the embedded
+admin password and JWT secret are generated for the child and handed to it through its environment; a remote
+one comes from ``$VOXLOAD_ADMIN_PASSWORD`` (and ``$VOXLOAD_TARGET_SECRET_KEY``); none is ever logged.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ from pathlib import Path
 from ..clients.errors import ClientError, TransportError
 from ..clients.health import healthz
 from ..errors import VoxloadError
-from ..target import embedded
+from . import embedded
 from ..clients.http import PortalHttp
 from ..clients.media_api import MediaControlApi
-from ..clients.tokens import ADMIN_PASSWORD_ENV_VAR
+from ..clients.tokens import ADMIN_PASSWORD_ENV_VAR, SECRET_ENV_VAR
 
 log = logging.getLogger(__name__)
 
-ADMIN_PASSWORD_ENV = ADMIN_PASSWORD_ENV_VAR
 RESTART_TIMEOUT_S = 120.0
 
 
@@ -72,23 +72,29 @@ def wait_healthy(portal_url: str, timeout_s: float, poll_s: float = 0.1) -> floa
         http.close()
 
 
-class ProbeTarget:
-    """What every probe needs of a target; subclasses differ in how restarts happen."""
+class Target:
+    """What rehearsals and probes need of a target; subclasses differ in how it runs and how restarts happen."""
 
     embedded = False
 
     def __init__(self, portal_url: str, admin_password: str, knobs: Mapping[str, str] | None = None,
-                 media_url: str | None = None, media_api_url: str | None = None) -> None:
+                 media_url: str | None = None, media_api_url: str | None = None, secret_key: str | None = None) -> None:
         self.portal_url = portal_url.rstrip("/")
         self.media_url = media_url
         # The media server's Control API (contract 12.2), when the harness can reach it (the embedded stack's).
         self.media_api_url = media_api_url
         self.knobs = dict(knobs or {})
         self.__admin_password = admin_password
+        self.__secret_key = secret_key
 
     @property
     def admin_password(self) -> str:
         return self.__admin_password
+
+    @property
+    def secret_key(self) -> str | None:
+        """The target's JWT secret when the harness knows it (listener tokens in auth mode), else None."""
+        return self.__secret_key
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.portal_url!r}, knobs={self.knobs!r}, admin_password=<redacted>)"
@@ -106,19 +112,20 @@ class ProbeTarget:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> ProbeTarget:
+    def __enter__(self) -> Target:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-class RemoteTarget(ProbeTarget):
+class RemoteTarget(Target):
     """A deployment the operator owns; restarts run the operator's shell commands."""
 
     def __init__(self, portal_url: str, admin_password: str, *, restart_cmd: str | None = None,
-                 media_restart_cmd: str | None = None, media_api_url: str | None = None, connect_timeout_s: float = 5.0) -> None:
-        super().__init__(portal_url, admin_password, media_api_url=media_api_url)
+                 media_restart_cmd: str | None = None, media_api_url: str | None = None, connect_timeout_s: float = 5.0,
+                 secret_key: str | None = None) -> None:
+        super().__init__(portal_url, admin_password, media_api_url=media_api_url, secret_key=secret_key)
         self._restart_cmd = restart_cmd
         self._media_restart_cmd = media_restart_cmd
         # The commands run where the operator typed them, whatever directory the process is in by then.
@@ -156,19 +163,19 @@ class RemoteTarget(ProbeTarget):
         return self._run(self._media_restart_cmd, "--media-restart-cmd", media=True)
 
 
-class EmbeddedTarget(ProbeTarget):
+class EmbeddedTarget(Target):
     """The reference stack in a child process (``harness.target.embedded``), with built-in restart drills."""
 
     embedded = True
 
     def __init__(self, data_dir: Path, knobs: Mapping[str, str] | None = None, startup_timeout_s: float = 60.0) -> None:
-        self._stack = embedded.EmbeddedTarget(data_dir, knobs, startup_timeout_s)
+        self._stack = embedded.EmbeddedStack(data_dir, knobs, startup_timeout_s)
         try:
             self._stack.start()
         except embedded.EmbeddedTargetError as exc:
             raise TargetError(f"embedded reference stack: {exc}") from None
         super().__init__(self._stack.portal_url, self._stack.admin_password, knobs,
-                         media_url=self._stack.media_url, media_api_url=self._stack.media_api_url)
+                         media_url=self._stack.media_url, media_api_url=self._stack.media_api_url, secret_key=self._stack.secret_key)
 
     def _drill(self, restart) -> float:
         try:
@@ -184,3 +191,30 @@ class EmbeddedTarget(ProbeTarget):
 
     def close(self) -> None:
         self._stack.stop()
+
+
+def check_target_flags(host: str | None, knobs: Mapping[str, str] | None = None, restart_cmd: str | None = None,
+                       media_restart_cmd: str | None = None) -> None:
+    """Flags that belong to the other kind of target: TargetError (a usage error, before anything starts)."""
+    if host and knobs:
+        raise TargetError("--set applies to the embedded reference stack only, not to --host")
+    if not host and (restart_cmd or media_restart_cmd):
+        raise TargetError("--restart-cmd/--media-restart-cmd apply to --host; the embedded stack restarts by itself")
+
+
+def remote_admin_password(host: str) -> str:
+    password = os.environ.get(ADMIN_PASSWORD_ENV_VAR, "")
+    if not password:
+        raise TargetError(f"--host {host} needs the target's admin password in ${ADMIN_PASSWORD_ENV_VAR}")
+    return password
+
+
+def open_target(host: str | None, *, data_dir: Path, knobs: Mapping[str, str] | None = None, restart_cmd: str | None = None,
+                media_restart_cmd: str | None = None, media_api_url: str | None = None) -> Target:
+    """`host` (``--host``) is a deployment reached as it is; without it the embedded stack starts under `data_dir`
+    with `knobs`. TargetError (one line) when the target cannot be started or reached."""
+    check_target_flags(host, knobs, restart_cmd, media_restart_cmd)
+    if host:
+        return RemoteTarget(host, remote_admin_password(host), restart_cmd=restart_cmd, media_restart_cmd=media_restart_cmd,
+                            media_api_url=media_api_url, secret_key=os.environ.get(SECRET_ENV_VAR) or None)
+    return EmbeddedTarget(data_dir, knobs)
