@@ -33,6 +33,7 @@ from ..clients.http import PortalHttp
 from ..clients.tokens import ADMIN_PASSWORD_ENV_VAR, SECRET_ENV_VAR, TokenMinter
 from ..target.embedded import EmbeddedTarget, EmbeddedTargetError
 from .handover import HandoverOrder, HandoverRecord
+from .media_view import MediaFigures, console_block
 from ..results.junit import write_junit
 from ..report import ReportError, build_report
 from ..media.bridge import MediaBridge
@@ -109,6 +110,7 @@ class ConferenceRun:
         self.load_complete = False  # the load shape reached its end (set by the shape's last tick)
         self.interrupted_by_user = False  # Ctrl-C (SIGINT): exit 130
         self.aborts: list[dict] = []  # run events that stopped the load (a booth mismatch): exit 3
+        self.media_figures = MediaFigures()  # engines' per-second figures, for the web UI and the console
 
     # --- set-up ---
     def setup(self) -> None:
@@ -217,19 +219,9 @@ class ConferenceRun:
 
     # --- reporting seams ---
     def _on_media_stats(self, record: dict) -> None:
-        """Per-second engine aggregates become Locust request events (UI, console, CSV)."""
-        fire = self.environment.events.request.fire
-        for group in record.get("groups", []):
-            role, booth = group.get("role"), group.get("booth")
-            if role == "publisher":
-                continue
-            latency = group.get("marker_latency_ms") if role == "probe" else group.get("latency_ms")
-            if latency:
-                fire(request_type="MEDIA", name=f"{role} latency p95 {booth}", response_time=latency["p95"],
-                     response_length=group.get("packets", 0), exception=None, context={})
-            if group.get("lost"):
-                fire(request_type="MEDIA", name=f"{role} packets lost {booth}", response_time=0,
-                     response_length=group["lost"], exception=MediaLoss(f"{group['lost']} of {group['expected']} packets lost"), context={})
+        """Per-second engine aggregates go to the Media tab and console block, not Locust's request table
+        (rehearsal/media_view.py); the run-folder samples are written by the engines themselves."""
+        self.media_figures.add_engine_record(record)
 
     def record_hub_lag(self, lag_ms: float) -> None:
         self.samples.write("generator_loop_lag_ms", lag_ms, process="locust")
@@ -453,6 +445,8 @@ class ConferenceRun:
             logger.warning("report not built: %s", exc)
         if self.stack is not None:
             self.stack.stop()
+        for line in console_block(self.media_figures):
+            print(line)
         _print_verdicts(self.run_dir, summary)
         return code
 
@@ -476,10 +470,6 @@ class ConferenceRun:
             self.run_dir.finish(RunStatus.INTERRUPTED, exit_code=ExitCode.INTERRUPTED, error="stopped at once by a second Ctrl-C")
         except (InvalidTransition, OSError):
             pass  # the orderly stop had already finished the folder
-
-
-class MediaLoss(Exception):
-    """Packets lost in one second of one booth's listeners (a Locust failure row, not a harness error)."""
 
 
 def _print_verdicts(run_dir: RunDirectory, summary: dict) -> None:
