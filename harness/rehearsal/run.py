@@ -69,6 +69,28 @@ class Role(enum.Enum):
     WORKER = "worker"  # runs users and media engines; forwards everything to the master
 
 
+class RunPhase(enum.Enum):
+    SETTING_UP = "setting-up"  # target, provisioning, engines (a worker: waiting for the master's setup)
+    READY = "ready"  # users may start (they wait for it); the load starts on Locust's test_start
+    STOPPING = "stopping"  # finish() (or a worker's finish_worker()) is tearing down and judging
+    DONE = "done"
+    FAILED = "failed"  # setup failed or was interrupted: finish_failed()
+
+
+class InvalidRunTransition(RuntimeError):
+    """A phase change the run's lifecycle does not allow (a bug in the harness, never a target's fault)."""
+
+
+# The only changes of RunPhase; anything else raises. SETTING_UP -> STOPPING: Locust quits before setup ended.
+_RUN_TRANSITIONS = {
+    RunPhase.SETTING_UP: {RunPhase.READY, RunPhase.STOPPING, RunPhase.FAILED},
+    RunPhase.READY: {RunPhase.STOPPING, RunPhase.FAILED},
+    RunPhase.STOPPING: {RunPhase.DONE},
+    RunPhase.DONE: set(),
+    RunPhase.FAILED: set(),
+}
+
+
 class ConferenceRun:
     def __init__(self, environment, scenario: Scenario, run_dir: RunDirectory, options, role: Role = Role.LOCAL) -> None:
         self.environment = environment
@@ -96,15 +118,15 @@ class ConferenceRun:
         self.listener_think_s = (think["listener"].min_s, think["listener"].max_s)
         self.auth_mode_token = scenario.target.auth_mode is AuthMode.TOKEN
         self.booths_unlocked = threading.Event()
-        # Users (and, on the master, workers asking for the setup) wait for this: a worker's Locust may start
-        # spawning while its setup still waits for the master.
+        self.phase = RunPhase.SETTING_UP
+        # Set on entering READY (by _set_state only). Users (and, on the master, workers asking for the setup)
+        # wait for it: a worker's Locust may start spawning while its setup still waits for the master.
         self.ready = threading.Event()
         self.handovers: list[HandoverRecord] = []
         self.started_epoch_s: float | None = None
         self.publisher_schedules: dict[str, list[dict]] = {}
         self.captioned_booths: set[str] = set()
         self.problems: list[str] = []
-        self._stopping = threading.Event()
         # Browser canaries run beside the process that owns the run (local or master), never on a worker.
         self.canaries = RehearsalCanaries(scenario, run_dir.path, lambda: self.stopping) if role is not Role.WORKER else None
         self.load_complete = False  # the load shape reached its end (set by the shape's last tick)
@@ -122,7 +144,15 @@ class ConferenceRun:
             self._setup_target()
         if self.role is not Role.MASTER:
             self._start_media()
-        self.ready.set()
+        self._set_state(RunPhase.READY)
+
+    def _set_state(self, new: RunPhase) -> None:
+        if new not in _RUN_TRANSITIONS[self.phase]:
+            raise InvalidRunTransition(f"run {self.phase.value} -> {new.value}")
+        logger.debug("run %s: %s -> %s", self.role.value, self.phase.value, new.value)
+        self.phase = new
+        if new is RunPhase.READY:
+            self.ready.set()
 
     def mark_load_started(self, started_epoch_s: float | None = None) -> None:
         """Locust's test_start (headless at once, web UI on START): the handover schedule and run.json times
@@ -312,12 +342,13 @@ class ConferenceRun:
 
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set()
+        """The run is ending or has ended: loops stop, late events are ignored."""
+        return self.phase in (RunPhase.STOPPING, RunPhase.DONE, RunPhase.FAILED)
 
     # --- the end ---
     def finish_failed(self, error: str, status: RunStatus = RunStatus.FAILED, code: ExitCode = ExitCode.USAGE) -> None:
         """Setup failed (or Ctrl-C during it): stop what was started and leave a readable run.json with the one-line error."""
-        self._stopping.set()
+        self._set_state(RunPhase.FAILED)
         if self.canaries is not None:
             self.canaries.stop()
         if self.bridge is not None:
@@ -329,19 +360,20 @@ class ConferenceRun:
 
     def finish_worker(self) -> None:
         """A worker's end: engines stopped (files closed), the last lines and counts sent to the master."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
+        if self.stopping:
+            return  # test_stop and quitting both end a worker
+        self._set_state(RunPhase.STOPPING)
         if self.bridge is not None:
             self.bridge.stop()
         self.samples.close()
         self.link.done(self.listener_users, self.captioned_booths)
+        self._set_state(RunPhase.DONE)
 
     def finish(self) -> int:
         """Tear down and judge; returns the process exit code. Safe to call once."""
-        if self._stopping.is_set():
+        if self.stopping:
             return self.environment.process_exit_code or 0
-        self._stopping.set()
+        self._set_state(RunPhase.STOPPING)
         ended = time.time()
         started = self.started_epoch_s
         if self.hub is not None:
@@ -448,6 +480,7 @@ class ConferenceRun:
         for line in console_block(self.media_figures):
             print(line)
         _print_verdicts(self.run_dir, summary)
+        self._set_state(RunPhase.DONE)
         return code
 
     def stop_at_once(self) -> None:

@@ -1,0 +1,74 @@
+"""The run's lifecycle as one RunPhase Enum changed through ConferenceRun._set_state (harness/rehearsal/run.py).
+
+A real scenario and a real run folder; no Locust process (the phase machine is what is tested here; every
+rehearsal test drives it through Locust's events end to end).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import types
+
+import pytest
+
+from conftest import REPO
+from harness.rehearsal.run import ConferenceRun, InvalidRunTransition, Role, RunPhase
+from harness.results.run_folder import RunDirectory
+from harness.scenario import load_scenario
+
+SHORT = REPO / "tests" / "data" / "scenarios" / "short.yaml"
+
+
+def _run(tmp_path, role: Role = Role.LOCAL) -> ConferenceRun:
+    scenario = load_scenario(str(SHORT))
+    run_dir = RunDirectory.create(root=tmp_path, run_id="phase", scenario=scenario.to_dict(), target_url=None)
+    environment = types.SimpleNamespace(host=None, process_exit_code=None, runner=None)
+    return ConferenceRun(environment, scenario, run_dir, types.SimpleNamespace(keep=False), role)
+
+
+def _transitions(caplog) -> list[str]:
+    return [r.getMessage().split(": ", 1)[1] for r in caplog.records if r.getMessage().startswith("run local:")]
+
+
+def test_a_run_goes_setting_up_ready_stopping_done_and_ready_and_stopping_follow(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="harness.rehearsal.run")
+    run = _run(tmp_path)
+    assert run.phase is RunPhase.SETTING_UP and not run.ready.is_set() and not run.stopping
+    run._set_state(RunPhase.READY)
+    assert run.ready.is_set() and not run.stopping  # users waiting on `ready` go
+    run._set_state(RunPhase.STOPPING)
+    assert run.stopping
+    assert run.finish() == 0 and run.phase is RunPhase.STOPPING  # a second finish() does nothing
+    run._set_state(RunPhase.DONE)
+    assert run.stopping
+    assert _transitions(caplog) == ["setting-up -> ready", "ready -> stopping", "stopping -> done"]
+    run.samples.close()
+
+
+def test_a_failed_setup_ends_in_failed_with_its_error_in_run_json(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="harness.rehearsal.run")
+    run = _run(tmp_path)
+    run.finish_failed("embedded reference stack did not start: port taken")
+    assert run.phase is RunPhase.FAILED and run.stopping and not run.ready.is_set()
+    data = json.loads((run.run_dir.path / "run.json").read_text())
+    assert data["status"] == "failed" and "port taken" in data["error"]
+    assert _transitions(caplog) == ["setting-up -> failed"]
+    with pytest.raises(InvalidRunTransition, match="failed -> stopping"):
+        run._set_state(RunPhase.STOPPING)
+
+
+@pytest.mark.parametrize("start, new", [
+    (RunPhase.SETTING_UP, RunPhase.DONE),
+    (RunPhase.READY, RunPhase.SETTING_UP),
+    (RunPhase.READY, RunPhase.DONE),
+    (RunPhase.STOPPING, RunPhase.READY),
+    (RunPhase.DONE, RunPhase.STOPPING),
+])
+def test_invalid_run_transitions_raise(tmp_path, start, new):
+    run = _run(tmp_path)
+    run.phase = start
+    with pytest.raises(InvalidRunTransition, match=f"{start.value} -> {new.value}"):
+        run._set_state(new)
+    assert run.phase is start
+    run.samples.close()
