@@ -72,3 +72,27 @@ def test_invalid_run_transitions_raise(tmp_path, start, new):
         run._set_state(new)
     assert run.phase is start
     run.samples.close()
+
+
+def test_finish_of_a_run_whose_load_never_started_is_invalid_and_ends_done(tmp_path, capsys):
+    """finish() end to end without Locust: teardown (nothing started), reconcile (an order nobody carried out),
+    judge (no test_start: invalid, exit 3), write (summary, JUnit, run.json), print; then the phase is done."""
+    from harness.errors import ExitCode
+    from harness.rehearsal.handover import HandoverOrder
+
+    run = _run(tmp_path)
+    run._set_state(RunPhase.READY)
+    run.issued_orders.append(HandoverOrder(1, "ev-1-it", "offer", 1000.0))
+    assert run.finish() == ExitCode.INVALID_RUN
+    assert run.phase is RunPhase.DONE
+    folder = run.run_dir.path
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["exit_code"] == ExitCode.INVALID_RUN
+    assert "the load never started (no test_start): nothing was measured" in summary["invalid_reasons"]
+    handovers = json.loads((folder / "handovers.json").read_text())
+    assert [(h["order_id"], h["ok"], h["error"]) for h in handovers] == [(1, False, "no interpreter initiated the handover")]
+    assert (folder / "junit.xml").exists()
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
+    out = capsys.readouterr().out
+    assert "INVALID  the load never started" in out and "exit code 3" in out
+    assert run.finish() == 0  # safe to call again: nothing is judged twice (the process exit code is Locust's)

@@ -370,12 +370,25 @@ class ConferenceRun:
         self._set_state(RunPhase.DONE)
 
     def finish(self) -> int:
-        """Tear down and judge; returns the process exit code. Safe to call once."""
+        """Tear down, reconcile, judge, write, print; returns the process exit code. Safe to call once."""
         if self.stopping:
             return self.environment.process_exit_code or 0
         self._set_state(RunPhase.STOPPING)
         ended = time.time()
-        started = self.started_epoch_s
+        self._teardown()
+        self._reconcile_handovers(ended)
+        self.samples.close()
+        write_json_atomic(self.run_dir.path / "handovers.json", [dataclasses.asdict(h) for h in self.handovers])
+        summary, health = self._judge(ended)
+        self._write(summary, health)
+        if self.stack is not None:
+            self.stack.stop()
+        self._print(summary)
+        self._set_state(RunPhase.DONE)
+        return summary["exit_code"]
+
+    def _teardown(self) -> None:
+        """Workers flushed, canaries and engines stopped, the provisioned event deleted (unless --keep)."""
         if self.hub is not None:
             self.hub.wait_for_workers()
         self.stop_canaries()
@@ -388,6 +401,10 @@ class ConferenceRun:
                 self.problems += teardown(self.event, AdminClient(admin_http), BoothApi(admin_http))
             except ClientError as exc:
                 self.problems.append(f"teardown login: {exc}")
+
+    def _reconcile_handovers(self, ended: float) -> None:
+        """Every order and every scheduled handover has a record: the ones nobody carried out are failures."""
+        started = self.started_epoch_s
         answered = {h.order_id for h in self.handovers}
         for order in self.issued_orders:
             if order.order_id not in answered:
@@ -401,8 +418,10 @@ class ConferenceRun:
                     # The schedule asked for it and no coordinator ordered it (e.g. its worker was lost).
                     self.record_handover(HandoverRecord(self.event.booths[due.booth].booth_id, started + due.at_s,
                                                         False, None, "no coordinator ordered the scheduled handover"))
-        self.samples.close()
-        write_json_atomic(self.run_dir.path / "handovers.json", [dataclasses.asdict(h) for h in self.handovers])
+
+    def _judge(self, ended: float) -> tuple[dict, GeneratorHealth]:
+        """Metrics -> SLO verdicts, generator health and the run events that make a run invalid -> the summary."""
+        started = self.started_epoch_s
         t0 = started or ended
         transcribed = [b.booth_id for b in self.event.booths.values() if b.transcribed] if self.event else []
         metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths, self.listener_users)
@@ -421,6 +440,38 @@ class ConferenceRun:
             self.problems.append(f"media engines saturated for {saturated_s} of {engine_s} engine-seconds (tolerated)")
         if lag_p99 is not None and lag_p99 > HUB_LAG_SATURATED_MS:
             saturation.append(f"Locust hub lag p99 {lag_p99:.1f} ms > {HUB_LAG_SATURATED_MS:.0f} ms")
+        events, invalid = self._run_events(t0, ended)
+        health = GeneratorHealth(
+            saturated=bool(saturation),
+            cpu_pct_max=float(max(engine_cpu)) if engine_cpu is not None and len(engine_cpu) else None,
+            loop_lag_p99_ms=lag_p99,
+            notes=tuple(saturation + invalid + self.problems),
+        )
+        summary = build_summary(
+            run_id=self.run_dir.run_id,
+            scenario_name=self.scenario.name,
+            results=results,
+            started_at=utc_now_iso(t0),
+            ended_at=utc_now_iso(ended),
+            duration_s=round(ended - t0, 3),
+            status=self._final_status(),
+            generator_health=health,
+            counts={**measures.counts(self.run_dir.path, self.handovers),
+                    "expected_listener_s": media_coverage.expected_listener_s,
+                    "measured_listener_s": media_coverage.measured_listener_s},
+            events=events,
+            invalid_reasons=saturation + invalid,
+            interrupted=self.interrupted_by_user,
+        )
+        return summary, health
+
+    def _final_status(self) -> RunStatus:
+        return RunStatus.INTERRUPTED if self.interrupted_by_user or not self.load_complete else RunStatus.FINISHED
+
+    def _run_events(self, t0: float, ended: float) -> tuple[list[dict], list[str]]:
+        """Run events (engine deaths, lost workers, aborts, an early stop), recorded in run.json, and the
+        reasons among them that make the run invalid evidence."""
+        started = self.started_epoch_s
         events = measures.engine_death_events(self.run_dir.path, t0, ended)
         if self.hub is not None:
             workers = self.hub.worker_report()
@@ -428,7 +479,6 @@ class ConferenceRun:
             events += [measures.worker_lost_event(w["worker"], w["lost_at"], t0) for w in workers if w.get("lost_at")]
         events += self.aborts
         invalid = [e["text"] for e in events]
-        interrupted = self.interrupted_by_user or not self.load_complete
         if started is None:
             invalid.append("the load never started (no test_start): nothing was measured")
         elif not self.load_complete and not self.aborts:  # an abort says why the load stopped early
@@ -441,33 +491,13 @@ class ConferenceRun:
                 invalid.append(f"{stopped}, before the end of its load: the results are partial")
         for event in events:
             self.run_dir.record_event(event["kind"], event["text"], t=event["t"])
-        health = GeneratorHealth(
-            saturated=bool(saturation),
-            cpu_pct_max=float(max(engine_cpu)) if engine_cpu is not None and len(engine_cpu) else None,
-            loop_lag_p99_ms=lag_p99,
-            notes=tuple(saturation + invalid + self.problems),
-        )
-        status = RunStatus.INTERRUPTED if interrupted else RunStatus.FINISHED
-        summary = build_summary(
-            run_id=self.run_dir.run_id,
-            scenario_name=self.scenario.name,
-            results=results,
-            started_at=utc_now_iso(t0),
-            ended_at=utc_now_iso(ended),
-            duration_s=round(ended - t0, 3),
-            status=status,
-            generator_health=health,
-            counts={**measures.counts(self.run_dir.path, self.handovers),
-                    "expected_listener_s": media_coverage.expected_listener_s,
-                    "measured_listener_s": media_coverage.measured_listener_s},
-            events=events,
-            invalid_reasons=saturation + invalid,
-            interrupted=self.interrupted_by_user,
-        )
-        code = summary["exit_code"]
+        return events, invalid
+
+    def _write(self, summary: dict, health: GeneratorHealth) -> None:
+        """summary.json, junit.xml, run.json's end, and the HTML report."""
         self.run_dir.write_summary(summary)
         write_junit(summary, self.run_dir.junit_xml)
-        self.run_dir.finish(status, exit_code=code, generator_health=health,
+        self.run_dir.finish(self._final_status(), exit_code=summary["exit_code"], generator_health=health,
                             error="interrupted by Ctrl-C" if self.interrupted_by_user else None)
         try:
             paths = build_report(self.run_dir.path)
@@ -475,13 +505,11 @@ class ConferenceRun:
         except ReportError as exc:
             # The verdict stands without the document; `voxload report RUN_DIR` can rebuild it.
             logger.warning("report not built: %s", exc)
-        if self.stack is not None:
-            self.stack.stop()
+
+    def _print(self, summary: dict) -> None:
         for line in console_block(self.media_figures):
             print(line)
         _print_verdicts(self.run_dir, summary)
-        self._set_state(RunPhase.DONE)
-        return code
 
     def stop_at_once(self) -> None:
         """A second Ctrl-C: kill what this process started, mark the folder interrupted, flush the samples.
