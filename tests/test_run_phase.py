@@ -96,3 +96,40 @@ def test_finish_of_a_run_whose_load_never_started_is_invalid_and_ends_done(tmp_p
     out = capsys.readouterr().out
     assert "INVALID  the load never started" in out and "exit code 3" in out
     assert run.finish() == 0  # safe to call again: nothing is judged twice (the process exit code is Locust's)
+
+
+class _RecordingLink:
+    """A worker's link to its master, recording what the worker forwards (distributed.WorkerLink's sends)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple] = []
+
+    def __getattr__(self, name):
+        if not name.startswith("send_"):
+            raise AttributeError(name)
+        return lambda *args: self.sent.append((name, *args))
+
+
+def test_a_worker_forwards_what_an_owner_decides_and_an_owner_keeps_it(tmp_path):
+    from harness.rehearsal.handover import HandoverRecord
+
+    worker = _run(tmp_path / "w", Role.WORKER)
+    worker.link = _RecordingLink()
+    assert worker.canaries is None and worker.duties.runs_media and not worker.duties.owns_results
+    record = HandoverRecord("ev-1-it", 1000.0, True, 420.0, None, 7)
+    assert worker.order_handover("Hall/it", 15.0) is None
+    worker.record_handover(record)
+    worker.mark_unlocked()
+    worker.abort_booth_mismatch("joined booth ev-1-es, provisioned ev-1-it")
+    worker.add_publisher_schedule("ev-1-it", {"t0": 1.0})
+    assert worker.link.sent == [("send_order", "Hall/it", 15.0), ("send_handover", record), ("send_unlocked",),
+                                ("send_abort", "joined booth ev-1-es, provisioned ev-1-it"),
+                                ("send_schedule", "ev-1-it", {"t0": 1.0})]
+    assert worker.handovers == [] and worker.aborts == [] and worker.booths_unlocked.is_set()
+    worker.samples.close()
+    master = _run(tmp_path / "m", Role.MASTER)
+    assert not master.duties.runs_media and master.duties.owns_results
+    master.record_handover(record)
+    master.abort_booth_mismatch("joined booth ev-1-es, provisioned ev-1-it")
+    assert master.handovers == [record] and len(master.aborts) == 1
+    master.samples.close()

@@ -69,6 +69,78 @@ class Role(enum.Enum):
     WORKER = "worker"  # runs users and media engines; forwards everything to the master
 
 
+class _Owner:
+    """Local or master: owns the target, provisioning, seats, handover orders and results; handles things here."""
+
+    owns_results = True
+
+    def __init__(self, run: ConferenceRun) -> None:
+        self.run = run
+
+    def set_up(self) -> None:
+        self.run._setup_target()
+
+    def take_seat(self):
+        return self.run.take_local_seat()
+
+    def unlocked(self) -> None:
+        pass  # users on this process see run.booths_unlocked; a master tells its workers (distributed.MasterHub)
+
+    def abort(self, text: str) -> None:
+        self.run._abort_here(text)
+
+    def order(self, booth_ref: str, scheduled_at_s: float) -> HandoverOrder | None:
+        return self.run._order_here(booth_ref, scheduled_at_s)
+
+    def handover(self, record: HandoverRecord) -> None:
+        self.run._record_here(record)
+
+    def schedule(self, booth_id: str, schedule: dict) -> None:
+        pass  # listeners of this process read the run's schedules
+
+
+class _Local(_Owner):
+    runs_media = True
+
+
+class _Master(_Owner):
+    runs_media = False  # runs no users: its workers publish and listen
+
+
+class _Worker:
+    """A worker runs users and media engines and forwards everything the owner decides to the master."""
+
+    owns_results = False
+    runs_media = True
+
+    def __init__(self, run: ConferenceRun) -> None:
+        self.run = run
+
+    def set_up(self) -> None:
+        self.run._setup_worker()
+
+    def take_seat(self):
+        return self.run.link.take_seat()
+
+    def unlocked(self) -> None:
+        self.run.link.send_unlocked()
+
+    def abort(self, text: str) -> None:
+        self.run.link.send_abort(text)
+
+    def order(self, booth_ref: str, scheduled_at_s: float) -> None:
+        self.run.link.send_order(booth_ref, scheduled_at_s)  # the master numbers it and sends it to every worker
+
+    def handover(self, record: HandoverRecord) -> None:
+        self.run.link.send_handover(record)
+
+    def schedule(self, booth_id: str, schedule: dict) -> None:
+        self.run.link.send_schedule(booth_id, schedule)  # listeners of this booth may be on other workers
+
+
+_ROLES = {Role.LOCAL: _Local, Role.MASTER: _Master, Role.WORKER: _Worker}
+
+
 class RunPhase(enum.Enum):
     SETTING_UP = "setting-up"  # target, provisioning, engines (a worker: waiting for the master's setup)
     READY = "ready"  # users may start (they wait for it); the load starts on Locust's test_start
@@ -95,6 +167,7 @@ class ConferenceRun:
     def __init__(self, environment, scenario: Scenario, run_dir: RunDirectory, options, role: Role = Role.LOCAL) -> None:
         self.environment = environment
         self.role = role
+        self.duties = _ROLES[role](self)  # what this process does itself and what it forwards (its role)
         self.link = None  # distributed.WorkerLink on a worker
         self.hub = None  # distributed.MasterHub on the master
         self.scenario = scenario
@@ -128,7 +201,7 @@ class ConferenceRun:
         self.captioned_booths: set[str] = set()
         self.problems: list[str] = []
         # Browser canaries run beside the process that owns the run (local or master), never on a worker.
-        self.canaries = RehearsalCanaries(scenario, run_dir.path, lambda: self.stopping) if role is not Role.WORKER else None
+        self.canaries = RehearsalCanaries(scenario, run_dir.path, lambda: self.stopping) if self.duties.owns_results else None
         self.load_complete = False  # the load shape reached its end (set by the shape's last tick)
         self.interrupted_by_user = False  # Ctrl-C (SIGINT): exit 130
         self.aborts: list[dict] = []  # run events that stopped the load (a booth mismatch): exit 3
@@ -138,11 +211,8 @@ class ConferenceRun:
     def setup(self) -> None:
         if self.canaries is not None:
             self._check_canaries()  # before anything is provisioned: a scenario that needs them and cannot have them stops here
-        if self.role is Role.WORKER:
-            self._setup_worker()
-        else:
-            self._setup_target()
-        if self.role is not Role.MASTER:
+        self.duties.set_up()
+        if self.duties.runs_media:
             self._start_media()
         self._set_state(RunPhase.READY)
 
@@ -158,7 +228,7 @@ class ConferenceRun:
         """Locust's test_start (headless at once, web UI on START): the handover schedule and run.json times
         count from here, not from process start (issue 10 item 9). Workers take the master's moment."""
         self.started_epoch_s = started_epoch_s if started_epoch_s is not None else time.time()
-        if self.role is not Role.WORKER:
+        if self.duties.owns_results:
             self.run_dir.mark_started(self.started_epoch_s)
         if self.canaries is not None and self.event is not None:
             # Canaries start with the load (each waits for its booth to be live); handover times count from here.
@@ -258,7 +328,7 @@ class ConferenceRun:
 
     def take_seat(self):
         """(booth ref, seat index) for a new interpreter, or None when every seat is taken."""
-        return self.link.take_seat() if self.role is Role.WORKER else self.take_local_seat()
+        return self.duties.take_seat()
 
     def take_local_seat(self):
         try:
@@ -268,15 +338,14 @@ class ConferenceRun:
 
     def mark_unlocked(self) -> None:
         self.booths_unlocked.set()
-        if self.role is Role.WORKER:
-            self.link.send_unlocked()
+        self.duties.unlocked()
 
     def abort_booth_mismatch(self, text: str) -> None:
         """A joined booth is not the provisioned one: every number would measure a phantom booth, so the whole
         run stops at once, said in one line and kept as a run event (exit 3). A worker tells the master."""
-        if self.role is Role.WORKER:
-            self.link.send_abort(text)
-            return
+        self.duties.abort(text)
+
+    def _abort_here(self, text: str) -> None:
         if self.aborts or self.stopping:
             return  # the first one stopped the run; the others say the same
         self.aborts.append(measures.booth_mismatch_event(text, time.time(), self.started_epoch_s))
@@ -290,9 +359,9 @@ class ConferenceRun:
         """The coordinator's part: announce; the booth's interpreters carry it out (harness/rehearsal/handover.py).
 
         Coordinators on several workers each announce the schedule; one order per (booth, time) is kept."""
-        if self.role is Role.WORKER:
-            self.link.send_order(booth_ref, scheduled_at_s)  # the master numbers it and sends it to every worker
-            return None
+        return self.duties.order(booth_ref, scheduled_at_s)
+
+    def _order_here(self, booth_ref: str, scheduled_at_s: float) -> HandoverOrder | None:
         key = (booth_ref, scheduled_at_s)
         if key in self._ordered:
             return None
@@ -308,9 +377,9 @@ class ConferenceRun:
         self.handover_orders[order.booth_id] = order
 
     def record_handover(self, record: HandoverRecord) -> None:
-        if self.role is Role.WORKER:
-            self.link.send_handover(record)
-            return
+        self.duties.handover(record)
+
+    def _record_here(self, record: HandoverRecord) -> None:
         self.handovers.append(record)
         self.samples.write("handover_failure_rate", 0.0 if record.ok else 1.0, booth=record.booth)
         if record.duration_ms is not None:
@@ -322,8 +391,7 @@ class ConferenceRun:
         self.publisher_schedules.setdefault(booth_id, []).append(schedule)
         if self.canaries is not None:
             self.canaries.add_schedule(booth_id, schedule)
-        if self.role is Role.WORKER:
-            self.link.send_schedule(booth_id, schedule)  # listeners of this booth may be on other workers
+        self.duties.schedule(booth_id, schedule)
 
     def receive_schedule(self, booth_id: str, schedule: dict) -> None:
         if schedule in self.publisher_schedules.get(booth_id, []):
