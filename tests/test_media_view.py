@@ -174,3 +174,46 @@ def test_web_ui_has_a_media_tab_whose_route_serves_the_figures(tmp_path):
     run = tmp_path / "reports" / "webui"
     assert "MEDIA" not in _stats_rows_types(run / "locust_stats.csv")
     assert "voxload media" in out, out[-3000:]
+
+
+def test_locust_web_ui_serves_the_media_tab_rows_and_route():
+    """Locust's real web UI app (Flask test client), in a subprocess: locust monkey-patches on import."""
+    script = textwrap.dedent("""
+        import json, re
+        from locust import HttpUser, task
+        from locust.env import Environment
+        from harness.rehearsal.media_view import MediaFigures, install_web_ui
+
+        class U(HttpUser):
+            host = "http://127.0.0.1:9"
+            @task
+            def t(self):
+                pass
+
+        env = Environment(user_classes=[U])
+        env.create_local_runner()
+        web_ui = env.create_web_ui("127.0.0.1", 0)
+        figures = MediaFigures()
+        figures.add_engine_record({"groups": [{"booth": "b1", "role": "probe", "sessions": 1, "packets": 50,
+                                               "expected": 50, "lost": 0, "latency_ms": {"p95": 20.0},
+                                               "marker_latency_ms": {"p95": 88.0}}]})
+        install_web_ui(web_ui, figures)
+        client = web_ui.app.test_client()
+        page = client.get("/").get_data(as_text=True)
+        args = json.loads(re.search(r"window\\.templateArgs = (\\{.*\\})", page).group(1))
+        stats = client.get("/stats/requests").get_json()
+        media = client.get("/voxload/media").get_json()
+        print(json.dumps({"tabs": args.get("extended_tabs"), "tables": args.get("extended_tables"),
+                          "extended": stats.get("extended_stats"), "stats": stats["stats"], "media": media}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["tabs"] == [{"title": "Media", "key": MEDIA_TAB_KEY}]
+    assert [c["key"] for c in data["tables"][0]["structure"]] == [k for k, _ in MEDIA_COLUMNS]
+    [extended] = data["extended"]
+    assert extended["key"] == MEDIA_TAB_KEY
+    assert extended["data"] == [{"booth": "b1", "role": "probe", "sessions": 1, "packets": 50, "lost": 0,
+                                 "loss": 0.0, "p95": 88.0, "worst": 88.0}]
+    assert all(row["method"] != "MEDIA" for row in data["stats"])
+    assert data["media"]["rows"] == extended["data"]
