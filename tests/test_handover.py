@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from harness.clients.booth_state import BoothState
-from harness.rehearsal.handover import Method, Part, part_of
+from harness.clients.errors import SocketClosed
+from harness.rehearsal.handover import (
+    HANDOVER_TIMEOUT_S,
+    DutyState,
+    HandoverDuty,
+    HandoverOrder,
+    InvalidDutyTransition,
+    Method,
+    Part,
+    part_of,
+)
 
 
 def _state(active: str | None, participants: list[tuple[str, str]], handoff: str = "idle") -> BoothState:
@@ -40,3 +54,78 @@ def test_no_backup_or_no_active_means_nobody_acts():
     assert part_of(Method.OFFER, _state(None, CREW), "a") == (Part.NONE, None)
     # Contract 5.5: a support member is not eligible to go live, so never the backup.
     assert part_of(Method.OFFER, _state("a", [("a", "interpreter"), ("s", "support")]), "s") == (Part.NONE, None)
+
+
+class _Socket:
+    """What HandoverDuty uses of a joined BoothSocket: its participant id and the two handoff sends, recorded.
+    (The duty on real sockets runs in every rehearsal test: smoke's summary counts its handovers.)"""
+
+    def __init__(self, participant_id: str, fail_with: Exception | None = None) -> None:
+        self.participant_id = participant_id
+        self.sent: list[str] = []
+        self.fail_with = fail_with
+
+    def initiate_handoff(self) -> None:
+        self.sent.append("initiate")
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    def accept_handoff(self) -> None:
+        self.sent.append("accept")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def _transitions(caplog) -> list[str]:
+    return [r.getMessage().split(": ", 1)[1] for r in caplog.records if r.getMessage().startswith("handover duty of")]
+
+
+def _order(order_id: int, method: str = "offer") -> HandoverOrder:
+    return HandoverOrder(order_id, "ev-1-es", method, 0.0)
+
+
+def test_initiator_duty_goes_idle_awaiting_flip_idle_and_times_the_flip(caplog):
+    caplog.set_level(logging.DEBUG, logger="harness.rehearsal.handover")
+    clock, sock = _Clock(), _Socket("a")
+    duty = HandoverDuty(sock, clock_s=clock)
+    assert duty.state is DutyState.IDLE
+    assert duty.step(None, _state("a", CREW)) is None
+    assert duty.step(_order(1), _state("a", CREW)) is None
+    assert duty.state is DutyState.AWAITING_FLIP and sock.sent == ["initiate"]
+    clock.now_s += 0.4
+    assert duty.step(_order(1), _state("a", CREW, "offered")) is None  # still waiting for the flip
+    clock.now_s += 0.2
+    record = duty.step(_order(1), _state("b", CREW))
+    assert record.ok and record.order_id == 1 and abs(record.duration_ms - 600.0) < 1e-6
+    assert duty.state is DutyState.IDLE
+    assert duty.step(_order(1), _state("b", CREW)) is None and sock.sent == ["initiate"]  # an order is acted on once
+    # The second order: the flip never comes, the duty times out and is free again.
+    assert duty.step(_order(2), _state("a", CREW)) is None
+    clock.now_s += HANDOVER_TIMEOUT_S + 0.1
+    record = duty.step(_order(2), _state("a", CREW, "offered"))
+    assert not record.ok and record.duration_ms is None and "not completed within" in record.error
+    assert _transitions(caplog) == ["idle -> awaiting-flip", "awaiting-flip -> idle"] * 2
+
+
+def test_acceptor_and_failed_initiate_never_leave_idle(caplog):
+    caplog.set_level(logging.DEBUG, logger="harness.rehearsal.handover")
+    acceptor = HandoverDuty(_Socket("b"), clock_s=_Clock())
+    assert acceptor.step(_order(1), _state("a", CREW)) is None  # nothing offered yet
+    assert acceptor.step(_order(1), _state("a", CREW, "offered")) is None
+    assert acceptor.socket.sent == ["accept"] and acceptor.state is DutyState.IDLE
+    failing = HandoverDuty(_Socket("a", fail_with=SocketClosed("ws://127.0.0.1/ws/booth", 1011, "closed")), clock_s=_Clock())
+    record = failing.step(_order(1), _state("a", CREW))
+    assert not record.ok and "closed" in record.error and failing.state is DutyState.IDLE
+    assert _transitions(caplog) == []
+
+
+def test_invalid_duty_transition_raises():
+    duty = HandoverDuty(_Socket("a"), clock_s=_Clock())
+    with pytest.raises(InvalidDutyTransition, match="idle -> idle"):
+        duty._set_state(DutyState.IDLE)

@@ -43,6 +43,9 @@ from pathlib import Path
 
 import gevent
 from gevent.event import AsyncResult
+from locust.runners import STATE_MISSING
+
+from .worker_state import WorkerInfo, WorkerState
 
 from ..errors import VoxloadError
 from ..results.layout import WORKER_FORWARDED_GLOBS, master_file_name
@@ -273,7 +276,7 @@ class MasterHub:
     def __init__(self, run, runner) -> None:
         self.run = run
         self.runner = runner
-        self.workers: dict[str, dict] = {}  # name -> {client_id, joined_at, lost_at, done, clock_offset_ms, rtt_ms}
+        self.workers: dict[str, WorkerInfo] = {}  # by worker name
         self._files: dict[str, object] = {}
         # Read once at start: what every worker runs, whatever happens to the file during the run.
         self.scenario_message = {"file": str(run.scenario.source_path),
@@ -288,7 +291,7 @@ class MasterHub:
 
     def _on_hello(self, environment, msg, **_kw) -> None:
         name = msg.data["worker"]
-        self.workers.setdefault(name, {"client_id": msg.node_id, "joined_at": time.time(), "lost_at": None, "done": False})
+        self.workers.setdefault(name, WorkerInfo(name, msg.node_id, time.time()))
         gevent.spawn(self._send_setup, msg.node_id)
 
     def _on_scenario_request(self, environment, msg, **_kw) -> None:
@@ -356,8 +359,10 @@ class MasterHub:
 
     def _on_done(self, environment, msg, **_kw) -> None:
         data = msg.data
-        info = self.workers.setdefault(data["worker"], {"client_id": msg.node_id, "joined_at": None, "lost_at": None})
-        info.update(done=True, clock_offset_ms=data.get("clock_offset_ms"), rtt_ms=data.get("rtt_ms"))
+        info = self.workers.setdefault(data["worker"], WorkerInfo(data["worker"], msg.node_id, None))
+        if info.state is WorkerState.DONE:
+            return  # said twice (test_stop and quitting): counted once
+        info.mark_done(data.get("clock_offset_ms"), data.get("rtt_ms"))
         self.run.listener_users += data.get("listener_users", 0)
         self.run.captioned_booths.update(data.get("captioned_booths", ()))
 
@@ -367,9 +372,9 @@ class MasterHub:
             gevent.sleep(1.0)
             clients = getattr(self.runner, "clients", {})
             for name, info in self.workers.items():
-                node = clients.get(info["client_id"]) if hasattr(clients, "get") else None
-                if info["lost_at"] is None and not info.get("done") and node is not None and getattr(node, "state", None) == "missing":
-                    info["lost_at"] = time.time()
+                node = clients.get(info.client_id) if hasattr(clients, "get") else None
+                if info.state is WorkerState.JOINED and node is not None and getattr(node, "state", None) == STATE_MISSING:
+                    info.mark_lost()
                     logger.warning("worker %s lost (no heartbeat) at %s", name, time.strftime("%H:%M:%S"))
 
     def wait_for_workers(self, timeout_s: float = DONE_TIMEOUT_S) -> None:
@@ -377,18 +382,18 @@ class MasterHub:
             return  # already waited
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if all(info.get("done") or info["lost_at"] for info in self.workers.values()):
+            if all(info.settled for info in self.workers.values()):
                 break
             gevent.sleep(0.2)
         for info in self.workers.values():
-            if not info.get("done") and info["lost_at"] is None:
-                info["lost_at"] = time.time()  # never said goodbye: its last second may be missing
+            if not info.settled:
+                info.mark_lost()  # never said goodbye: its last second may be missing
         self._monitor.kill()
         for fh in self._files.values():
             fh.close()
 
     def worker_report(self) -> list[dict]:
-        return [{"worker": name, **{k: v for k, v in info.items() if k != "client_id"}} for name, info in sorted(self.workers.items())]
+        return [info.as_report() for _, info in sorted(self.workers.items())]
 
 
 def leave(runner) -> None:

@@ -28,7 +28,7 @@ from ..inputs import folder_argument, run_id_argument, url_argument
 from ..results.layout import LOCUST_FAILURES_CSV, LOCUST_HISTORY_CSV, LOCUST_STATS_CSV
 from ..scenario.loader import scenario_argument
 from ..results.run_folder import RunDirectory, ResultsError, RunStatus
-from . import distributed
+from . import distributed, media_view
 from .run import ConferenceRun, Role, RunSetupError, load_run_scenario, results_root
 from ..scenario import DEFAULT_SCENARIO
 from .shape import ScenarioShape
@@ -138,6 +138,8 @@ def _on_init(environment, **_kwargs) -> None:
     gevent.spawn(_probe_hub_lag, run)
     if role is not Role.WORKER:
         gevent.spawn(_write_stats_history, environment, run)
+    if environment.web_ui is not None:
+        media_view.install_web_ui(environment.web_ui, run.media_figures)
     install_one_line_user_errors()
 
 
@@ -304,6 +306,21 @@ def _remember_environment(environment, **_kwargs) -> None:
 
 def _current_run():
     return getattr(_environment, "conference_run", None)
+
+
+@events.report_to_master.add_listener
+def _report_media_to_master(client_id, data, **_kwargs) -> None:
+    # A worker's media figures ride on Locust's periodic stats report; the master shows them in its Media tab.
+    run = _current_run()
+    if run is not None:
+        data[media_view.REPORT_KEY] = run.media_figures.snapshot()
+
+
+@events.worker_report.add_listener
+def _receive_worker_media(client_id, data, **_kwargs) -> None:
+    run = _current_run()
+    if run is not None and media_view.REPORT_KEY in data:
+        run.media_figures.replace_from(client_id, data[media_view.REPORT_KEY])
 
 
 @events.test_stopping.add_listener

@@ -31,6 +31,7 @@ from ..clients.http import PortalHttp
 from ..clients.tokens import TokenMinter
 from ..target.targets import TargetError, open_target
 from .handover import HandoverOrder, HandoverRecord
+from .media_view import MediaFigures, console_block
 from ..results.junit import write_junit
 from ..report import ReportError, build_report
 from ..media.bridge import MediaBridge
@@ -64,10 +65,105 @@ class Role(enum.Enum):
     WORKER = "worker"  # runs users and media engines; forwards everything to the master
 
 
+class _Owner:
+    """Local or master: owns the target, provisioning, seats, handover orders and results; handles things here."""
+
+    owns_results = True
+
+    def __init__(self, run: ConferenceRun) -> None:
+        self.run = run
+
+    def set_up(self) -> None:
+        self.run._setup_target()
+
+    def take_seat(self):
+        return self.run.take_local_seat()
+
+    def unlocked(self) -> None:
+        pass  # users on this process see run.booths_unlocked; a master tells its workers (distributed.MasterHub)
+
+    def abort(self, text: str) -> None:
+        self.run._abort_here(text)
+
+    def order(self, booth_ref: str, scheduled_at_s: float) -> HandoverOrder | None:
+        return self.run._order_here(booth_ref, scheduled_at_s)
+
+    def handover(self, record: HandoverRecord) -> None:
+        self.run._record_here(record)
+
+    def schedule(self, booth_id: str, schedule: dict) -> None:
+        pass  # listeners of this process read the run's schedules
+
+
+class _Local(_Owner):
+    runs_media = True
+
+
+class _Master(_Owner):
+    runs_media = False  # runs no users: its workers publish and listen
+
+
+class _Worker:
+    """A worker runs users and media engines and forwards everything the owner decides to the master."""
+
+    owns_results = False
+    runs_media = True
+
+    def __init__(self, run: ConferenceRun) -> None:
+        self.run = run
+
+    def set_up(self) -> None:
+        self.run._setup_worker()
+
+    def take_seat(self):
+        return self.run.link.take_seat()
+
+    def unlocked(self) -> None:
+        self.run.link.send_unlocked()
+
+    def abort(self, text: str) -> None:
+        self.run.link.send_abort(text)
+
+    def order(self, booth_ref: str, scheduled_at_s: float) -> None:
+        self.run.link.send_order(booth_ref, scheduled_at_s)  # the master numbers it and sends it to every worker
+
+    def handover(self, record: HandoverRecord) -> None:
+        self.run.link.send_handover(record)
+
+    def schedule(self, booth_id: str, schedule: dict) -> None:
+        self.run.link.send_schedule(booth_id, schedule)  # listeners of this booth may be on other workers
+
+
+_ROLES = {Role.LOCAL: _Local, Role.MASTER: _Master, Role.WORKER: _Worker}
+
+
+class RunPhase(enum.Enum):
+    SETTING_UP = "setting-up"  # target, provisioning, engines (a worker: waiting for the master's setup)
+    READY = "ready"  # users may start (they wait for it); the load starts on Locust's test_start
+    STOPPING = "stopping"  # finish() (or a worker's finish_worker()) is tearing down and judging
+    DONE = "done"
+    FAILED = "failed"  # setup failed or was interrupted: finish_failed()
+
+
+class InvalidRunTransition(VoxloadError, RuntimeError):
+    """A phase change the run's lifecycle does not allow (a bug in the harness, never a target's fault)."""
+
+
+# The only changes of RunPhase; anything else raises. SETTING_UP -> STOPPING: Locust quits before setup ended.
+_RUN_TRANSITIONS = {
+    RunPhase.SETTING_UP: {RunPhase.READY, RunPhase.STOPPING, RunPhase.FAILED},
+    RunPhase.READY: {RunPhase.STOPPING, RunPhase.FAILED},
+    RunPhase.STOPPING: {RunPhase.DONE},
+    RunPhase.DONE: set(),
+    RunPhase.FAILED: set(),
+}
+
+
 class ConferenceRun:
     def __init__(self, environment, scenario: Scenario, run_dir: RunDirectory, options, role: Role = Role.LOCAL) -> None:
         self.environment = environment
         self.role = role
+        self.duties = _ROLES[role](self)  # what this process does itself and what it forwards (its role)
         self.link = None  # distributed.WorkerLink on a worker
         self.hub = None  # distributed.MasterHub on the master
         self.scenario = scenario
@@ -91,38 +187,44 @@ class ConferenceRun:
         self.listener_think_s = (think["listener"].min_s, think["listener"].max_s)
         self.auth_mode_token = scenario.target.auth_mode is AuthMode.TOKEN
         self.booths_unlocked = threading.Event()
-        # Users (and, on the master, workers asking for the setup) wait for this: a worker's Locust may start
-        # spawning while its setup still waits for the master.
+        self.phase = RunPhase.SETTING_UP
+        # Set on entering READY (by _set_state only). Users (and, on the master, workers asking for the setup)
+        # wait for it: a worker's Locust may start spawning while its setup still waits for the master.
         self.ready = threading.Event()
         self.handovers: list[HandoverRecord] = []
         self.started_epoch_s: float | None = None
         self.publisher_schedules: dict[str, list[dict]] = {}
         self.captioned_booths: set[str] = set()
         self.problems: list[str] = []
-        self._stopping = threading.Event()
         # Browser canaries run beside the process that owns the run (local or master), never on a worker.
-        self.canaries = RehearsalCanaries(scenario, run_dir.path, lambda: self.stopping) if role is not Role.WORKER else None
+        self.canaries = RehearsalCanaries(scenario, run_dir.path, lambda: self.stopping) if self.duties.owns_results else None
         self.load_complete = False  # the load shape reached its end (set by the shape's last tick)
         self.interrupted_by_user = False  # Ctrl-C (SIGINT): exit 130
         self.aborts: list[dict] = []  # run events that stopped the load (a booth mismatch): exit 3
+        self.media_figures = MediaFigures()  # engines' per-second figures, for the web UI and the console
 
     # --- set-up ---
     def setup(self) -> None:
         if self.canaries is not None:
             self._check_canaries()  # before anything is provisioned: a scenario that needs them and cannot have them stops here
-        if self.role is Role.WORKER:
-            self._setup_worker()
-        else:
-            self._setup_target()
-        if self.role is not Role.MASTER:
+        self.duties.set_up()
+        if self.duties.runs_media:
             self._start_media()
-        self.ready.set()
+        self._set_state(RunPhase.READY)
+
+    def _set_state(self, new: RunPhase) -> None:
+        if new not in _RUN_TRANSITIONS[self.phase]:
+            raise InvalidRunTransition(f"run {self.phase.value} -> {new.value}")
+        logger.debug("run %s: %s -> %s", self.role.value, self.phase.value, new.value)
+        self.phase = new
+        if new is RunPhase.READY:
+            self.ready.set()
 
     def mark_load_started(self, started_epoch_s: float | None = None) -> None:
         """Locust's test_start (headless at once, web UI on START): the handover schedule and run.json times
         count from here, not from process start (issue 10 item 9). Workers take the master's moment."""
         self.started_epoch_s = started_epoch_s if started_epoch_s is not None else time.time()
-        if self.role is not Role.WORKER:
+        if self.duties.owns_results:
             self.run_dir.mark_started(self.started_epoch_s)
         if self.canaries is not None and self.event is not None:
             # Canaries start with the load (each waits for its booth to be live); handover times count from here.
@@ -205,26 +307,16 @@ class ConferenceRun:
 
     # --- reporting seams ---
     def _on_media_stats(self, record: dict) -> None:
-        """Per-second engine aggregates become Locust request events (UI, console, CSV)."""
-        fire = self.environment.events.request.fire
-        for group in record.get("groups", []):
-            role, booth = group.get("role"), group.get("booth")
-            if role == "publisher":
-                continue
-            latency = group.get("marker_latency_ms") if role == "probe" else group.get("latency_ms")
-            if latency:
-                fire(request_type="MEDIA", name=f"{role} latency p95 {booth}", response_time=latency["p95"],
-                     response_length=group.get("packets", 0), exception=None, context={})
-            if group.get("lost"):
-                fire(request_type="MEDIA", name=f"{role} packets lost {booth}", response_time=0,
-                     response_length=group["lost"], exception=MediaLoss(f"{group['lost']} of {group['expected']} packets lost"), context={})
+        """Per-second engine aggregates go to the Media tab and console block, not Locust's request table
+        (rehearsal/media_view.py); the run-folder samples are written by the engines themselves."""
+        self.media_figures.add_engine_record(record)
 
     def record_hub_lag(self, lag_ms: float) -> None:
         self.samples.write("generator_loop_lag_ms", lag_ms, process="locust")
 
     def take_seat(self):
         """(booth ref, seat index) for a new interpreter, or None when every seat is taken."""
-        return self.link.take_seat() if self.role is Role.WORKER else self.take_local_seat()
+        return self.duties.take_seat()
 
     def take_local_seat(self):
         try:
@@ -234,15 +326,14 @@ class ConferenceRun:
 
     def mark_unlocked(self) -> None:
         self.booths_unlocked.set()
-        if self.role is Role.WORKER:
-            self.link.send_unlocked()
+        self.duties.unlocked()
 
     def abort_booth_mismatch(self, text: str) -> None:
         """A joined booth is not the provisioned one: every number would measure a phantom booth, so the whole
         run stops at once, said in one line and kept as a run event (exit 3). A worker tells the master."""
-        if self.role is Role.WORKER:
-            self.link.send_abort(text)
-            return
+        self.duties.abort(text)
+
+    def _abort_here(self, text: str) -> None:
         if self.aborts or self.stopping:
             return  # the first one stopped the run; the others say the same
         self.aborts.append(measures.booth_mismatch_event(text, time.time(), self.started_epoch_s))
@@ -256,9 +347,9 @@ class ConferenceRun:
         """The coordinator's part: announce; the booth's interpreters carry it out (harness/rehearsal/handover.py).
 
         Coordinators on several workers each announce the schedule; one order per (booth, time) is kept."""
-        if self.role is Role.WORKER:
-            self.link.send_order(booth_ref, scheduled_at_s)  # the master numbers it and sends it to every worker
-            return None
+        return self.duties.order(booth_ref, scheduled_at_s)
+
+    def _order_here(self, booth_ref: str, scheduled_at_s: float) -> HandoverOrder | None:
         key = (booth_ref, scheduled_at_s)
         if key in self._ordered:
             return None
@@ -274,9 +365,9 @@ class ConferenceRun:
         self.handover_orders[order.booth_id] = order
 
     def record_handover(self, record: HandoverRecord) -> None:
-        if self.role is Role.WORKER:
-            self.link.send_handover(record)
-            return
+        self.duties.handover(record)
+
+    def _record_here(self, record: HandoverRecord) -> None:
         self.handovers.append(record)
         self.samples.write("handover_failure_rate", 0.0 if record.ok else 1.0, booth=record.booth)
         if record.duration_ms is not None:
@@ -288,8 +379,7 @@ class ConferenceRun:
         self.publisher_schedules.setdefault(booth_id, []).append(schedule)
         if self.canaries is not None:
             self.canaries.add_schedule(booth_id, schedule)
-        if self.role is Role.WORKER:
-            self.link.send_schedule(booth_id, schedule)  # listeners of this booth may be on other workers
+        self.duties.schedule(booth_id, schedule)
 
     def receive_schedule(self, booth_id: str, schedule: dict) -> None:
         if schedule in self.publisher_schedules.get(booth_id, []):
@@ -308,12 +398,13 @@ class ConferenceRun:
 
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set()
+        """The run is ending or has ended: loops stop, late events are ignored."""
+        return self.phase in (RunPhase.STOPPING, RunPhase.DONE, RunPhase.FAILED)
 
     # --- the end ---
     def finish_failed(self, error: str, status: RunStatus = RunStatus.FAILED, code: ExitCode = ExitCode.USAGE) -> None:
         """Setup failed (or Ctrl-C during it): stop what was started and leave a readable run.json with the one-line error."""
-        self._stopping.set()
+        self._set_state(RunPhase.FAILED)
         if self.canaries is not None:
             self.canaries.stop()
         if self.bridge is not None:
@@ -325,21 +416,35 @@ class ConferenceRun:
 
     def finish_worker(self) -> None:
         """A worker's end: engines stopped (files closed), the last lines and counts sent to the master."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
+        if self.stopping:
+            return  # test_stop and quitting both end a worker
+        self._set_state(RunPhase.STOPPING)
         if self.bridge is not None:
             self.bridge.stop()
         self.samples.close()
         self.link.done(self.listener_users, self.captioned_booths)
+        self._set_state(RunPhase.DONE)
 
     def finish(self) -> int:
-        """Tear down and judge; returns the process exit code. Safe to call once."""
-        if self._stopping.is_set():
+        """Tear down, reconcile, judge, write, print; returns the process exit code. Safe to call once."""
+        if self.stopping:
             return self.environment.process_exit_code or 0
-        self._stopping.set()
+        self._set_state(RunPhase.STOPPING)
         ended = time.time()
-        started = self.started_epoch_s
+        self._teardown()
+        self._reconcile_handovers(ended)
+        self.samples.close()
+        write_json_atomic(self.run_dir.path / HANDOVERS_JSON, [dataclasses.asdict(h) for h in self.handovers])
+        summary, health = self._judge(ended)
+        self._write(summary, health)
+        if self.target is not None:
+            self.target.close()
+        self._print(summary)
+        self._set_state(RunPhase.DONE)
+        return summary["exit_code"]
+
+    def _teardown(self) -> None:
+        """Workers flushed, canaries and engines stopped, the provisioned event deleted (unless --keep)."""
         if self.hub is not None:
             self.hub.wait_for_workers()
         self.stop_canaries()
@@ -352,6 +457,10 @@ class ConferenceRun:
                 self.problems += teardown(self.event, AdminClient(admin_http), BoothApi(admin_http))
             except ClientError as exc:
                 self.problems.append(f"teardown login: {exc}")
+
+    def _reconcile_handovers(self, ended: float) -> None:
+        """Every order and every scheduled handover has a record: the ones nobody carried out are failures."""
+        started = self.started_epoch_s
         answered = {h.order_id for h in self.handovers}
         for order in self.issued_orders:
             if order.order_id not in answered:
@@ -365,8 +474,10 @@ class ConferenceRun:
                     # The schedule asked for it and no coordinator ordered it (e.g. its worker was lost).
                     self.record_handover(HandoverRecord(self.event.booths[due.booth].booth_id, started + due.at_s,
                                                         False, None, "no coordinator ordered the scheduled handover"))
-        self.samples.close()
-        write_json_atomic(self.run_dir.path / HANDOVERS_JSON, [dataclasses.asdict(h) for h in self.handovers])
+
+    def _judge(self, ended: float) -> tuple[dict, GeneratorHealth]:
+        """Metrics -> SLO verdicts, generator health and the run events that make a run invalid -> the summary."""
+        started = self.started_epoch_s
         t0 = started or ended
         transcribed = [b.booth_id for b in self.event.booths.values() if b.transcribed] if self.event else []
         metrics = measures.collect(self.run_dir.path, self.handovers, transcribed, self.captioned_booths, self.listener_users)
@@ -377,6 +488,38 @@ class ConferenceRun:
         saturation = judged.invalid_reasons()
         self.problems += judged.tolerated_notes()
         engine_cpu = metrics.get("generator_cpu_pct")
+        events, invalid = self._run_events(t0, ended)
+        health = GeneratorHealth(
+            saturated=bool(saturation),
+            cpu_pct_max=float(max(engine_cpu)) if engine_cpu is not None and len(engine_cpu) else None,
+            loop_lag_p99_ms=judged.hub_lag_p99_ms,
+            notes=tuple(saturation + invalid + self.problems),
+        )
+        summary = build_summary(
+            run_id=self.run_dir.run_id,
+            scenario_name=self.scenario.name,
+            results=results,
+            started_at=utc_now_iso(t0),
+            ended_at=utc_now_iso(ended),
+            duration_s=round(ended - t0, 3),
+            status=self._final_status(),
+            generator_health=health,
+            counts={**measures.counts(self.run_dir.path, self.handovers),
+                    "expected_listener_s": media_coverage.expected_listener_s,
+                    "measured_listener_s": media_coverage.measured_listener_s},
+            events=events,
+            invalid_reasons=saturation + invalid,
+            interrupted=self.interrupted_by_user,
+        )
+        return summary, health
+
+    def _final_status(self) -> RunStatus:
+        return RunStatus.INTERRUPTED if self.interrupted_by_user or not self.load_complete else RunStatus.FINISHED
+
+    def _run_events(self, t0: float, ended: float) -> tuple[list[dict], list[str]]:
+        """Run events (engine deaths, lost workers, aborts, an early stop), recorded in run.json, and the
+        reasons among them that make the run invalid evidence."""
+        started = self.started_epoch_s
         events = measures.engine_death_events(self.run_dir.path, t0, ended)
         if self.hub is not None:
             workers = self.hub.worker_report()
@@ -384,7 +527,6 @@ class ConferenceRun:
             events += [measures.worker_lost_event(w["worker"], w["lost_at"], t0) for w in workers if w.get("lost_at")]
         events += self.aborts
         invalid = [e["text"] for e in events]
-        interrupted = self.interrupted_by_user or not self.load_complete
         if started is None:
             invalid.append("the load never started (no test_start): nothing was measured")
         elif not self.load_complete and not self.aborts:  # an abort says why the load stopped early
@@ -397,33 +539,13 @@ class ConferenceRun:
                 invalid.append(f"{stopped}, before the end of its load: the results are partial")
         for event in events:
             self.run_dir.record_event(event["kind"], event["text"], t=event["t"])
-        health = GeneratorHealth(
-            saturated=bool(saturation),
-            cpu_pct_max=float(max(engine_cpu)) if engine_cpu is not None and len(engine_cpu) else None,
-            loop_lag_p99_ms=judged.hub_lag_p99_ms,
-            notes=tuple(saturation + invalid + self.problems),
-        )
-        status = RunStatus.INTERRUPTED if interrupted else RunStatus.FINISHED
-        summary = build_summary(
-            run_id=self.run_dir.run_id,
-            scenario_name=self.scenario.name,
-            results=results,
-            started_at=utc_now_iso(t0),
-            ended_at=utc_now_iso(ended),
-            duration_s=round(ended - t0, 3),
-            status=status,
-            generator_health=health,
-            counts={**measures.counts(self.run_dir.path, self.handovers),
-                    "expected_listener_s": media_coverage.expected_listener_s,
-                    "measured_listener_s": media_coverage.measured_listener_s},
-            events=events,
-            invalid_reasons=saturation + invalid,
-            interrupted=self.interrupted_by_user,
-        )
-        code = summary["exit_code"]
+        return events, invalid
+
+    def _write(self, summary: dict, health: GeneratorHealth) -> None:
+        """summary.json, junit.xml, run.json's end, and the HTML report."""
         self.run_dir.write_summary(summary)
         write_junit(summary, self.run_dir.junit_xml)
-        self.run_dir.finish(status, exit_code=code, generator_health=health,
+        self.run_dir.finish(self._final_status(), exit_code=summary["exit_code"], generator_health=health,
                             error="interrupted by Ctrl-C" if self.interrupted_by_user else None)
         try:
             paths = build_report(self.run_dir.path)
@@ -431,10 +553,11 @@ class ConferenceRun:
         except ReportError as exc:
             # The verdict stands without the document; `voxload report RUN_DIR` can rebuild it.
             logger.warning("report not built: %s", exc)
-        if self.target is not None:
-            self.target.close()
+
+    def _print(self, summary: dict) -> None:
+        for line in console_block(self.media_figures):
+            print(line)
         _print_verdicts(self.run_dir, summary)
-        return code
 
     def stop_at_once(self) -> None:
         """A second Ctrl-C: kill what this process started, mark the folder interrupted, flush the samples.
@@ -456,10 +579,6 @@ class ConferenceRun:
             self.run_dir.finish(RunStatus.INTERRUPTED, exit_code=ExitCode.INTERRUPTED, error="stopped at once by a second Ctrl-C")
         except (InvalidTransition, OSError):
             pass  # the orderly stop had already finished the folder
-
-
-class MediaLoss(VoxloadError):
-    """Packets lost in one second of one booth's listeners (a Locust failure row, not a harness error)."""
 
 
 def _print_verdicts(run_dir: RunDirectory, summary: dict) -> None:

@@ -126,10 +126,18 @@ class HandoverFailed(VoxloadError):
     pass
 
 
+def count_failure(environment, request_type: str, name: str, exception: BaseException) -> None:
+    """A failure with no round trip to time: counted in Locust's failures (row and table) with no response-time
+    sample, since a made-up 0 ms sample would pull the aggregated row's percentiles down."""
+    environment.stats.log_error(request_type, name, exception)
+
+
 def report_handover(environment, record: HandoverRecord) -> None:
-    environment.events.request.fire(
-        request_type="HANDOVER", name=record.booth, response_time=record.duration_ms or 0, response_length=0,
-        exception=None if record.ok else HandoverFailed(record.error), context={})
+    if record.ok and record.duration_ms is not None:
+        environment.events.request.fire(request_type="HANDOVER", name=record.booth, response_time=record.duration_ms,
+                                        response_length=0, exception=None, context={})
+    else:  # never completed: there is no handover duration to report
+        count_failure(environment, "HANDOVER", record.booth, HandoverFailed(record.error))
 
 
 class InterpreterUser(ConferenceUser):
@@ -208,10 +216,13 @@ class InterpreterUser(ConferenceUser):
             self._unpublish()
 
     def _publish(self) -> None:
+        started_s = time.perf_counter()
         try:
             self.publisher = self.conference.bridge.publish(self.page.whip_url, self.booth.booth_id, language=self.booth.language)
         except MediaError as exc:
-            self.environment.events.request.fire(request_type="WHIP", name="publish", response_time=0, response_length=0, exception=exc, context={})
+            # The failed attempt took this long (the engine's WHIP exchange): a real time, not 0 ms.
+            self.environment.events.request.fire(request_type="WHIP", name="publish", response_time=_ms_since(started_s),
+                                                 response_length=0, exception=exc, context={})
             return
         self.conference.add_publisher_schedule(self.booth.booth_id, self.publisher.schedule)
         try:
@@ -276,8 +287,8 @@ class ListenerUser(_Conference, FastHttpUser):
             if run.minter is None:
                 # Contract 6.2/6.3 in auth mode: an anonymous browser gets 403 on the state fetch and the captions
                 # socket, so it never starts WHEP. Reproduced, and reported as a blocked listener.
-                report(request_type="LISTENER", name="blocked in auth mode", response_time=0, response_length=0,
-                       exception=ListenerBlocked("state and captions need a token in auth mode (contract 6.2)"), context={})
+                count_failure(self.environment, "LISTENER", "blocked in auth mode",
+                              ListenerBlocked("state and captions need a token in auth mode (contract 6.2)"))
                 return
             # Contract 6.5: the embed player path: captions with ?token=<embed JWT>, WHEP at once.
             token = run.minter.listener(run.event.slug, embed=True)
@@ -289,11 +300,13 @@ class ListenerUser(_Conference, FastHttpUser):
             self.captions.connect()
             self.captions_since_s = time.time()
             self._wait_for_ingest(BoothApi(self.http))
+        started_s = time.perf_counter()
         try:
             # The bridge makes each booth's first listener a probe, then the scenario's probe share.
             self.handle = run.bridge.listen(entry.whep_url, self.booth.booth_id)
         except MediaError as exc:
-            self.environment.events.request.fire(request_type="WHEP", name="listen", response_time=0, response_length=0, exception=exc, context={})
+            self.environment.events.request.fire(request_type="WHEP", name="listen", response_time=_ms_since(started_s),
+                                                 response_length=0, exception=exc, context={})
 
     def _wait_for_ingest(self, api: BoothApi, timeout_s: float = 60.0) -> None:
         """Contract 6.2 step 2: WHEP starts once the booth reports ingest connected (polled, bounded)."""
@@ -414,3 +427,7 @@ class AdminUser(ConferenceUser):
         self.admin.booths_page(self.conference.event.event_id, booth.room_id)
         if booth.booth_db_id is not None:
             self.admin.booth_page(self.conference.event.event_id, booth.room_id, booth.booth_db_id)
+
+
+def _ms_since(started_s: float) -> float:
+    return (time.perf_counter() - started_s) * 1000.0
