@@ -83,6 +83,8 @@ async def _tap_only(loop_audio):
         assert len(packets) >= 20
         # After the first packet (stock path) RTP bypasses aioice's queue and DTLS task: the raw fast path.
         assert aiortc_patches.raw_fast_path_active(transceiver.receiver)
+        connection = transceiver.receiver.transport.transport._connection
+        assert all("datagram_received" in vars(protocol) for protocol in connection._protocols)
         # Payloads arrive exactly as pre-encoded: the hash names their loop position, in order.
         indexes = [loop_audio.index_by_hash[audio.payload_hash(payload)] for _, _, _, payload in packets[:20]]
         seqs = [seq for _, seq, _, _ in packets[:20]]
@@ -190,3 +192,47 @@ def test_fast_path_unprotect_delivers_authentic_packets_once():
     sink(protected[1])
     sink(protected[2])
     assert delivered == plain
+
+
+def test_fast_protocol_receiver_unprotects_taps_rtp_drops_rtcp_and_hands_on_the_rest():
+    asyncio.run(_fast_protocol_receiver())
+
+
+async def _fast_protocol_receiver():
+    # The per-protocol datagram_received the fast path installs: the class-level demux and the sink in one.
+    import os
+    import struct
+
+    from pylibsrtp import Policy, Session
+
+    import aioice.ice
+
+    key = os.urandom(44)
+    profile = Policy.SRTP_PROFILE_AEAD_AES_256_GCM  # what two aiortc peers negotiate first
+    tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
+    plain = [struct.pack("!BBHII", 0x80, 111, seq, 960 * seq, 4242) + bytes([seq]) * 60 for seq in range(1, 4)]
+    protected = [tx.protect(p) for p in plain]
+    handed_on, delivered = [], []
+
+    class Connection:
+        def data_received(self, data, component):
+            handed_on.append(data)
+
+    protocol = aioice.ice.StunProtocol(Connection())
+    protocol.local_candidate = type("Candidate", (), {"component": 1})()
+    receive = aiortc_patches._fast_datagram_received(protocol, rx, delivered.append)
+    addr = ("127.0.0.1", 9)
+    receive(protected[0], addr)
+    receive(protected[0], addr)  # replayed: dropped
+    tampered = bytearray(protected[1])
+    tampered[20] ^= 0xFF
+    receive(bytes(tampered), addr)  # fails authentication: dropped
+    receive(bytes([0x80, 200]) + bytes(26), addr)  # RTCP sender report: dropped
+    dtls = bytes([23, 0xFE, 0xFD]) + bytes(20)  # RFC 7983: 20..63 is DTLS, not STUN: on to aioice's queue
+    receive(dtls, addr)
+    receive(protected[1], addr)
+    receive(protected[2], addr)
+    receive(bytes(2000), addr)  # larger than the work buffer: not RTP by first byte, handed on (not a crash)
+    assert delivered == plain
+    assert handed_on == [dtls, bytes(2000)]
