@@ -83,6 +83,8 @@ async def _tap_only(loop_audio):
         assert len(packets) >= 20
         # After the first packet (stock path) RTP bypasses aioice's queue and DTLS task: the raw fast path.
         assert aiortc_patches.raw_fast_path_active(transceiver.receiver)
+        connection = transceiver.receiver.transport.transport._connection
+        assert all("datagram_received" in vars(protocol) for protocol in connection._protocols)
         # Payloads arrive exactly as pre-encoded: the hash names their loop position, in order.
         indexes = [loop_audio.index_by_hash[audio.payload_hash(payload)] for _, _, _, payload in packets[:20]]
         seqs = [seq for _, seq, _, _ in packets[:20]]
@@ -190,3 +192,111 @@ def test_fast_path_unprotect_delivers_authentic_packets_once():
     sink(protected[1])
     sink(protected[2])
     assert delivered == plain
+
+
+def test_fast_protocol_receiver_unprotects_taps_rtp_drops_rtcp_and_hands_on_the_rest():
+    asyncio.run(_fast_protocol_receiver())
+
+
+async def _fast_protocol_receiver():
+    # The per-protocol datagram_received the fast path installs: the class-level demux and the sink in one.
+    import os
+    import struct
+
+    from pylibsrtp import Policy, Session
+
+    import aioice.ice
+
+    key = os.urandom(44)
+    profile = Policy.SRTP_PROFILE_AEAD_AES_256_GCM  # what two aiortc peers negotiate first
+    tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
+    plain = [struct.pack("!BBHII", 0x80, 111, seq, 960 * seq, 4242) + bytes([seq]) * 60 for seq in range(1, 4)]
+    protected = [tx.protect(p) for p in plain]
+    handed_on, delivered = [], []
+
+    class Connection:
+        def data_received(self, data, component):
+            handed_on.append(data)
+
+    protocol = aioice.ice.StunProtocol(Connection())
+    protocol.local_candidate = type("Candidate", (), {"component": 1})()
+    receive = aiortc_patches._fast_datagram_received(protocol, rx, delivered.append)
+    addr = ("127.0.0.1", 9)
+    receive(protected[0], addr)
+    receive(protected[0], addr)  # replayed: dropped
+    tampered = bytearray(protected[1])
+    tampered[20] ^= 0xFF
+    receive(bytes(tampered), addr)  # fails authentication: dropped
+    receive(bytes([0x80, 200]) + bytes(26), addr)  # RTCP sender report: dropped
+    dtls = bytes([23, 0xFE, 0xFD]) + bytes(20)  # RFC 7983: 20..63 is DTLS, not STUN: on to aioice's queue
+    receive(dtls, addr)
+    receive(protected[1], addr)
+    receive(protected[2], addr)
+    receive(bytes(2000), addr)  # larger than the work buffer: not RTP by first byte, handed on (not a crash)
+    assert delivered == plain
+    assert handed_on == [dtls, bytes(2000)]
+
+
+def test_tap_listener_batch_gives_the_per_packet_figures(loop_audio, monkeypatch):
+    import time
+
+    import harness.media.listener as listener_module
+
+    class Clock:  # both listeners read the same arrival time for the same packet
+        ns = time.time_ns()
+
+        @staticmethod
+        def time_ns() -> int:
+            return Clock.ns
+
+    monkeypatch.setattr(listener_module, "time", Clock)
+    asyncio.run(_tap_listener_batch(loop_audio, Clock))
+
+
+async def _tap_listener_batch(loop_audio, clock):
+    # Two real WhepListeners: one fed the raw tap's way (kept per packet, computed per interval), one through
+    # the per-packet path (_record, as probe listeners still are). Loss, a malformed datagram, an unknown
+    # payload and a publisher switch (new SSRC, second schedule) in the same second; the figures must agree.
+    import struct
+
+    from harness.media.listener import WhepListener
+    from harness.media.rtpstats import RtpHeaderError, parse_rtp
+    from harness.media.schedule import BoothSchedules, PublisherSchedule
+    from harness.media.session import SessionTimeouts
+
+    now_ns = clock.ns
+    schedules = BoothSchedules()
+    schedules.add(PublisherSchedule("a", now_ns - 10**12, loop_audio.length))
+    schedules.add(PublisherSchedule("b", now_ns - 10**11 + 7_000_000, loop_audio.length))
+    batched, per_packet = (WhepListener(f"l{n}", "http://127.0.0.1:1/whep", "booth", loop_audio, schedules, None,
+                                        SessionTimeouts()) for n in range(2))
+    first_packets = []
+    batched._first_packet_seen = lambda: first_packets.append(clock.ns)
+    per_packet._awaiting_first_packet = False
+    ext = b"\xbe\xde\x00\x01\x10a\x00\x00"
+    try:
+        for second in range(3):
+            for i in range(60):
+                n = second * 60 + i
+                if n % 17 == 5:
+                    continue  # lost
+                ssrc = 1 if n < 100 else 2  # the publisher switch
+                payload = b"not in the loop" if n == 42 else loop_audio.payloads[n % loop_audio.length]
+                data = struct.pack("!BBHII", 0x90, 111, (65500 + n) % 65536, n * 960, ssrc) + ext + payload
+                if n == 77:
+                    data = data[:14]  # malformed: truncated extension
+                clock.ns += 20_000_000 + (n % 7) * 1_300_000 + (400_000_000 if n == 130 else 0)  # jitter, a silence
+                batched._on_rtp_datagram(data)
+                try:
+                    per_packet._record(*parse_rtp(data))
+                except RtpHeaderError:
+                    per_packet._malformed += 1
+            assert len(first_packets) == 1  # told at once, not at the interval
+            now_s = clock.ns * 1e-9
+            got, want = batched.take_interval(now_s), per_packet.take_interval(now_s)
+            assert got == want and len(got[1]) > 40 and got[3] is None
+        assert batched.rtp.restarts_total == 1 and batched.rtp.lost_total == per_packet.rtp.lost_total > 0
+    finally:
+        await batched.pc.close()
+        await per_packet.pc.close()

@@ -1,9 +1,10 @@
 """WHEP listener: RTP-tap statistics per packet, and (probe listeners) decoded audio with marker latency.
 
-Tap mode (the default, media-design 1): the receiver's RTP tap (aiortc_patches) sees each decrypted,
-parsed packet; no jitter buffer, no decoder thread, no ``recv()``. Per packet: arrival time, sequence and
-RFC 3550 statistics (rtpstats.py), and payload-identity latency: payload -> loop index (audio.py) -> scheduled
-send time (schedule.py) -> ``arrival - send``.
+Tap mode (the default, media-design 1): the receiver's raw RTP tap (aiortc_patches) sees each decrypted
+datagram; no jitter buffer, no decoder thread, no ``recv()``. Per packet only its arrival time and bytes are
+kept; once per interval the batch gives sequence and RFC 3550 statistics (rtpstats.py), and payload-identity
+latency: payload -> loop index (audio.py) -> scheduled send time (schedule.py) -> ``arrival - send``, in
+one loop per batch without a function call per packet (issue 15: the same figures for less CPU).
 
 Stock mode (benchmarks only: the baseline the tap is compared with): the same tap, then the stock aiortc
 path, whose decoded frames are read and dropped.
@@ -30,7 +31,7 @@ from aiortc.rtp import RtpPacket
 from ..rtc import aiortc_patches
 from ..rtc.audio import OpusLoop, frame_to_mono_int16
 from ..rtc.markers import FRAME_SAMPLES, SAMPLE_RATE, MarkerDetector
-from .rtpstats import IntervalStats, RtpHeaderError, RtpStreamStats, parse_rtp
+from .rtpstats import IntervalStats, RtpStreamStats
 from .schedule import PACKETS_PER_MARKER, BoothSchedules
 from .session import MediaSession, SessionTimeouts
 
@@ -157,6 +158,8 @@ class WhepListener(MediaSession):
         self._unknown_payloads = 0
         self._malformed = 0
         self._awaiting_first_packet = True
+        self._pending_arrivals_ns: list[int] = []  # raw tap: packets received since the last interval
+        self._pending_datagrams: list[bytes] = []
         self.analyzer = ProbeAnalyzer(loop.params.loop_markers, loop.marker_slots) if mode == ListenerMode.PROBE else None
         self._decode_task: asyncio.Task | None = None
 
@@ -177,12 +180,28 @@ class WhepListener(MediaSession):
         self._record(packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload)
 
     def _on_rtp_datagram(self, data: bytes) -> None:
-        try:
-            ssrc, seq, timestamp, payload = parse_rtp(data)
-        except RtpHeaderError:
-            self._malformed += 1
+        # Hot path of the tap (50 calls/s per listener): the arrival time and the bytes, the rest per batch.
+        self._pending_arrivals_ns.append(time.time_ns())
+        self._pending_datagrams.append(data)
+        if self._awaiting_first_packet:
+            self._awaiting_first_packet = False
+            self._first_packet_seen()
+
+    def _record_pending(self) -> None:
+        """The raw tap's packets since the last call, through the same statistics as ``_record``."""
+        datagrams, self._pending_datagrams = self._pending_datagrams, []
+        arrivals_ns, self._pending_arrivals_ns = self._pending_arrivals_ns, []
+        if not datagrams:
             return
-        self._record(ssrc, seq, timestamp, payload)
+        payloads, arrivals_ns, malformed = self.rtp.on_datagrams(datagrams, arrivals_ns)
+        self._malformed += malformed
+        get_index = self._index_by_payload.get
+        indices = list(map(get_index, payloads))
+        if None in indices:
+            self._unknown_payloads += indices.count(None)
+            arrivals_ns = [arrival for arrival, index in zip(arrivals_ns, indices) if index is not None]
+            indices = [index for index in indices if index is not None]
+        self._latencies_ms.extend([latency * 1e-6 for latency in self._schedules.latencies_ns(indices, arrivals_ns)])
 
     def _record(self, ssrc: int, seq: int, timestamp: int, payload: bytes) -> None:
         # Hot path (50 calls/s per listener): keep it to plain attribute and dict look-ups.
@@ -211,6 +230,7 @@ class WhepListener(MediaSession):
 
     def take_interval(self, now_wall_s: float) -> tuple[IntervalStats, list[float], int, ProbeInterval | None]:
         """(RTP stats, payload latencies ms, unknown payloads, probe interval) since the last call."""
+        self._record_pending()
         latencies, self._latencies_ms = self._latencies_ms, []
         # Malformed datagrams count as unknown payloads: neither can be attributed to the loop.
         unknown, self._unknown_payloads = self._unknown_payloads + self._malformed, 0

@@ -4,12 +4,18 @@ Owns: extended sequence numbers and restarts (RFC 3550 A.1), expected/lost count
 interarrival jitter (RFC 3550 6.4.1, A.8), sequence gaps, and silences (no packet for longer than a
 threshold). Pure: arrival times are passed in (seconds on any monotonic clock), so tests can drive it.
 ``take_interval`` returns what happened since the previous call (the per-second sample).
+
+``on_datagrams`` takes a batch of raw RTP datagrams (a tap listener's second of packets, issue 15) and gives
+exactly what ``parse_rtp`` and one ``on_packet`` per packet give, in one loop over local variables: a packet
+that continues the stream in order (nearly all) costs no function call; any other (first packet, new SSRC,
+late, duplicate, restart) goes through ``on_packet``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import struct
+from collections.abc import Sequence
 
 from ..errors import VoxloadError
 
@@ -125,6 +131,96 @@ class RtpStreamStats:
             if d < (1 << 31):  # ignore a timestamp discontinuity (source switch) rather than spike J
                 self._jitter_ts += (d - self._jitter_ts) / 16.0
         self._transit = transit
+
+    def on_datagrams(self, datagrams: Sequence[bytes], arrivals_ns: Sequence[int]) -> tuple[list[bytes], list[int], int]:
+        """``parse_rtp`` then ``on_packet`` (arrival ``ns * 1e-9`` s) for each datagram, in order.
+
+        Returns the payloads, their arrival times (ns) and how many datagrams were malformed (skipped).
+        """
+        payloads: list[bytes] = []
+        kept_arrivals_ns: list[int] = []
+        malformed = 0
+        unpack_from = _FIXED_HEADER.unpack_from
+        rate = self.clock_rate_hz
+        silence_threshold_s = self.silence_threshold_s
+        # The state on_packet's in-order branch reads and writes, kept in locals between packets.
+        stream_ssrc = self._ssrc
+        max_ext_seq = self._max_ext_seq
+        cycles = self._cycles
+        last_arrival_s = self._last_arrival_s
+        previous_transit = self._transit
+        jitter_ts = self._jitter_ts
+        packets = gaps = 0
+        gap_max = self._i_gap_max
+        max_interarrival_ms = self._i_max_interarrival_ms
+        silences = self._i_silences
+        for data, arrival_ns in zip(datagrams, arrivals_ns):
+            length = len(data)
+            if length < 12:
+                malformed += 1
+                continue
+            first, _, seq, timestamp, ssrc = unpack_from(data)
+            start = 12 + 4 * (first & 0x0F)
+            if first & 0x10:
+                if length < start + 4:
+                    malformed += 1
+                    continue
+                start += 4 + 4 * ((data[start + 2] << 8) | data[start + 3])
+            end = length - data[-1] if first & 0x20 else length
+            if start > end:
+                malformed += 1
+                continue
+            payloads.append(data[start:end])
+            kept_arrivals_ns.append(arrival_ns)
+            arrival_s = arrival_ns * 1e-9
+            if max_ext_seq is not None and ssrc == stream_ssrc:
+                max_seq = max_ext_seq % SEQ_MOD
+                delta = (seq - max_seq) % SEQ_MOD
+            else:
+                delta = 0
+            if not 0 < delta < MAX_DROPOUT:
+                # Not the next packet of the stream: on_packet's other branches, on the object's state.
+                self._max_ext_seq, self._cycles, self._last_arrival_s = max_ext_seq, cycles, last_arrival_s
+                self._transit, self._jitter_ts = previous_transit, jitter_ts
+                self._i_packets += packets
+                self.packets_total += packets
+                self._i_gaps += gaps
+                self._i_gap_max, self._i_max_interarrival_ms = gap_max, max_interarrival_ms
+                packets = gaps = 0
+                self.on_packet(ssrc, seq, timestamp, arrival_s)
+                stream_ssrc, max_ext_seq, cycles = self._ssrc, self._max_ext_seq, self._cycles
+                last_arrival_s, previous_transit, jitter_ts = self._last_arrival_s, self._transit, self._jitter_ts
+                gap_max, max_interarrival_ms = self._i_gap_max, self._i_max_interarrival_ms
+                continue
+            # on_packet's in-order branch, line for line.
+            if last_arrival_s is not None:
+                silence_s = arrival_s - last_arrival_s
+                if silence_s * 1000.0 > max_interarrival_ms:
+                    max_interarrival_ms = silence_s * 1000.0
+                if silence_s > silence_threshold_s:
+                    silences.append(silence_s * 1000.0)
+            last_arrival_s = arrival_s
+            packets += 1
+            if seq < max_seq:
+                cycles += SEQ_MOD
+            if delta > 1:
+                gaps += 1
+                if delta - 1 > gap_max:
+                    gap_max = delta - 1
+            max_ext_seq = cycles + seq
+            transit = arrival_s * rate - timestamp
+            if previous_transit is not None:
+                d = abs(transit - previous_transit)
+                if d < (1 << 31):
+                    jitter_ts += (d - jitter_ts) / 16.0
+            previous_transit = transit
+        self._max_ext_seq, self._cycles, self._last_arrival_s = max_ext_seq, cycles, last_arrival_s
+        self._transit, self._jitter_ts = previous_transit, jitter_ts
+        self._i_packets += packets
+        self.packets_total += packets
+        self._i_gaps += gaps
+        self._i_gap_max, self._i_max_interarrival_ms = gap_max, max_interarrival_ms
+        return payloads, kept_arrivals_ns, malformed
 
     def _restart(self, ssrc: int, seq: int, counted: bool) -> None:
         if counted:

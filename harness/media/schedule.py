@@ -16,6 +16,7 @@ the smallest non-negative latency. Schedules older than ``max_schedules`` are dr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from ..rtc.markers import MARKER_INTERVAL_S
 
@@ -79,3 +80,18 @@ class BoothSchedules:
             if best is None or latency < best:
                 best = latency
         return best
+
+    def latencies_ns(self, loop_indices: Sequence[int], arrivals_ns: Sequence[int]) -> list[int]:
+        """``latency_ns`` of each (index, arrival) pair, in order, leaving out the Nones (one loop per batch)."""
+        if len(self._schedules) != 1:
+            latency_ns = self.latency_ns
+            return [lat for lat in map(latency_ns, loop_indices, arrivals_ns) if lat is not None]
+        # One publisher (the common case): send_time_ns inlined.
+        schedule = self._schedules[0]
+        epoch_ns, period_ns, loop_length = schedule.epoch_ns, schedule.period_ns, schedule.loop_length
+        latencies = []
+        for index, arrival_ns in zip(loop_indices, arrivals_ns):
+            k_max = (arrival_ns - epoch_ns + EARLY_TOLERANCE_NS) // period_ns
+            if k_max >= index:
+                latencies.append(arrival_ns - epoch_ns - (index + ((k_max - index) // loop_length) * loop_length) * period_ns)
+        return latencies

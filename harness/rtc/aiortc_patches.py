@@ -117,7 +117,8 @@ _ORIGINALS: dict[str, Callable] = {
 # fan-out); RTCRtpSender.__init__/_run_rtcp own the sender-report counters; _run_rtp/_next_encoded_frame
 # await track.recv() first (a track that never yields keeps the stock sender idle);
 # HeaderExtensionsMap.configure maps negotiated ids; gather_candidates looks get_host_addresses up in
-# aioice.ice at call time (the host restriction); pylibsrtp's Session keeps its context in ``_srtp``, its
+# aioice.ice at call time (the host restriction) and puts every StunProtocol it creates in
+# ``Connection._protocols`` (the fast path sets their ``datagram_received``); pylibsrtp's Session keeps its context in ``_srtp``, its
 # 1500-byte work buffer in ``_cdata``/``_buffer`` and calls srtp_unprotect(ctx, buffer, int*) in __process
 # (the fast path's unprotect makes the same call without the per-call allocation); _send_rtp ->
 # Connection.send -> sendto -> StunProtocol.send_data is SRTP protect then one transport.sendto to the
@@ -267,6 +268,10 @@ async def _handle_rtp_data(self: RTCDtlsTransport, data: bytes, arrival_time_ms:
     if self.__dict__[_FAST_PATH_ATTR] and _RTP_SINK_ATTR not in connection.__dict__ and connection._queue.empty():
         # Every datagram received so far has been handled in order: from now on RTP skips the queue.
         setattr(connection, _RTP_SINK_ATTR, _rtp_sink(self._rx_srtp, raw_tap))
+        # The event loop looks datagram_received up on the protocol object for every datagram: an instance
+        # attribute that demultiplexes, unprotects and taps in one call saves a Python layer per packet.
+        for protocol in connection._protocols:
+            protocol.datagram_received = _fast_datagram_received(protocol, self._rx_srtp, raw_tap)
 
 
 def _rtp_sink(rx_srtp: pylibsrtp.Session, raw_tap: RawRtpTap) -> Callable[[bytes], None]:
@@ -293,6 +298,32 @@ def _rtp_sink(rx_srtp: pylibsrtp.Session, raw_tap: RawRtpTap) -> Callable[[bytes
         raw_tap(buffer[0 : length_p[0]])
 
     return sink
+
+
+def _fast_datagram_received(protocol, rx_srtp: pylibsrtp.Session, raw_tap: RawRtpTap) -> Callable[[bytes, object], None]:
+    """``_datagram_received`` with ``_rtp_sink`` inlined, for one protocol of a fast-path connection."""
+    context = rx_srtp._srtp[0]
+    work = rx_srtp._cdata
+    buffer = rx_srtp._buffer
+    capacity = len(buffer)
+    length_p = srtp_ffi.new("int *")
+    srtp_unprotect = srtp_lib.srtp_unprotect
+
+    def datagram_received(data: bytes, addr) -> None:
+        length = len(data)
+        if length > 1 and 127 < data[0] < 192:
+            # As _datagram_received: RTCP (RFC 5761 section 4) is dropped, RTP unprotected and tapped.
+            if 191 < data[1] < 209 or length > capacity:
+                return
+            buffer[0:length] = data
+            length_p[0] = length
+            if srtp_unprotect(context, work, length_p):
+                return
+            raw_tap(buffer[0 : length_p[0]])
+            return
+        _original_datagram_received(protocol, data, addr)
+
+    return datagram_received
 
 
 _original_receive = _ORIGINALS["aiortc.rtcrtpreceiver.RTCRtpReceiver.receive"]
