@@ -7,6 +7,8 @@ media relay when asked) in subprocesses with a fresh SQLite file; everything sta
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,8 +86,30 @@ def run_locust(results_dir: Path, scenario: str, run_id: str, *extra: str, timeo
     )
 
 
+def cli_env() -> dict[str, str]:
+    """An operator's environment: no VOXLOAD_* settings of ours leak in; this checkout first on the path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXLOAD_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
+
+
+def voxload_command() -> list[str]:
+    # The console script as the README types it; `python -m harness` where the checkout is not pip-installed.
+    script = shutil.which("voxload")
+    return [script] if script else [sys.executable, "-m", "harness"]
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """One real smoke rehearsal against the embedded stack, shared by every test that reads its results."""
-    results = tmp_path_factory.mktemp("smoke")
-    return run_locust(results, "smoke", "smoke"), results / "smoke"
+    """One real smoke rehearsal against the embedded stack, shared by every test that reads its results.
+
+    Run as the README's first command: `voxload rehearse smoke`, unchanged, from a directory that is not the checkout,
+    so the run folder is `<that directory>/reports/<run id>` (test_cli_paths checks the relative default). One ~80 s
+    rehearsal serves the CLI-path, report, browser-section, exit-code and distributed tests."""
+    cwd = tmp_path_factory.mktemp("smoke") / "somewhere"
+    cwd.mkdir()
+    done = subprocess.run([*voxload_command(), "rehearse", "smoke"], cwd=cwd, env=cli_env(), capture_output=True, text=True,
+                          timeout=400)
+    runs = [p for p in (cwd / "reports").iterdir() if p.is_dir()] if (cwd / "reports").is_dir() else []
+    assert len(runs) == 1, (runs, done.stderr[-3000:])
+    return done, runs[0]

@@ -16,24 +16,12 @@ from pathlib import Path
 
 import httpx
 
-from conftest import REPO, TEST_PORTAL_ENV
+from conftest import REPO, TEST_PORTAL_ENV, cli_env as _env, voxload_command as _voxload
 from harness.target.embedded import EmbeddedTarget
 from harness.refstack.stack import Stack, StackConfig
 
 # A 25 s rehearsal (one booth, a backup, one handover) for the relative-path run.
 SHORT_SCENARIO = REPO / "tests" / "data" / "scenarios" / "short.yaml"
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXLOAD_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
-    return env
-
-
-def _voxload() -> list[str]:
-    # The console script as the README types it; `python -m harness` where the checkout is not pip-installed.
-    script = shutil.which("voxload")
-    return [script] if script else [sys.executable, "-m", "harness"]
 
 
 def _only_run_folder(results: Path) -> Path:
@@ -42,14 +30,15 @@ def _only_run_folder(results: Path) -> Path:
     return runs[0]
 
 
-def test_readme_first_command_from_a_clean_directory(tmp_path):
-    """`voxload rehearse smoke`, unchanged, from a directory that is not the checkout."""
-    cwd = tmp_path / "somewhere"
-    cwd.mkdir()
-    done = subprocess.run([*_voxload(), "rehearse", "smoke"], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=400)
+def test_readme_first_command_from_a_clean_directory(smoke_run):
+    """`voxload rehearse smoke`, unchanged, from a directory that is not the checkout (the shared smoke run is that
+    command: tests/conftest.py)."""
+    done, run = smoke_run
+    cwd = run.parent.parent
+    assert REPO not in (cwd, *cwd.parents) and cwd.name == "somewhere"
     assert "did not start" not in done.stderr, done.stderr[-2000:]
     assert "is closed" not in done.stderr  # no probe wrote to a sample stream after the run closed it
-    run = _only_run_folder(cwd / "reports")  # the relative default, resolved against where the command was typed
+    assert run == _only_run_folder(cwd / "reports")  # the relative default, resolved against where the command was typed
     meta = json.loads((run / "run.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     assert meta["status"] == "finished", meta.get("error")
