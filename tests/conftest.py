@@ -113,3 +113,43 @@ def smoke_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     runs = [p for p in (cwd / "reports").iterdir() if p.is_dir()] if (cwd / "reports").is_dir() else []
     assert len(runs) == 1, (runs, done.stderr[-3000:])
     return done, runs[0]
+
+
+# A pool of 2 connections without overflow and a 20 ms pool timeout: the knob set whose limit test_probes_cli compares
+# with a larger pool, and whose finding test_report renders.
+SMALL_DB_POOL_KNOBS = {"REFSTACK_DB_POOL_SIZE": "2", "REFSTACK_DB_MAX_OVERFLOW": "0", "REFSTACK_DB_POOL_TIMEOUT_S": "0.02"}
+
+
+@pytest.fixture(scope="session")
+def small_db_pool_probe(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One real `voxload probe db-pool` against the embedded stack with SMALL_DB_POOL_KNOBS, typed as a person types it
+    (from a directory that is not the checkout, relative --results-dir), shared by the CLI-path, probe and report tests.
+    Returns the finished process and the run folder (`out/pool2` under that directory)."""
+    cwd = tmp_path_factory.mktemp("probe") / "probe-here"
+    cwd.mkdir()
+    knobs = [arg for key, value in SMALL_DB_POOL_KNOBS.items() for arg in ("--set", f"{key}={value}")]
+    done = subprocess.run(
+        [*voxload_command(), "probe", "db-pool", "--levels", "2,4,8,16,32", "--step-s", "2", *knobs,
+         "--set", "REFSTACK_WEBHOOK_LOOP=false", *(arg for key, value in TEST_PORTAL_ENV.items() for arg in ("--set", f"{key}={value}")),
+         "--results-dir", "out", "--run-id", "pool2"],
+        cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300)
+    return done, cwd / "out" / "pool2"
+
+
+@pytest.fixture(scope="session")
+def short_auth_run_from_elsewhere(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """The short auth-mode rehearsal (tests/data/scenarios/short-auth.yaml), run the way a person types it in another
+    directory: `locust -f <relative locustfile> --scenario my/short-auth.yaml --results-dir out`. One ~35 s run serves
+    the relative-path check (test_cli_paths) and the auth-mode check (test_conference_run).
+    Returns the finished process and the run folder (`out/rel` under that directory, whose `my/` holds the scenario)."""
+    cwd = tmp_path_factory.mktemp("rel") / "elsewhere"
+    (cwd / "my").mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "data" / "scenarios" / "short-auth.yaml", cwd / "my" / "short-auth.yaml")
+    locustfile = os.path.relpath(REPO / "scenarios" / "conference.py", cwd)
+    assert not Path(locustfile).is_absolute()
+    done = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", locustfile, "--headless", "--only-summary",
+         "--scenario", "my/short-auth.yaml", "--results-dir", "out", "--run-id", "rel"],
+        cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300,
+    )
+    return done, cwd / "out" / "rel"
