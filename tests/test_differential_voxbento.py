@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from conftest import TEST_PORTAL_ENV
 from harness.clients import (
     AdminClient,
     AuthRejected,
@@ -35,7 +36,6 @@ from harness.clients import (
     PortalHttp,
 )
 from harness.clients.health import healthz
-from conftest import TEST_PORTAL_ENV
 from harness.refstack.stack import Stack, StackConfig
 from harness.target.voxbento import HEAD_COMMIT, VoxBentoStack, VoxBentoUnavailable, locate, unavailable_reason
 
