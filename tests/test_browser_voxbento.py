@@ -6,24 +6,21 @@ What the page gets wrong is recorded: at 0c0ddc3 it throws ``ReferenceError: upd
 defined`` every 3 s. The interpreter canary opens an invite in Chromium, enters the booth, and the booth page
 publishes through its own WHIP code from Chromium's fake microphone (a WAV file).
 
-VoxBento comes from ``$VOXLOAD_VOXBENTO_DIR`` (a directory with ``run.sh``) or ``../shared/voxbento/setup.sh``
-beside the repository; without either, or without Chromium, the module skips with one line.
+VoxBento comes from ``$VOXLOAD_VOXBENTO_DIR`` or ``../shared/voxbento`` beside the repository, started by
+``harness.target.voxbento`` (installed once into its cache); without it, or without Chromium, the module skips with one line.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pytest
 
 from harness.browser import pagelog
-from harness.browser.chromium import unavailable_reason
+from harness.browser.chromium import unavailable_reason as chromium_unavailable
 from harness.results.browser_files import read_canaries
 from harness.browser.fleet import CanaryFleet
 from harness.browser.micwav import write_mic_wav
@@ -32,58 +29,27 @@ from harness.clients.booth_api import BoothApi
 from harness.clients.identifiers import BoothRef
 from harness.media.bridge import MediaBridge
 from harness.report.browser import browser_section
-from harness.refstack.stack import Stack, StackConfig, free_port
+from harness.target.voxbento import VoxBentoStack, VoxBentoUnavailable, locate, unavailable_reason
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_MISSING = unavailable_reason()
+CHROMIUM_MISSING = chromium_unavailable()
 pytestmark = pytest.mark.skipif(CHROMIUM_MISSING is not None, reason=CHROMIUM_MISSING or "")
 PLAYING_SECONDS = 10
 DEADLINE_S = 120.0
 
 
-def _voxbento_dir(tmp_root: Path) -> Path | None:
-    given = os.environ.get("VOXLOAD_VOXBENTO_DIR")
-    if given:
-        return Path(given) if (Path(given) / "run.sh").exists() else None
-    setup = REPO.parent / "shared" / "voxbento" / "setup.sh"
-    if not setup.exists():
-        return None
-    done = subprocess.run([str(setup), str(tmp_root / "voxbento")], capture_output=True, text=True, timeout=900)
-    return Path(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
-
-
 @pytest.fixture(scope="module")
 def voxbento(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vb")
-    home = _voxbento_dir(root)
-    if home is None:
-        pytest.skip("the real VoxBento is not available ($VOXLOAD_VOXBENTO_DIR or ../shared/voxbento/setup.sh)")
-    relay = Stack(StackConfig.ephemeral(with_media=True, data_dir=root / "relay"))
-    relay.start_media()
-    port = free_port()
-    password = secrets.token_urlsafe(12)
-    env = dict(os.environ, ADMIN_PASSWORD=password, PORT=str(port), DB=str(root / "vb.db"),
-               MEDIAMTX_WHIP_PORT=relay.media_http_url.rsplit(":", 1)[1], MEDIAMTX_API_PORT=relay.media_api_url.rsplit(":", 1)[1],
-               MEDIAMTX_RTSP_PORT=str(free_port()))
-    log = open(root / "voxbento.log", "wb")
-    proc = subprocess.Popen([str(home / "run.sh")], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    """The real VoxBento with our relay, through the harness's one launcher: its install is cached (set up once per
+    machine), not repeated per run."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"real VoxBento unavailable: {reason}")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (root / "voxbento.log").read_text()[-2000:]
-            time.sleep(0.3)
-        yield url, password, relay
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
-        relay.stop()
+        layout = locate()
+    except VoxBentoUnavailable as exc:
+        pytest.skip(f"real VoxBento unavailable: {exc}")
+    with VoxBentoStack(layout, tmp_path_factory.mktemp("vb")) as stack:
+        yield stack.portal_url, stack.admin_password, stack
 
 
 def _event(url: str, password: str, languages=("es",)):

@@ -2,16 +2,15 @@
 
 The bug this guards against: `voxload rehearse smoke` from a clean clone exited 2 ("portal exited with code 3")
 because the relative results folder reached the portal's SQLite URL while the portal ran in another directory.
-Every other test passes absolute paths from the repository root, which hid it.
+Tests that pass absolute paths from the repository root hid it. The three commands checked here are runs shared
+with other tests (tests/conftest.py: the smoke rehearsal, the short auth-mode rehearsal, the db-pool probe), each
+typed from its own temporary directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -20,21 +19,6 @@ from conftest import REPO, TEST_PORTAL_ENV
 from harness.target.embedded import EmbeddedStack
 from harness.refstack.stack import Stack, StackConfig
 
-# A 25 s rehearsal (one booth, a backup, one handover) for the relative-path run.
-SHORT_SCENARIO = REPO / "tests" / "data" / "scenarios" / "short.yaml"
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXLOAD_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
-    return env
-
-
-def _voxload() -> list[str]:
-    # The console script as the README types it; `python -m harness` where the checkout is not pip-installed.
-    script = shutil.which("voxload")
-    return [script] if script else [sys.executable, "-m", "harness"]
-
 
 def _only_run_folder(results: Path) -> Path:
     runs = [p for p in results.iterdir() if p.is_dir()]
@@ -42,14 +26,15 @@ def _only_run_folder(results: Path) -> Path:
     return runs[0]
 
 
-def test_readme_first_command_from_a_clean_directory(tmp_path):
-    """`voxload rehearse smoke`, unchanged, from a directory that is not the checkout."""
-    cwd = tmp_path / "somewhere"
-    cwd.mkdir()
-    done = subprocess.run([*_voxload(), "rehearse", "smoke"], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=400)
+def test_readme_first_command_from_a_clean_directory(smoke_run):
+    """`voxload rehearse smoke`, unchanged, from a directory that is not the checkout (the shared smoke run is that
+    command: tests/conftest.py)."""
+    done, run = smoke_run
+    cwd = run.parent.parent
+    assert REPO not in (cwd, *cwd.parents) and cwd.name == "somewhere"
     assert "did not start" not in done.stderr, done.stderr[-2000:]
     assert "is closed" not in done.stderr  # no probe wrote to a sample stream after the run closed it
-    run = _only_run_folder(cwd / "reports")  # the relative default, resolved against where the command was typed
+    assert run == _only_run_folder(cwd / "reports")  # the relative default, resolved against where the command was typed
     meta = json.loads((run / "run.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     assert meta["status"] == "finished", meta.get("error")
@@ -60,43 +45,34 @@ def test_readme_first_command_from_a_clean_directory(tmp_path):
     assert (run / "report.html").exists()
 
 
-def test_locust_with_relative_locustfile_scenario_and_results_from_another_directory(tmp_path):
-    cwd = tmp_path / "elsewhere"
-    (cwd / "my").mkdir(parents=True)
-    shutil.copy(SHORT_SCENARIO, cwd / "my" / "short.yaml")
-    locustfile = os.path.relpath(REPO / "scenarios" / "conference.py", cwd)
-    assert not Path(locustfile).is_absolute()
-    done = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", locustfile, "--headless", "--only-summary",
-         "--scenario", "my/short.yaml", "--results-dir", "out", "--run-id", "rel"],
-        cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300,
-    )
-    run = cwd / "out" / "rel"
+def test_locust_with_relative_locustfile_scenario_and_results_from_another_directory(short_auth_run_from_elsewhere):
+    """`locust -f ../relative/conference.py --scenario my/short-auth.yaml --results-dir out` (the shared run: conftest.py)."""
+    done, run = short_auth_run_from_elsewhere
+    cwd = run.parent.parent
+    assert REPO not in (cwd, *cwd.parents) and run == cwd / "out" / "rel"
     assert (run / "summary.json").exists(), done.stderr[-3000:]
     meta = json.loads((run / "run.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     assert meta["status"] == "finished"
-    assert meta["scenario"]["source_path"] == str(cwd / "my" / "short.yaml")
+    assert meta["scenario"]["source_path"] == str(cwd / "my" / "short-auth.yaml")
     assert done.returncode == summary["exit_code"]
-    assert summary["scenario"] == "short"
+    assert summary["scenario"] == "short-auth"
     assert summary["counts"]["listener_sessions"] > 0  # users ran against the stack the relative paths started
     assert (run / "stack" / "interpretation.db").exists()
     assert (run / "event.json").exists()
 
 
-def test_probe_db_pool_from_a_clean_directory(tmp_path):
-    cwd = tmp_path / "probe-here"
-    cwd.mkdir()
-    done = subprocess.run(
-        [*_voxload(), "probe", "db-pool", "--levels", "2,4", "--step-s", "1", "--set", "REFSTACK_BCRYPT_ROUNDS=4",
-         "--results-dir", "out", "--run-id", "p"],
-        cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300,
-    )
+def test_probe_db_pool_from_a_clean_directory(small_db_pool_probe):
+    """`voxload probe db-pool ... --results-dir out` typed in a directory that is not the checkout (the shared probe run
+    is that command: tests/conftest.py)."""
+    done, run = small_db_pool_probe
+    cwd = run.parent.parent
+    assert REPO not in (cwd, *cwd.parents) and run == cwd / "out" / "pool2"
     assert done.returncode == 0, done.stderr[-3000:]
-    probe_dir = cwd / "out" / "p" / "probes" / "db-pool"
+    probe_dir = run / "probes" / "db-pool"
     assert (probe_dir / "finding.json").exists(), sorted(p.name for p in probe_dir.iterdir())
     assert (probe_dir / "stack" / "interpretation.db").exists()
-    assert json.loads((cwd / "out" / "p" / "run.json").read_text())["status"] == "finished"
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
 
 
 def test_stack_with_a_relative_data_dir_serves_from_there(tmp_path, monkeypatch):

@@ -57,10 +57,10 @@ def test_malformed_scenario_is_one_line_exit_2(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_auth_mode_rehearsal_uses_tokens_and_passes(tmp_path):
-    result = _locust(tmp_path, str(REPO / "tests" / "data" / "scenarios" / "short-auth.yaml"), "auth")
+def test_auth_mode_rehearsal_uses_tokens_and_passes(short_auth_run_from_elsewhere):
+    result, run = short_auth_run_from_elsewhere  # short-auth.yaml, shared with test_cli_paths (conftest.py)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads((tmp_path / "auth" / "summary.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
     observed = {row["metric"]: row["observed"] for row in summary["slos"]}
     assert observed["listeners_receiving_ratio"] == 1.0  # listeners took the embed-token path (contract 6.5)
     assert observed["http_error_rate"] == 0.0  # the page's 401 on /api/auth/token is a listed outcome, not an error

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from conftest import TEST_PORTAL_ENV
 from harness.clients import (
     AdminClient,
     AuthRejected,
@@ -35,6 +36,7 @@ from harness.clients import (
     PortalHttp,
 )
 from harness.clients.health import healthz
+from harness.refstack.stack import Stack, StackConfig
 from harness.target.voxbento import HEAD_COMMIT, VoxBentoStack, VoxBentoUnavailable, locate, unavailable_reason
 
 # commit -> the date the reference portal plays for it (contract 15).
@@ -237,16 +239,40 @@ def differences(reference: dict[str, Any], real: dict[str, Any]) -> list[str]:
     return lines
 
 
+@pytest.fixture(scope="module")
+def targets(tmp_path_factory):
+    """(reference stack, real VoxBento, access token) per (commit, auth mode), each started once for the module:
+    the phantom check reuses the old commit's open-mode pair instead of starting its own."""
+    started: dict[tuple[str, str], tuple[Stack, VoxBentoStack, str]] = {}
+
+    def get(commit: str, auth_mode: str) -> tuple[Stack, VoxBentoStack, str]:
+        if (commit, auth_mode) not in started:
+            layout = real_voxbento(commit)
+            token = f"access-{secrets.token_hex(8)}" if auth_mode == "token" else ""
+            access = {"BOOTH_ACCESS_TOKEN": token} if token else {}
+            root = tmp_path_factory.mktemp(f"diff-{commit}-{auth_mode}")
+            env = {**TEST_PORTAL_ENV, "REFSTACK_VOXBENTO_DATE": VERSIONS[commit], **access}
+            reference = Stack(StackConfig.ephemeral(with_media=True, portal_env=env, data_dir=root / "reference"))
+            real = VoxBentoStack(layout, root / "voxbento", settings=access)
+            started[(commit, auth_mode)] = (reference, real, token)
+            reference.start()
+            real.start()
+        return started[(commit, auth_mode)]
+
+    try:
+        yield get
+    finally:
+        for reference, real, _ in started.values():
+            real.stop()
+            reference.stop()
+
+
 @pytest.mark.parametrize("auth_mode", ["open", "token"])
 @pytest.mark.parametrize("commit", sorted(VERSIONS, key=lambda c: c != "0c0ddc3"))
-def test_reference_portal_and_real_voxbento_read_back_the_same(commit, auth_mode, stack_factory, tmp_path) -> None:
-    layout = real_voxbento(commit)
-    access = {"BOOTH_ACCESS_TOKEN": f"access-{secrets.token_hex(8)}"} if auth_mode == "token" else {}
-    reference = stack_factory(with_media=True, portal_env={"REFSTACK_VOXBENTO_DATE": VERSIONS[commit], **access})
-    token = access.get("BOOTH_ACCESS_TOKEN", "")
+def test_reference_portal_and_real_voxbento_read_back_the_same(commit, auth_mode, targets) -> None:
+    reference, real, token = targets(commit, auth_mode)
     ours = read_backs(reference.portal_url, reference.media_http_url, reference.admin_password, token)
-    with VoxBentoStack(layout, tmp_path / "voxbento", settings=access) as real:
-        theirs = read_backs(real.portal_url, real.media_url, real.admin_password, token)
+    theirs = read_backs(real.portal_url, real.media_url, real.admin_password, token)
     diff = differences(ours, theirs)
     assert not diff, f"{len(diff)} read-backs differ against VoxBento {commit}:\n" + "\n".join(diff)
     # The comparison covers what it claims: both sides produced every flow.
@@ -278,11 +304,10 @@ def phantom_join(portal_url: str, admin_password: str) -> list[str]:
     return [line.replace(slug, "{slug}").replace(f"{{slug}}-{room}", "{slug}-{room}") for line in seen]
 
 
-def test_a_phantom_booth_on_an_old_target_fails_with_one_line(stack_factory, tmp_path) -> None:
-    reference = stack_factory(portal_env={"REFSTACK_VOXBENTO_DATE": VERSIONS["7cc5f3e"]})
+def test_a_phantom_booth_on_an_old_target_fails_with_one_line(targets) -> None:
+    reference, real, _ = targets("7cc5f3e", "open")
     ours = phantom_join(reference.portal_url, reference.admin_password)
     assert ours[0] == "without event_slug: joined {slug}-{room}-es of event {slug}-{room}"
     assert "\n" not in ours[1] and ours[1].startswith("booth mismatch on ws://{portal-host}/ws/booth/{slug}-{room}-es:"), ours
-    with VoxBentoStack(real_voxbento("7cc5f3e"), tmp_path / "voxbento") as real:
-        theirs = phantom_join(real.portal_url, real.admin_password)
+    theirs = phantom_join(real.portal_url, real.admin_password)
     assert ours == theirs, "\n".join(["reference portal:", *ours, "real VoxBento 7cc5f3e:", *theirs])

@@ -152,8 +152,12 @@ def _db_pool(tmp_path: Path, size: int, overflow: int) -> tuple[dict, Path]:
                  "--set", "REFSTACK_WEBHOOK_LOOP=false", run_id=f"pool{size}")
 
 
-def test_db_pool_of_2_breaks_earlier_than_5_plus_10(tmp_path):
-    small, small_dir = _db_pool(tmp_path, 2, 0)
+def test_db_pool_of_2_breaks_earlier_than_5_plus_10(tmp_path, small_db_pool_probe):
+    done, run = small_db_pool_probe  # the pool of 2: shared with test_report and test_cli_paths (conftest.py)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    small_dir = run / "probes" / "db-pool"
+    small = json.loads((small_dir / "finding.json").read_text())
     large, _ = _db_pool(tmp_path, 5, 10)
     check_format(small, small_dir)
     assert small["configured"] == {"REFSTACK_DB_POOL_SIZE": 2, "REFSTACK_DB_MAX_OVERFLOW": 0, "REFSTACK_DB_POOL_TIMEOUT_S": 0.02}

@@ -170,12 +170,10 @@ def test_saturated_generator_is_a_warning_with_its_period(smoke_run, tmp_path):
     assert "Generator saturated" in (run / "summary.md").read_text()
 
 
-def test_real_db_pool_probe_report_shows_knee_method_and_limit(tmp_path):
-    done = voxload("probe", "db-pool", "--results-dir", str(tmp_path), "--run-id", "pool", "--levels", "2,4,8,16,32", "--step-s", "2",
-                   "--set", "REFSTACK_BCRYPT_ROUNDS=4", "--set", "REFSTACK_DB_POOL_SIZE=2", "--set", "REFSTACK_DB_MAX_OVERFLOW=0",
-                   "--set", "REFSTACK_DB_POOL_TIMEOUT_S=0.1", "--set", "REFSTACK_WEBHOOK_LOOP=false", timeout_s=240)
+def test_real_db_pool_probe_report_shows_knee_method_and_limit(small_db_pool_probe, tmp_path):
+    done, probed = small_db_pool_probe  # a real db-pool probe, shared with test_probes_cli (conftest.py)
     assert done.returncode == 0, done.stderr[-3000:]
-    run = tmp_path / "pool"
+    run = shutil.copytree(probed, tmp_path / "pool")  # the report is written into a private copy
     finding = json.loads((run / "probes" / "db-pool" / "finding.json").read_text())
     done = voxload("report", str(run))
     assert done.returncode == 0, done.stderr
