@@ -43,8 +43,8 @@ def load_timeline(run: RunData, t0: float, bin_s: int) -> pd.DataFrame:
     """Per time bin: HTTP requests/s, p50/p95/p99 ms, failed requests/s, Locust users, listeners receiving audio.
 
     HTTP numbers come from the ``http_req_duration_ms`` / ``http_error_rate`` samples rather than Locust's
-    history: its Aggregated row also counts the WS and per-second MEDIA pseudo-requests, and its percentiles
-    are cumulative since the start, not per window.
+    history: its Aggregated row also counts WebSocket messages and handovers, and its percentiles are cumulative
+    since the start, not per window (media figures have their own tab, ``rehearsal/media_view.py``).
     """
     parts = []
     http = metric(run, "http_req_duration_ms")
