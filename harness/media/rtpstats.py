@@ -180,12 +180,7 @@ class RtpStreamStats:
                 delta = 0
             if not 0 < delta < MAX_DROPOUT:
                 # Not the next packet of the stream: on_packet's other branches, on the object's state.
-                self._max_ext_seq, self._cycles, self._last_arrival_s = max_ext_seq, cycles, last_arrival_s
-                self._transit, self._jitter_ts = previous_transit, jitter_ts
-                self._i_packets += packets
-                self.packets_total += packets
-                self._i_gaps += gaps
-                self._i_gap_max, self._i_max_interarrival_ms = gap_max, max_interarrival_ms
+                self._store_run(max_ext_seq, cycles, last_arrival_s, previous_transit, jitter_ts, packets, gaps, gap_max, max_interarrival_ms)
                 packets = gaps = 0
                 self.on_packet(ssrc, seq, timestamp, arrival_s)
                 stream_ssrc, max_ext_seq, cycles = self._ssrc, self._max_ext_seq, self._cycles
@@ -214,13 +209,18 @@ class RtpStreamStats:
                 if d < (1 << 31):
                     jitter_ts += (d - jitter_ts) / 16.0
             previous_transit = transit
+        self._store_run(max_ext_seq, cycles, last_arrival_s, previous_transit, jitter_ts, packets, gaps, gap_max, max_interarrival_ms)
+        return payloads, kept_arrivals_ns, malformed
+
+    def _store_run(self, max_ext_seq: int, cycles: int, last_arrival_s: float | None, transit: float | None,
+                   jitter_ts: float, packets: int, gaps: int, gap_max: int, max_interarrival_ms: float) -> None:
+        """Write back what ``on_datagrams`` kept in locals for a run of in-order packets (once per run, not per packet)."""
         self._max_ext_seq, self._cycles, self._last_arrival_s = max_ext_seq, cycles, last_arrival_s
-        self._transit, self._jitter_ts = previous_transit, jitter_ts
+        self._transit, self._jitter_ts = transit, jitter_ts
         self._i_packets += packets
         self.packets_total += packets
         self._i_gaps += gaps
         self._i_gap_max, self._i_max_interarrival_ms = gap_max, max_interarrival_ms
-        return payloads, kept_arrivals_ns, malformed
 
     def _restart(self, ssrc: int, seq: int, counted: bool) -> None:
         if counted:
