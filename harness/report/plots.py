@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..results.health import HUB_LAG_SATURATED_MS
+from ..results.health import HUB_LATE_MS_PER_S_SATURATED, hub_late_ms_per_second
 from ..results.finding_schema import PlotKind
 from .findings import DataSeries, Finding
 from .health import GeneratorHealthView
@@ -217,9 +217,11 @@ def generator(engine_seconds: pd.DataFrame, hub_lag: pd.DataFrame, health: Gener
         cpu_ax.plot(rows["t"] - t0, rows["cpu_pct"], lw=1, label=f"engine {engine}")
         lag_ax.plot(rows["t"] - t0, rows["loop_lag_p95_ms"], lw=1, label=f"engine {engine} loop lag p95")
     if not hub_lag.empty:
-        per_second = hub_lag["value"].groupby((hub_lag["t"] - t0) // 1).quantile(0.95)
-        lag_ax.plot(per_second.index, per_second.to_numpy(), lw=1, label="Locust hub lag p95")
-        lag_ax.axhline(HUB_LAG_SATURATED_MS, color="purple", ls=":", lw=1)
+        processes = hub_lag["process"].fillna("") if "process" in hub_lag else [""] * len(hub_lag)
+        late = hub_late_ms_per_second(zip(processes, hub_lag["t"], hub_lag["value"]))
+        per_second = pd.Series(list(late.values()), index=[second - t0 for _, second in late]).groupby(level=0).max().sort_index()
+        lag_ax.plot(per_second.index, per_second.to_numpy(), lw=1, label="Locust hub: ms late per second")
+        lag_ax.axhline(HUB_LATE_MS_PER_S_SATURATED, color="purple", ls=":", lw=1)
     cpu_ax.axhline(ENGINE_CPU_LIMIT_PCT, color="crimson", ls="--", lw=1)
     lag_ax.axhline(ENGINE_LAG_P95_LIMIT_MS, color="crimson", ls="--", lw=1)
     cpu_ax.set_ylabel("engine CPU (% of one core)")
@@ -233,7 +235,7 @@ def generator(engine_seconds: pd.DataFrame, hub_lag: pd.DataFrame, health: Gener
     fig.suptitle("Generator health")
     fig.tight_layout()
     caption = (f"Media engine CPU and loop lag (limits {ENGINE_CPU_LIMIT_PCT:g} % and {ENGINE_LAG_P95_LIMIT_MS:g} ms, dashed) and the Locust "
-               f"hub lag (limit {HUB_LAG_SATURATED_MS:g} ms, dotted). Red bands: saturated seconds.")
+               f"hub's late milliseconds per second (limit {HUB_LATE_MS_PER_S_SATURATED:g} ms, dotted). Red bands: saturated seconds.")
     return Plot("generator", "Generator health", caption, fig)
 
 
