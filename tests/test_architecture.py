@@ -24,9 +24,9 @@ HOUSE_MAY_IMPORT: dict[str, set[str]] = {
     "scenario": {"errors", "contract", "results", "inputs"},
     "inputs": {"errors", "results"},
     "clients": {"errors", "contract", "rtc"},
-    "media": {"errors", "rtc", "results"},
+    "media": {"errors", "waiting", "rtc", "results"},
     "browser": {"errors", "rtc", "media", "results"},
-    "target": {"errors", "contract", "clients", "refstack"},  # the only way into the reference target: its child process and `stack up`
+    "target": {"errors", "waiting", "contract", "clients", "refstack"},  # the only way into the reference target: its child process and `stack up`
     "probes": {"errors", "waiting", "inputs", "contract", "rtc", "clients", "media", "results", "scenario", "target"},
     "rehearsal": {"errors", "waiting", "inputs", "contract", "rtc", "clients", "media", "browser", "results", "scenario",
                   "target", "report"},

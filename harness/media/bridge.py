@@ -35,6 +35,7 @@ from pathlib import Path
 from ..results.layout import MEDIA_PREFIX, media_file_name, media_log_name
 from . import rpc
 from .errors import EngineCrashed, EngineProtocolError, EngineStartError, EngineTimeout, MediaError, UnknownHandle, error_from_wire
+from ..waiting import WaitTimeout, poll_until
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class EngineProcess:
                                          start_new_session=True)
 
     def connect(self, deadline_s: float) -> None:
-        while True:
+        def connected() -> socket.socket | None:
             code = self.proc.poll()
             if code is not None:
                 raise EngineStartError(f"media engine {self.name} exited with code {code} during startup: {self._log_tail()}")
@@ -113,12 +114,13 @@ class EngineProcess:
                 sock.connect(self.socket_path)
             except OSError:
                 sock.close()
-                if time.monotonic() > deadline_s:
-                    raise EngineStartError(f"media engine {self.name} did not open {self.socket_path} in time: {self._log_tail()}") from None
-                time.sleep(0.05)
-                continue
-            self._sock = sock
-            break
+                return None
+            return sock
+
+        try:
+            self._sock = poll_until(connected, max(0.0, deadline_s - time.monotonic()), 0.05, what=f"media engine {self.name}'s socket")
+        except WaitTimeout:
+            raise EngineStartError(f"media engine {self.name} did not open {self.socket_path} in time: {self._log_tail()}") from None
         self._reader = threading.Thread(target=self._read_loop, name=f"media-bridge-{self.name}", daemon=True)
         self._reader.start()
 

@@ -380,11 +380,11 @@ class MasterHub:
     def wait_for_workers(self, timeout_s: float = DONE_TIMEOUT_S) -> None:
         if self._monitor.dead:
             return  # already waited
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if all(info.settled for info in self.workers.values()):
-                break
-            gevent.sleep(0.2)
+        try:
+            poll_until(lambda: all(info.settled for info in self.workers.values()), timeout_s, 0.2,
+                       what="every worker's goodbye", sleep_s=gevent.sleep)
+        except WaitTimeout:
+            pass  # those that did not settle are marked lost below
         for info in self.workers.values():
             if not info.settled:
                 info.mark_lost()  # never said goodbye: its last second may be missing

@@ -28,6 +28,7 @@ from pathlib import Path
 from ..contract import routes
 from ..refstack.stack import LOOPBACK, Stack, StackConfig, StackError, _http_ok, free_port
 from ..errors import VoxloadError
+from ..waiting import WaitTimeout, poll_until
 
 log = logging.getLogger(__name__)
 
@@ -318,19 +319,20 @@ class VoxBentoStack:
         return proc
 
     def _wait(self, name: str, proc_of, port: int, path: str) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
+        def answered() -> bool:
             if self._stopping.is_set() and self._supervisor is not None:
                 raise VoxBentoError(f"{name}: stopped while starting")  # Ctrl-C during a supervised restart
             proc = proc_of()
             if proc is None or proc.poll() is not None:
                 code = None if proc is None else proc.returncode
                 raise VoxBentoError(f"{name} exited with code {code} during startup: {self._log_tail(name)}")
-            if _http_ok(self.host, port, path):
-                return
-            time.sleep(0.05)
-        raise VoxBentoError(f"{name} did not answer http://{self.host}:{port}{path} within {self.startup_timeout_s:.0f} s "
-                            f"(log in {self.data_dir / (name + '.log')})")
+            return _http_ok(self.host, port, path)
+
+        try:
+            poll_until(answered, self.startup_timeout_s, 0.05, what=f"{name} answering {path}")
+        except WaitTimeout:
+            raise VoxBentoError(f"{name} did not answer http://{self.host}:{port}{path} within {self.startup_timeout_s:.0f} s "
+                                f"(log in {self.data_dir / (name + '.log')})") from None
 
     def _wait_portal(self) -> None:
         self._wait("portal", lambda: self.portal_proc, self.portal_port, routes.HEALTHZ.path())
