@@ -25,7 +25,7 @@ HOUSE_MAY_IMPORT: dict[str, set[str]] = {
     "inputs": {"errors", "results"},
     "clients": {"errors", "contract", "rtc"},
     "media": {"errors", "waiting", "rtc", "results"},
-    "browser": {"errors", "rtc", "media", "results"},
+    "browser": {"errors", "contract", "rtc", "media", "results"},
     "target": {"errors", "waiting", "contract", "clients", "refstack"},  # the only way into the reference target: its child process and `stack up`
     "probes": {"errors", "waiting", "inputs", "contract", "rtc", "clients", "media", "results", "scenario", "target"},
     "rehearsal": {"errors", "waiting", "inputs", "contract", "rtc", "clients", "media", "browser", "results", "scenario",

@@ -43,7 +43,7 @@ from ..media.schedule import BoothSchedules, PublisherSchedule
 from . import chromium
 from ..results.browser_files import JsonLines, canary_file
 from .pageaudio import EarMarkers, InboundDeltas
-from .pagelog import PageLog
+from .pagelog import PageLog, loggable_url
 
 logger = logging.getLogger("voxload.canary")
 
@@ -104,14 +104,6 @@ def _netloc(url: str) -> str:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-_INVITE_PATH = re.compile(r"/join/[^/?#]+")
-
-
-def _no_query(url: str) -> str:
-    """A URL fit for logs and files: no query (join codes, tokens) and no invite token in the path."""
-    return _INVITE_PATH.sub("/join/<invite>", url.split("?", 1)[0])
 
 
 class ProcessTreeMeter:
@@ -265,7 +257,7 @@ class Canary:
                 route.continue_()
             else:
                 # No traffic leaves the machine (CDNs, fonts): refused, and recorded as the canary's doing.
-                self.pagelog.blocked(_no_query(url))
+                self.pagelog.blocked(loggable_url(url))
                 route.abort("blockedbyclient")
 
         context.route("**/*", gate)
@@ -282,7 +274,7 @@ class Canary:
             page.goto(_origin(config.whep_url) + BLANK_PATH)
             self._play_with_canary_player(page, config.whep_url, "no listener page given")
         else:
-            self._set_state(CanaryState.LOADING, _no_query(config.listener_url))
+            self._set_state(CanaryState.LOADING, loggable_url(config.listener_url))
             page.goto(config.listener_url)
             self._join(page)
             self._select(page)
@@ -298,7 +290,7 @@ class Canary:
         with page.expect_navigation():
             code_input.first.press("Enter")
         if page.locator("input[name=code]").count():
-            raise CanaryError(f"the listener page refused the join code ({_no_query(page.url)})")
+            raise CanaryError(f"the listener page refused the join code ({loggable_url(page.url)})")
 
     def _select(self, page) -> None:
         config = self.config
@@ -307,7 +299,7 @@ class Canary:
         try:
             room_select.wait_for(state="attached", timeout=config.select_timeout_s * 1000)
         except Exception:
-            raise CanaryError(f"the listener page at {_no_query(page.url)} has no room select (#room-select)") from None
+            raise CanaryError(f"the listener page at {loggable_url(page.url)} has no room select (#room-select)") from None
         # force: pages restyle their selects (VoxBento's brutal-select hides the native one behind its own widget,
         # which sets the native value and fires "change"); the native select gets the same events either way.
         room_select.select_option(label=config.room_name, force=True)
@@ -352,9 +344,9 @@ class Canary:
         try:
             status = page.evaluate(PLAYER_JS, whep_url)
         except PlaywrightError as exc:
-            raise CanaryError(f"WHEP POST to {_no_query(whep_url)} failed in the page: {str(exc).splitlines()[0][:200]}") from None
+            raise CanaryError(f"WHEP POST to {loggable_url(whep_url)} failed in the page: {str(exc).splitlines()[0][:200]}") from None
         if status not in (200, 201):
-            self.event("error", error=f"WHEP POST {_no_query(whep_url)} answered {status}")
+            self.event("error", error=f"WHEP POST {loggable_url(whep_url)} answered {status}")
 
     def _measure_loop(self, page) -> None:
         while not self.stop_requested:
@@ -376,7 +368,7 @@ class Canary:
         interval = self.inbound.take(drained["stats"])
         latencies = self.markers.push(drained["chunks"])
         for post in drained["signalling"]:
-            post["url"] = _no_query(post.get("url") or "")
+            post["url"] = loggable_url(post.get("url") or "")
             (self.whep_posts if post["kind"] == "whep" else self.whip_posts).append(post)
             self.event(f"{post['kind']}_post", status=post.get("status"), error=post.get("error"), url=post["url"],
                        at_epoch_s=round(post["t_epoch_ms"] / 1000.0, 3), offer_candidates=post.get("offer_candidates"))
@@ -430,11 +422,11 @@ class InterpreterFlow:
     def run(self, page) -> None:
         canary, config = self.canary, self.canary.config
         canary.page_start_epoch_s = time.time()
-        canary._set_state(CanaryState.LOADING, _no_query(config.invite_url or ""))
+        canary._set_state(CanaryState.LOADING, loggable_url(config.invite_url or ""))
         if not config.invite_url:
             raise CanaryError("the interpreter canary needs an invite URL")
         page.goto(config.invite_url)
-        canary._set_state(CanaryState.JOINING, _no_query(page.url))
+        canary._set_state(CanaryState.JOINING, loggable_url(page.url))
         enter = page.get_by_role("link", name=self.ENTER_BOOTH)
         if enter.count():
             with page.expect_navigation():
@@ -442,7 +434,7 @@ class InterpreterFlow:
         go_live = page.get_by_role("button", name=config.go_live_label)
         if go_live.count():
             go_live.first.click()
-        canary._set_state(CanaryState.WAITING_AUDIO, f"booth page {_no_query(page.url)}: waiting for it to publish")
+        canary._set_state(CanaryState.WAITING_AUDIO, f"booth page {loggable_url(page.url)}: waiting for it to publish")
         while not canary.stop_requested:
             canary.wait(TICK_S, page)
             sent = canary.tick(page).get("packets_sent", 0)

@@ -15,6 +15,8 @@ import re
 import time
 from collections.abc import Iterable
 
+from ..contract import routes
+
 
 class PageProblem(enum.Enum):
     CONSOLE_ERROR = "console_error"
@@ -33,6 +35,15 @@ _VOLATILE = re.compile(r"\b\d{4,}\b|[0-9a-f]{8}-[0-9a-f-]{27,}")
 
 def _key_text(text: str) -> str:
     return _VOLATILE.sub("N", text.strip().splitlines()[0] if text.strip() else "")[:300]
+
+
+# Invite tokens travel in the path (contract 2): logs and files show the route with a placeholder instead.
+_INVITE_PATH = re.compile(routes.JOIN.regex())
+
+
+def loggable_url(url: str) -> str:
+    """A URL fit for logs and files: no query (join codes, tokens, cache busters) and no invite token in the path."""
+    return _INVITE_PATH.sub(routes.JOIN.path(token="<invite>"), url.split("?", 1)[0])
 
 
 class PageLog:
@@ -54,7 +65,7 @@ class PageLog:
     def record(self, kind: PageProblem, text: str, url: str | None = None) -> None:
         self.counts[kind] += 1
         # No query strings: they carry join codes, tokens and cache busters.
-        url = re.sub(r"/join/[^/?#]+", "/join/<invite>", url.removeprefix("at ").split("?", 1)[0]) if url else None
+        url = loggable_url(url.removeprefix("at ")) if url else None
         self._sink({"canary": self.canary, "kind": kind.value, "text": text[:2000], "url": url, "t_epoch_s": round(time.time(), 3)})
 
     def _on_console(self, message) -> None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from ..contract import routes
 from ..errors import VoxloadError
 from ..results.slo import METRICS
 from ..results.browser_files import browser_dir
@@ -124,7 +125,7 @@ class RehearsalCanaries:
             config.update(listener_url=f"{host.rstrip('/')}/listener/{event.slug}", join_code=event.join_code)
         else:
             invite = booth.invites[-1] if booth.invites else None  # a spare: the synthetic interpreters take the first ones
-            config.update(invite_url=f"{host.rstrip('/')}/join/{invite}" if invite else None,
+            config.update(invite_url=f"{host.rstrip('/')}{routes.JOIN.path(token=invite)}" if invite else None,
                           audio_wav=str(write_mic_wav(browser_dir(self.fleet.run_path) / "mic.wav")))
         return config
 

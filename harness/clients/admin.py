@@ -21,7 +21,7 @@ from ..contract.credentials import INVITE_TOKEN_HEX, JOIN_CODE_PATTERN
 from .cookies import ADMIN_COOKIE, jar_value
 from .errors import AuthRejected, MalformedResponse, ReadBackError
 from .html import Document, Element, parse
-from .http import PortalHttp
+from .http import HTML_ACCEPT, PortalHttp
 from .identifiers import recognise_room_scoped
 from .interpreter import BOOTH_PAGE_HREF
 
@@ -37,8 +37,6 @@ INVITE_LINK = re.compile(routes.JOIN.regex({"token": INVITE_TOKEN_HEX}) + r"\b")
 # App. B / 4.1 join code: `<span class="join-code">{CODE}</span>`.
 JOIN_CODE = re.compile(rf"^{JOIN_CODE_PATTERN}$")
 JOIN_CODE_CLASS = "join-code"
-# Browsers ask for HTML; contract 3.2: the admin guards then answer 403 with an HTML page instead of JSON.
-HTML_ACCEPT = {"Accept": "text/html,application/xhtml+xml"}
 
 
 @dataclasses.dataclass(frozen=True)

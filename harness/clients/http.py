@@ -39,6 +39,9 @@ from .reporting import ReportFn, report_round_trip
 DEFAULT_TIMEOUT_S = 10.0
 # Contract 1.1: uvicorn trusts X-Forwarded-For from 127.0.0.1, so loopback clients can pick their apparent IP.
 FORWARDED_FOR_HEADER = "X-Forwarded-For"
+# Form posts and page reads ask for HTML as browsers do; contract 3.2: the admin guards then answer 403 with an HTML
+# page instead of JSON.
+HTML_ACCEPT = {"Accept": "text/html,application/xhtml+xml"}
 
 
 def _detail(response: requests.Response) -> str:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import enum
 
 from ..contract import routes
-from .http import PortalHttp
-
-HTML_ACCEPT = {"Accept": "text/html,application/xhtml+xml"}
+from .http import HTML_ACCEPT, PortalHttp
 
 
 class LoginOutcome(enum.Enum):
