@@ -104,6 +104,12 @@ class DbPoolProbe(Probe):
         writes = [s for s in steps if s["kind"] == WRITE]
         knee = kneedle([s["level"] for s in reads], [s["p95_ms"] if s["p95_ms"] is not None else math.nan for s in reads],
                        CurveShape.CONVEX_INCREASING)
+        knee_column = "p95_ms"
+        if knee is None:
+            # A portal that is CPU-bound from the first steps queues at once: its latency grows in proportion to the
+            # concurrency (Little's law), a straight line without a knee, while its throughput stops growing.
+            knee = kneedle([s["level"] for s in reads], [s["throughput_per_s"] for s in reads], CurveShape.CONCAVE_INCREASING)
+            knee_column = "throughput_per_s"
         failing = [s for s in steps if s["error_pct"] >= FAILURE_PCT]
         first_fail = min(failing, key=lambda s: s["level"]) if failing else None
         served = [s["level"] for s in reads if first_fail is None or s["level"] < first_fail["level"]]
@@ -119,11 +125,15 @@ class DbPoolProbe(Probe):
                     f"5xx {s['errors_5xx'] + w['errors_5xx']}, timeouts {s['timeouts'] + w['timeouts']}"
                     for s, w in zip(reads, writes)]
         parts = [f"DB-bound requests were ramped over {', '.join(map(str, levels))} concurrent loops{pool}."]
-        if knee is not None:
+        if knee is not None and knee_column == "p95_ms":
             parts.append(f"Read latency bends upward at {knee.x:.0f} concurrent requests (p95 {knee.y:.0f} ms there): "
                          f"beyond it each added listener poll waits longer for a connection.")
+        elif knee is not None:
+            parts.append(f"Read latency grew in proportion to concurrency from the start (queueing, no bend), and read "
+                         f"throughput stopped growing at {knee.x:.0f} concurrent requests ({knee.y:.0f} reads/s there): "
+                         f"beyond it added polls only wait longer.")
         else:
-            parts.append("Read latency showed no knee over this ramp.")
+            parts.append("Neither read latency nor read throughput showed a knee over this ramp.")
         if first_fail is not None:
             fails = [s for s in steps if s["level"] == first_fail["level"]]
             parts.append(f"Requests started failing at {first_fail['level']} concurrent requests "
@@ -138,8 +148,9 @@ class DbPoolProbe(Probe):
             limit=Limit("concurrent DB-bound requests served before failures began", limit_value, "requests"),
             configured=configured,
             method=(f"first failing step: the lowest concurrency where >= {FAILURE_PCT:g} % of requests got a 5xx or timed out "
-                    f"(the limit is the step below it); latency knee: {METHOD_NAME} on p95 read latency vs concurrency"),
-            knee=KneePoint(knee.x, knee.y, "level", "p95_ms") if knee is not None else None,
+                    f"(the limit is the step below it); latency knee: {METHOD_NAME} on p95 read latency vs concurrency, "
+                    f"or, where latency has none (a straight queueing line), on read throughput vs concurrency"),
+            knee=KneePoint(knee.x, knee.y, "level", knee_column) if knee is not None else None,
             symptom="rising poll latency, then bare 500s (pool timeout or database is locked); /healthz stays 200",
             trigger=f"GET /listener/{slug}/rooms/[id]/audio-delay and POST /api/events/{slug}/booths at rising concurrency",
             evidence=evidence,
