@@ -170,7 +170,7 @@ def test_workers_probe_finds_the_cap_of_ten(voxbento, tmp_path):
 
 
 def test_db_pool_probe_finds_a_knee(voxbento, tmp_path):
-    done = voxload(tmp_path, "probe", "db-pool", "--host", voxbento.portal_url, "--levels", "2,8,24,48", "--step-s", "3",
+    done = voxload(tmp_path, "probe", "db-pool", "--host", voxbento.portal_url, "--levels", "1,8,24,48", "--step-s", "3",
                    "--run-id", "dbpool", env=operator_env(voxbento))
     assert done.returncode == ExitCode.OK, explain(done)
     f = finding(tmp_path, "dbpool", "db-pool")
