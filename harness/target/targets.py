@@ -20,6 +20,7 @@ from pathlib import Path
 from ..clients.errors import ClientError, TransportError
 from ..clients.health import healthz
 from ..errors import VoxloadError
+from ..waiting import WaitTimeout, poll_until
 from . import embedded
 from ..clients.http import PortalHttp
 from ..clients.media_api import MediaControlApi
@@ -38,19 +39,31 @@ class RestartUnavailable(TargetError):
     """A restart drill was asked of a remote target without the matching ``--*restart-cmd``."""
 
 
+def _wait_answering(ask, what: str, timeout_s: float, poll_s: float) -> float:
+    """Seconds until `ask()` stopped raising ClientError; TargetError naming `what` and the last error after `timeout_s`."""
+    last: list[ClientError] = []
+
+    def answered() -> bool:
+        try:
+            ask()
+            return True
+        except ClientError as exc:
+            last[:] = [exc]
+            return False
+
+    t0 = time.monotonic()
+    try:
+        poll_until(answered, timeout_s, poll_s, what=what)
+    except WaitTimeout:
+        raise TargetError(f"{what} within {timeout_s:.0f} s: {last[0] if last else 'no answer'}") from None
+    return time.monotonic() - t0
+
+
 def wait_media_api(api_url: str, timeout_s: float, poll_s: float = 0.1) -> float:
     """Seconds until the media server's Control API listed its paths again (contract 12.2); TargetError after `timeout_s`."""
     api = MediaControlApi.for_url(api_url, timeout_s=2.0)
-    t0 = time.monotonic()
     try:
-        while True:
-            try:
-                api.paths()
-                return time.monotonic() - t0
-            except ClientError as exc:
-                if time.monotonic() - t0 > timeout_s:
-                    raise TargetError(f"media Control API {api_url} not back within {timeout_s:.0f} s: {exc}") from None
-            time.sleep(poll_s)
+        return _wait_answering(api.paths, f"media Control API {api_url} not back", timeout_s, poll_s)
     finally:
         api.close()
 
@@ -58,16 +71,8 @@ def wait_media_api(api_url: str, timeout_s: float, poll_s: float = 0.1) -> float
 def wait_healthy(portal_url: str, timeout_s: float, poll_s: float = 0.1) -> float:
     """Seconds until `/healthz` answered 200; TargetError after `timeout_s`."""
     http = PortalHttp.for_url(portal_url, timeout_s=2.0)
-    t0 = time.monotonic()
     try:
-        while True:
-            try:
-                healthz(http)
-                return time.monotonic() - t0
-            except ClientError as exc:
-                if time.monotonic() - t0 > timeout_s:
-                    raise TargetError(f"{portal_url} not healthy within {timeout_s:.0f} s: {exc}") from None
-            time.sleep(poll_s)
+        return _wait_answering(lambda: healthz(http), f"{portal_url} not healthy", timeout_s, poll_s)
     finally:
         http.close()
 
